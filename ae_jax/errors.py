@@ -2,4 +2,4 @@
 
 
 class ConfigError(ValueError):
-  """Raised before any training; the CLI prints `error: <message>` and exits with status 2."""
+    """Raised before any training; the CLI prints `error: <message>` and exits with status 2."""

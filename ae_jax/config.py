@@ -1,0 +1,289 @@
+"""The base config every config file starts from, its validation, and the sweep grammar."""
+
+import itertools
+import math
+from typing import Any, Iterable, Sequence
+
+import ml_collections
+
+from ae_jax.errors import ConfigError
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "gelu", "elu", "softplus", "leaky_relu")
+CODE_ACTIVATIONS = ("",) + ACTIVATIONS
+OUTPUTS = ("linear", "sigmoid")
+MODEL_KINDS = ("mlp", "conv")
+OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
+NOISE_KINDS = ("none", "gaussian", "mask", "salt_pepper")
+SPARSITY_KINDS = ("none", "l1", "kl", "topk")
+MANIFOLD_KINDS = ("linear", "sphere", "swiss_roll")
+SCALES = ("none", "minmax", "standardize")
+WANDB_MODES = ("offline", "online", "disabled")
+
+# Keys that never change array shapes or code paths: they become traced per-member arrays,
+# so sweep members differing only in these share one compiled program.
+TRACED_KEYS = (
+    "seed",
+    "train.learning_rate",
+    "train.weight_decay",
+    "noise.level",
+    "sparsity.weight",
+    "sparsity.target",
+    "sparsity.aux_weight",
+    "contractive.weight",
+    "vae.beta",
+)
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every key a config may set, at its default; the blocks that are off do nothing."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.name = ""  # sweep name; defaults to the config file's stem
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "digits"  # digits | manifold | npz:PATH | any TFDS catalog name
+    c.data.test_fraction = 0.25  # digits: 1347 train / 450 test
+    c.data.split_seed = 0
+    c.data.n_train = 0  # 0 = all; k > 0 keeps the first k training examples
+    c.data.scale = "none"  # none | minmax | standardize (fitted on train)
+    c.data.tfds_dir = ""  # data_dir of a prepared TFDS dataset
+    c.data.manifold = ml_collections.ConfigDict()
+    c.data.manifold.kind = "sphere"  # linear | sphere | swiss_roll
+    c.data.manifold.intrinsic_dim = 4
+    c.data.manifold.ambient_dim = 32
+    c.data.manifold.n_train = 2000
+    c.data.manifold.n_test = 500
+    c.data.manifold.noise = 0.0
+
+    c.model = ml_collections.ConfigDict()
+    c.model.kind = "mlp"  # mlp | conv
+    c.model.code_size = 32
+    c.model.depth = 0
+    c.model.width = 256
+    c.model.activation = "relu"
+    c.model.code_activation = ""  # "" = same as activation
+    c.model.output = "linear"  # linear (squared error) | sigmoid (Bernoulli cross-entropy)
+    c.model.channels = (16, 32)
+    c.model.kernel_size = 3
+
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 2000
+    c.train.batch_size = 128
+    c.train.learning_rate = 1e-3
+    c.train.optimizer = "adam"
+    c.train.weight_decay = 0.0  # L2 penalty lambda * sum ||W||^2 added to the loss
+    c.train.log_every = 100
+
+    c.noise = ml_collections.ConfigDict()
+    c.noise.kind = "none"
+    c.noise.level = 0.0
+
+    c.sparsity = ml_collections.ConfigDict()
+    c.sparsity.kind = "none"
+    c.sparsity.weight = 0.0
+    c.sparsity.target = 0.05
+    c.sparsity.k = 0
+    c.sparsity.aux_k = 0  # top-k: dead-unit auxiliary loss over this many dead units (0 = off)
+    c.sparsity.aux_weight = 1.0 / 32
+
+    c.contractive = ml_collections.ConfigDict()
+    c.contractive.weight = 0.0
+
+    c.vae = ml_collections.ConfigDict()
+    c.vae.enabled = False
+    c.vae.beta = 1.0
+    c.vae.active_threshold = 0.01
+
+    c.diagnostics = ml_collections.ConfigDict()
+    c.diagnostics.noise_std = 0.1
+    c.diagnostics.jac_points = 100
+    c.diagnostics.ood_samples = 1000
+    c.diagnostics.attractor_points = 100
+    c.diagnostics.attractor_iters = 100
+    c.diagnostics.attractor_radius = 0.25  # fraction of the starting perturbation's norm
+    c.diagnostics.probe = True
+
+    c.wandb = ml_collections.ConfigDict()
+    c.wandb.mode = "offline"
+    c.wandb.project = "ae_jax"
+    c.wandb.entity = ""
+    c.wandb.images = True
+    return c
+
+
+# ----------------------------------------------------------------------------- sweep grammar
+
+Overrides = dict[str, Any]
+
+
+def sweep(key: str, values: Iterable[Any]) -> list[Overrides]:
+    """One axis: `sweep("model.code_size", [8, 16])` -> [{key: 8}, {key: 16}]."""
+    return [{key: v} for v in values]
+
+
+def product(*axes: Sequence[Overrides]) -> list[Overrides]:
+    """Every combination of the axes, the last varying fastest."""
+    return [_merge(combo) for combo in itertools.product(*axes)]
+
+
+def zipped(*axes: Sequence[Overrides]) -> list[Overrides]:
+    """Axes taken in lock-step; they must have equal lengths."""
+    lengths = {len(a) for a in axes}
+    if len(lengths) > 1:
+        raise ConfigError(f"sweep: zipped axes have different lengths {sorted(lengths)}")
+    return [_merge(combo) for combo in zip(*axes)]
+
+
+def _merge(parts: Iterable[Overrides]) -> Overrides:
+    out: Overrides = {}
+    for p in parts:
+        out.update(p)
+    return out
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Overrides) -> ml_collections.ConfigDict:
+    """A copy of `config` with flat `a.b.c` keys set; an unknown key is a ConfigError."""
+    c = ml_collections.ConfigDict(config.to_dict())
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = c
+        for p in parents:
+            if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
+                raise ConfigError(f"sweep override '{key}': no such config key")
+            node = node[p]
+        if leaf not in node:
+            raise ConfigError(f"sweep override '{key}': no such config key")
+        old = node[leaf]
+        if isinstance(old, tuple) and isinstance(value, list):
+            value = tuple(value)
+        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        try:
+            node[leaf] = value
+        except TypeError as e:
+            raise ConfigError(f"sweep override '{key}': {value!r} has the wrong type ({e})") from None
+    return c
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config.{key}: {message}")
+
+
+def _int(c, key, lo, hi=None):
+    v = _get(c, key)
+    _check(isinstance(v, int) and not isinstance(v, bool), key, f"must be an integer, got {v!r}")
+    _check(v >= lo and (hi is None or v <= hi), key,
+           f"must be in [{lo}, {'inf' if hi is None else hi}], got {v}")
+
+
+def _float(c, key, lo, hi=None, lo_open=False):
+    v = _get(c, key)
+    _check(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), key,
+           f"must be a finite number, got {v!r}")
+    bad_lo = v <= lo if lo_open else v < lo
+    _check(not bad_lo and (hi is None or v <= hi), key,
+           f"must be in {'(' if lo_open else '['}{lo}, {'inf' if hi is None else hi}], got {v}")
+
+
+def _choice(c, key, allowed):
+    v = _get(c, key)
+    _check(v in allowed, key, f"must be one of {', '.join(repr(a) for a in allowed)}, got {v!r}")
+
+
+def _get(c, key):
+    node = c
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def validate(c: ml_collections.ConfigDict) -> None:
+    """Every value in range, every name known; raises ConfigError naming the key."""
+    _int(c, "seed", 0, 2**31 - 1)
+    _float(c, "data.test_fraction", 0.0, 1.0, lo_open=True)
+    _check(c.data.test_fraction < 1.0, "data.test_fraction", "must be below 1")
+    _int(c, "data.split_seed", 0)
+    _int(c, "data.n_train", 0)
+    _choice(c, "data.scale", SCALES)
+    _check(isinstance(c.data.name, str) and c.data.name != "", "data.name", "must be a non-empty string")
+    _choice(c, "data.manifold.kind", MANIFOLD_KINDS)
+    _int(c, "data.manifold.intrinsic_dim", 1)
+    _int(c, "data.manifold.ambient_dim", 1)
+    _check(c.data.manifold.ambient_dim >= c.data.manifold.intrinsic_dim + (c.data.manifold.kind != "linear"),
+           "data.manifold.ambient_dim", "must exceed intrinsic_dim (curved kinds need one more)")
+    _int(c, "data.manifold.n_train", 2)
+    _int(c, "data.manifold.n_test", 1)
+    _float(c, "data.manifold.noise", 0.0)
+
+    _choice(c, "model.kind", MODEL_KINDS)
+    _int(c, "model.code_size", 1, 1 << 16)
+    _int(c, "model.depth", 0, 64)
+    _int(c, "model.width", 1, 1 << 16)
+    _choice(c, "model.activation", ACTIVATIONS)
+    _choice(c, "model.code_activation", CODE_ACTIVATIONS)
+    _choice(c, "model.output", OUTPUTS)
+    _check(isinstance(c.model.channels, tuple) and len(c.model.channels) >= 1
+           and all(isinstance(ch, int) and ch >= 1 for ch in c.model.channels),
+           "model.channels", f"must be a non-empty tuple of positive integers, got {c.model.channels!r}")
+    _int(c, "model.kernel_size", 1, 15)
+
+    _int(c, "train.steps", 1)
+    _int(c, "train.batch_size", 1)
+    _float(c, "train.learning_rate", 0.0, lo_open=True)
+    _choice(c, "train.optimizer", OPTIMIZERS)
+    _float(c, "train.weight_decay", 0.0)
+    _int(c, "train.log_every", 1)
+
+    _choice(c, "noise.kind", NOISE_KINDS)
+    _float(c, "noise.level", 0.0)
+    if c.noise.kind in ("mask", "salt_pepper"):
+        _float(c, "noise.level", 0.0, 1.0)
+
+    _choice(c, "sparsity.kind", SPARSITY_KINDS)
+    _float(c, "sparsity.weight", 0.0)
+    _float(c, "sparsity.target", 0.0, 1.0, lo_open=True)
+    _check(c.sparsity.target < 1.0, "sparsity.target", "must be below 1")
+    _int(c, "sparsity.k", 0)
+    _int(c, "sparsity.aux_k", 0)
+    _float(c, "sparsity.aux_weight", 0.0)
+    if c.sparsity.kind == "topk":
+        _check(1 <= c.sparsity.k <= c.model.code_size, "sparsity.k",
+               f"must be between 1 and model.code_size={c.model.code_size}, got {c.sparsity.k}")
+        _check(c.sparsity.aux_k <= c.model.code_size, "sparsity.aux_k",
+               f"must be at most model.code_size={c.model.code_size}, got {c.sparsity.aux_k}")
+    if c.sparsity.kind == "kl":
+        _check(c.model.code_activation == "sigmoid" or (
+            c.model.code_activation == "" and c.model.activation == "sigmoid"),
+            "sparsity.kind", "'kl' needs sigmoid codes: set model.code_activation='sigmoid'")
+
+    _float(c, "contractive.weight", 0.0)
+    _check(isinstance(c.vae.enabled, bool), "vae.enabled", "must be True or False")
+    _float(c, "vae.beta", 0.0)
+    _float(c, "vae.active_threshold", 0.0)
+    if c.vae.enabled:
+        _check(c.sparsity.kind in ("none", "l1"), "sparsity.kind",
+               f"{c.sparsity.kind!r} cannot be combined with vae.enabled (a Gaussian code is not sparse)")
+
+    _float(c, "diagnostics.noise_std", 0.0, lo_open=True)
+    _int(c, "diagnostics.jac_points", 1)
+    _int(c, "diagnostics.ood_samples", 2)
+    _int(c, "diagnostics.attractor_points", 1)
+    _int(c, "diagnostics.attractor_iters", 1)
+    _float(c, "diagnostics.attractor_radius", 0.0, lo_open=True)
+
+    _choice(c, "wandb.mode", WANDB_MODES)

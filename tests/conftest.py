@@ -1,0 +1,10 @@
+"""Test-wide settings; device counts must be fixed before the first JAX operation."""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["WANDB_MODE"] = "disabled"
+os.environ["WANDB_SILENT"] = "true"
+os.environ["WANDB_ERROR_REPORTING"] = "false"
+os.environ.setdefault("MPLBACKEND", "Agg")
