@@ -13,6 +13,7 @@ CODE_ACTIVATIONS = ("",) + ACTIVATIONS
 OUTPUTS = ("linear", "sigmoid")
 MODEL_KINDS = ("mlp", "conv")
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
+SCHEDULES = ("constant", "cosine")
 NOISE_KINDS = ("none", "gaussian", "mask", "salt_pepper")
 SPARSITY_KINDS = ("none", "l1", "kl", "topk")
 MANIFOLD_KINDS = ("linear", "sphere", "swiss_roll")
@@ -71,6 +72,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.batch_size = 128
     c.train.learning_rate = 1e-3
     c.train.optimizer = "adam"
+    c.train.schedule = "constant"  # constant | cosine (decays to 0 at the last step)
     c.train.weight_decay = 0.0  # L2 penalty lambda * sum ||W||^2 added to the loss
     c.train.log_every = 100
 
@@ -85,6 +87,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.sparsity.k = 0
     c.sparsity.aux_k = 0  # top-k: dead-unit auxiliary loss over this many dead units (0 = off)
     c.sparsity.aux_weight = 1.0 / 32
+    c.sparsity.dead_steps = 200  # top-k: a unit silent this many steps counts as dead
 
     c.contractive = ml_collections.ConfigDict()
     c.contractive.weight = 0.0
@@ -246,6 +249,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _int(c, "train.batch_size", 1)
     _float(c, "train.learning_rate", 0.0, lo_open=True)
     _choice(c, "train.optimizer", OPTIMIZERS)
+    _choice(c, "train.schedule", SCHEDULES)
     _float(c, "train.weight_decay", 0.0)
     _int(c, "train.log_every", 1)
 
@@ -261,6 +265,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _int(c, "sparsity.k", 0)
     _int(c, "sparsity.aux_k", 0)
     _float(c, "sparsity.aux_weight", 0.0)
+    _int(c, "sparsity.dead_steps", 1)
     if c.sparsity.kind == "topk":
         _check(1 <= c.sparsity.k <= c.model.code_size, "sparsity.k",
                f"must be between 1 and model.code_size={c.model.code_size}, got {c.sparsity.k}")

@@ -1,0 +1,303 @@
+"""Datasets as flat float32 arrays: sklearn digits, synthetic manifolds, npz files, prepared TFDS datasets."""
+
+import dataclasses
+import functools
+import os
+import zipfile
+from typing import Callable
+
+import ml_collections
+import numpy as np
+
+from ae_jax.config import MANIFOLD_KINDS, SCALES
+from ae_jax.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Train and test examples flattened to (N, D) float32; `shape` is one example before flattening."""
+
+    name: str
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray | None
+    y_test: np.ndarray | None
+    shape: tuple[int, ...]
+
+    @property
+    def dim(self) -> int:
+        """D, the flat input dimension."""
+        return int(self.x_train.shape[1])
+
+
+Raw = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, tuple[int, ...]]
+
+
+def load(data_cfg: ml_collections.ConfigDict) -> Dataset:
+    """The dataset `config.data` names, subsetted and scaled; arrays are read-only."""
+    name = data_cfg.name
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"config.data.name: must be a non-empty string, got {name!r}")
+    if name in LOADERS:
+        raw = LOADERS[name](data_cfg)
+    elif name.startswith("npz:"):
+        raw = _load_npz(name[len("npz:"):])
+    else:
+        raw = _load_tfds(name, data_cfg.tfds_dir)
+    return _finish(name, raw, data_cfg)
+
+
+# ----------------------------------------------------------------------------- digits
+
+def _digits(data_cfg: ml_collections.ConfigDict) -> Raw:
+    return _digits_cached(float(data_cfg.test_fraction), int(data_cfg.split_seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _digits_cached(test_fraction: float, split_seed: int) -> Raw:
+    """sklearn's embedded 8x8 digits scaled to [0, 1], split by a seeded shuffle."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ConfigError(f"config.data.test_fraction: must be in (0, 1), got {test_fraction}")
+    bunch = load_digits()
+    x = (bunch.data / 16.0).astype(np.float32)
+    y = bunch.target.astype(np.int32)
+    # Not stratified: stratification fails when the test set is smaller than the number of classes.
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, random_state=split_seed)
+    return _frozen(x_tr), _frozen(x_te), _frozen(y_tr), _frozen(y_te), (8, 8, 1)
+
+
+# ----------------------------------------------------------------------------- manifold
+
+def _manifold(data_cfg: ml_collections.ConfigDict) -> Raw:
+    m = data_cfg.manifold
+    return _manifold_cached(m.kind, int(m.intrinsic_dim), int(m.ambient_dim), int(m.n_train),
+                            int(m.n_test), float(m.noise), int(data_cfg.split_seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _manifold_cached(kind: str, d: int, dim: int, n_train: int, n_test: int, noise: float, seed: int) -> Raw:
+    """Points on a d-dimensional manifold in R^dim, i.i.d., plus N(0, noise^2) on every coordinate.
+
+    linear:     z ~ N(0, I_d), x = Q z with Q a random orthonormal (dim, d) basis; centred rank d.
+    sphere:     z uniform on the unit d-sphere in R^(d+1) (normalised Gaussians), x = Q z with Q
+                orthonormal (dim, d+1); every noise-free point has norm 1, centred rank d+1.
+    swiss_roll: t ~ U(1.5 pi, 4.5 pi) traces the spiral (t cos t, t sin t) / 4.5 pi (the d=1 case);
+                for d >= 2 a height ~ U(-1, 1) makes sklearn's swiss roll and d-2 flat U(-1, 1)
+                coordinates follow; the d+1 coordinates are rotated into R^dim by an orthonormal Q.
+    Coordinates of the noise-free points are O(1) (|x_i| <= 1 except the Gaussian `linear` kind).
+    """
+    _check_choice("manifold.kind", kind, MANIFOLD_KINDS)
+    if d < 1 or n_train < 2 or n_test < 1 or noise < 0:
+        raise ConfigError(f"config.data.manifold: need intrinsic_dim >= 1, n_train >= 2, n_test >= 1 and "
+                          f"noise >= 0, got {d}, {n_train}, {n_test}, {noise}")
+    extra = 0 if kind == "linear" else 1
+    if dim < d + extra:
+        raise ConfigError(f"config.data.manifold.ambient_dim: {kind} with intrinsic_dim={d} needs at "
+                          f"least {d + extra}, got {dim}")
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.standard_normal((dim, d + extra)))
+    q *= np.sign(np.diag(r))  # sign fix makes Q Haar-distributed
+    n = n_train + n_test
+    if kind == "linear":
+        z = rng.standard_normal((n, d))
+    elif kind == "sphere":
+        g = rng.standard_normal((n, d + 1))
+        z = g / np.linalg.norm(g, axis=1, keepdims=True)
+    else:
+        t = 1.5 * np.pi * (1.0 + 2.0 * rng.random(n))
+        spiral = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) / (4.5 * np.pi)
+        z = np.concatenate([spiral, rng.uniform(-1.0, 1.0, (n, d - 1))], axis=1)
+    x = (z @ q.T + noise * rng.standard_normal((n, dim))).astype(np.float32)
+    return _frozen(x[:n_train]), _frozen(x[n_train:]), None, None, (dim,)
+
+
+# ----------------------------------------------------------------------------- npz
+
+def _load_npz(path: str) -> Raw:
+    full = os.path.expanduser(path)
+
+    def fail(problem: str) -> ConfigError:
+        return ConfigError(f"config.data.name: npz file {path!r} {problem}")
+
+    if not os.path.isfile(full):
+        raise fail("does not exist")
+    try:
+        archive = np.load(full, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise fail("is not a valid .npz file (write it with numpy.savez)") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise fail("is not a valid .npz file (write it with numpy.savez)")
+    with archive:
+        keys = set(archive.files)
+        for key in ("x_train", "x_test"):
+            if key not in keys:
+                raise fail(f"has no '{key}' array (it holds: {', '.join(sorted(keys)) or 'nothing'})")
+        if ("y_train" in keys) != ("y_test" in keys):
+            raise fail("has only one of y_train and y_test: give both or neither")
+        arrays = {}
+        for key in ("x_train", "x_test", "y_train", "y_test"):
+            if key in keys:
+                try:
+                    arrays[key] = archive[key]
+                except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+                    raise fail(f"has an unreadable or non-numeric '{key}' array") from None
+    xs = [_check_x(arrays[k], k, fail) for k in ("x_train", "x_test")]
+    if xs[0].shape[1:] != xs[1].shape[1:]:
+        raise fail(f"has x_train examples of shape {xs[0].shape[1:]} but x_test ones of {xs[1].shape[1:]}")
+    if len(xs[0]) < 2:
+        raise fail(f"has {len(xs[0])} training example(s) in x_train; need at least 2")
+    if len(xs[1]) < 1:
+        raise fail("has no test examples in x_test; need at least 1")
+    ys = [_check_y(arrays[k], k, len(x), fail) if k in arrays else None
+          for k, x in zip(("y_train", "y_test"), xs)]
+    shape = tuple(int(s) for s in xs[0].shape[1:])
+    flat = [x.reshape(len(x), -1).astype(np.float32) for x in xs]
+    return flat[0], flat[1], ys[0], ys[1], shape
+
+
+def _check_x(x: np.ndarray, key: str, fail: Callable[[str], ConfigError]) -> np.ndarray:
+    if x.dtype.kind not in "biuf":
+        raise fail(f"has a non-numeric '{key}' array (dtype {x.dtype})")
+    if x.ndim == 0:
+        raise fail(f"has a scalar '{key}'; need examples along the first axis")
+    if x.ndim == 1:
+        x = x[:, None]  # N scalars are N one-dimensional examples
+    if int(np.prod(x.shape[1:])) == 0:
+        raise fail(f"has a '{key}' array with empty examples (shape {x.shape})")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise fail(f"has NaN or inf values in '{key}'")
+    return x
+
+
+def _check_y(y: np.ndarray, key: str, n: int, fail: Callable[[str], ConfigError]) -> np.ndarray:
+    if y.ndim != 1 or y.dtype.kind not in "iu":
+        raise fail(f"has a '{key}' that is not a 1-D integer array (shape {y.shape}, dtype {y.dtype})")
+    if len(y) != n:
+        raise fail(f"has {len(y)} labels in '{key}' for {n} examples")
+    if len(y) and (y.min() < np.iinfo(np.int32).min or y.max() > np.iinfo(np.int32).max):
+        raise fail(f"has labels in '{key}' outside the int32 range")
+    return y.astype(np.int32)
+
+
+# ----------------------------------------------------------------------------- TFDS
+
+def _load_tfds(name: str, tfds_dir: str) -> Raw:
+    import tensorflow_datasets as tfds  # slow and heavy: only imported on this path
+    shown_dir = tfds_dir or tfds.core.constants.DATA_DIR
+    prepare = (f"run `python scripts/prepare_tfds.py {name} --data_dir {shown_dir}` on a connected machine, "
+               f"then copy that dir here and set config.data.tfds_dir (nothing is downloaded at run time)")
+
+    def source(split: str):
+        return tfds.data_source(name, split=split, data_dir=tfds_dir or None, download=False,
+                                builder_kwargs={"file_format": "array_record"})
+
+    try:
+        train = source("train")
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ConfigError(f"config.data.name: {name!r} is not digits, manifold, npz:PATH or a TFDS dataset "
+                          f"prepared in {shown_dir}; for a TFDS catalog dataset {prepare}") from None
+    except KeyError:  # tfds: "`splits` is empty", the dataset was never generated in this dir
+        raise ConfigError(f"config.data.name: TFDS dataset {name!r} is not prepared in {shown_dir}; "
+                          f"{prepare}") from None
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"config.data.name: cannot open TFDS dataset {name!r} in {shown_dir}: "
+                          f"{_first_line(e)}") from None
+    test = None
+    for split in ("test", "validation"):
+        try:
+            test = source(split)
+            break
+        except (KeyError, ValueError):
+            continue
+    if test is None:
+        raise ConfigError(f"config.data.name: TFDS dataset {name!r} in {shown_dir} has no 'test' or "
+                          "'validation' split")
+
+    features = train.dataset_info.features
+    image_key = "image" if "image" in features else next(
+        (k for k, f in features.items() if isinstance(f, tfds.features.Image)), None)
+    if image_key is None:
+        raise ConfigError(f"config.data.name: TFDS dataset {name!r} has no image feature "
+                          f"(it has: {', '.join(features.keys())})")
+    label_key = "label" if "label" in features else None
+    x_tr, y_tr = _read_all(train, image_key, label_key)
+    x_te, y_te = _read_all(test, image_key, label_key)
+    shape = tuple(int(s) for s in x_tr.shape[1:])
+    return x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1), y_tr, y_te, shape
+
+
+def _read_all(src, image_key: str, label_key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every example of a TFDS data source as (images scaled to [0, 1] if uint8, int32 labels)."""
+    n, chunk, examples = len(src), 4096, []
+    try:
+        for start in range(0, n, chunk):
+            examples.extend(src.__getitems__(list(range(start, min(n, start + chunk)))))
+    except (TypeError, AttributeError, NotImplementedError):
+        # Batched reads are much faster, but mocked sources (tfds.testing.mock_data) only support ds[i].
+        examples = [src[i] for i in range(n)]
+    images = np.stack([np.asarray(e[image_key]) for e in examples])
+    x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+    y = None
+    if label_key is not None:
+        labels = np.asarray([e[label_key] for e in examples])
+        y = labels.astype(np.int32) if labels.ndim == 1 and labels.dtype.kind in "iu" else None
+    return x, y
+
+
+def _first_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0].rstrip(" :") if lines else type(e).__name__
+
+
+# ----------------------------------------------------------------------------- common
+
+# name -> fn(config.data) -> (x_train, x_test, y_train, y_test, shape), before n_train and scale apply.
+LOADERS: dict[str, Callable[[ml_collections.ConfigDict], Raw]] = {"digits": _digits, "manifold": _manifold}
+
+
+def _finish(name: str, raw: Raw, data_cfg: ml_collections.ConfigDict) -> Dataset:
+    x_tr, x_te, y_tr, y_te, shape = raw
+    n_train = data_cfg.n_train
+    if not isinstance(n_train, int) or n_train < 0:
+        raise ConfigError(f"config.data.n_train: must be an integer >= 0 (0 = all), got {n_train!r}")
+    if n_train > len(x_tr):
+        raise ConfigError(f"config.data.n_train: {n_train} exceeds the {len(x_tr)} training examples of "
+                          f"{name}")
+    if n_train:
+        x_tr = x_tr[:n_train]
+        y_tr = None if y_tr is None else y_tr[:n_train]
+    x_tr, x_te = _scale(x_tr, x_te, data_cfg.scale)
+    return Dataset(name=name, x_train=_frozen(x_tr), x_test=_frozen(x_te), y_train=_frozen(y_tr),
+                   y_test=_frozen(y_te), shape=tuple(shape))
+
+
+def _scale(x_tr: np.ndarray, x_te: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
+    """Fitted on the training examples only, so test data never leaks into the inputs."""
+    _check_choice("scale", scale, SCALES)
+    if scale == "none":
+        return x_tr, x_te
+    lo, hi = x_tr.min(axis=0).astype(np.float64), x_tr.max(axis=0).astype(np.float64)
+    constant = hi == lo  # exact, unlike a tolerance on a float std
+    if scale == "minmax":
+        shift, div = lo, np.where(constant, 1.0, hi - lo)
+    else:
+        shift = x_tr.mean(axis=0, dtype=np.float64)
+        div = np.where(constant, 1.0, x_tr.std(axis=0, dtype=np.float64))
+    return ((x_tr - shift) / div).astype(np.float32), ((x_te - shift) / div).astype(np.float32)
+
+
+def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"config.data.{key}: must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+def _frozen(a: np.ndarray | None) -> np.ndarray | None:
+    """A C-contiguous read-only array, so cached data cannot be corrupted by a caller."""
+    if a is None:
+        return None
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a

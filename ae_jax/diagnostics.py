@@ -1,0 +1,343 @@
+"""Post-training diagnostics: where a trained map f sits between identity, memorisation and structure.
+
+Every metric of the contract's table is computed on the deterministic mean path f, one compiled
+program per group of same-shape members (`evaluate`). The regime rule, applied in this order:
+
+1. `memorizing` if attractor_fraction >= MEMORIZING_ATTRACTORS (noisy training points are carried back
+   onto training examples), or if f is (near) constant on the test set: const_ratio < CONSTANT_RATIO
+   and jac_rank < CONSTANT_JAC_RANK (not one span direction keeps a gain above 0.5).
+2. `identity` if jac_rank >= IDENTITY_RANK_FRACTION * data_rank (nearly every span direction passes
+   with gain above 0.5) and ood_fidelity >= IDENTITY_OOD_FIDELITY (uniform noise is copied too).
+3. `structured` otherwise. A non-finite metric fails every test it appears in.
+
+Calibration (digits/16, 1347/450 split, r = 61; closed-form controls, see tests/test_diagnostics.py):
+identity -> rank 61, ood 1.00; PCA-59 -> rank 59, ood 0.96 (identity); PCA-32 -> rank 32, ood 0.64;
+PCA-8 -> rank 8, ood 0.25 (structured); train mean -> const_ratio 0, rank 0 (memorizing);
+nearest-train-neighbour map -> attractor_fraction 1 (memorizing).
+"""
+
+import functools
+import hashlib
+import warnings
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+IDENTITY_RANK_FRACTION = 0.9
+IDENTITY_OOD_FIDELITY = 0.8
+MEMORIZING_ATTRACTORS = 0.5
+CONSTANT_RATIO = 0.05
+CONSTANT_JAC_RANK = 1.0
+
+JAC_GAIN = 0.5  # a span direction "passes" when its singular value exceeds this (contract)
+EXAMPLE_CHUNK = 2048  # rows per forward pass, bounds activation memory on large datasets
+MEMBER_BATCH = 8  # members vmapped together inside lax.map; bounds Jacobian memory
+JAC_POINT_BATCH = 25  # Jacobian points vmapped together (each costs r forward-mode passes)
+PROBE_MAX_ITER = 200  # lbfgs on standardised codes converges in ~40 iterations on digits
+PROBE_MAX_TRAIN = 10_000  # a fixed subset keeps the probe at seconds on MNIST-sized data
+_CACHE_SIZE = 4
+
+Metrics = dict[str, float | int | str]
+
+
+# ----------------------------------------------------------------------------- closed forms (numpy)
+
+def _fingerprint(*arrays: np.ndarray) -> tuple:
+    """A cheap content key: shape, dtype and a hash of the bytes."""
+    key = []
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        key.append((a.shape, a.dtype.str, hashlib.blake2b(a.reshape(-1).view(np.uint8), digest_size=16).digest()))
+    return tuple(key)
+
+
+def _cached(store: dict, key: tuple, make: Callable[[], Any]) -> Any:
+    if key not in store:
+        if len(store) >= _CACHE_SIZE:
+            store.pop(next(iter(store)))
+        store[key] = make()
+    return store[key]
+
+
+_TRAIN_CACHE: dict = {}
+_PCA_CACHE: dict = {}
+_PROBE_CACHE: dict = {}
+
+
+def _train_pca(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(mu, eigenvalues descending, eigenvectors as columns, rank) of the centred train data, float64."""
+    def make():
+        x = np.asarray(x_train, np.float64)
+        xc = x - x.mean(0)
+        # Gram eigenvalues cost N D^2 once; their float64 noise (~1e-8 of s_max after the square root)
+        # sits far below the float32 rank tolerance used below.
+        evals, evecs = np.linalg.eigh(xc.T @ xc)
+        evals, evecs = evals[::-1].clip(0.0), evecs[:, ::-1]
+        s = np.sqrt(evals)
+        eps = np.finfo(np.asarray(x_train).dtype if np.asarray(x_train).dtype.kind == "f" else np.float64).eps
+        tol = s[0] * max(x.shape) * eps if s.size else 0.0  # numpy.linalg.matrix_rank's default
+        return x.mean(0), evals, evecs, int(np.sum(s > tol))
+    return _cached(_TRAIN_CACHE, _fingerprint(x_train), make)
+
+
+def span_projector(x_train: np.ndarray) -> tuple[np.ndarray, int]:
+    """(P_DD, r): the orthogonal projector onto the span of the centred train data and its rank."""
+    _, _, evecs, r = _train_pca(x_train)
+    u = evecs[:, :r]
+    return u @ u.T, r
+
+
+def pca_mse(x_train: np.ndarray, x_test: np.ndarray, k: int) -> float:
+    """Test MSE per entry of PCA with k components fitted on train (the linear AE optimum)."""
+    mu, _, evecs, _ = _train_pca(x_train)
+
+    def make():
+        xc = np.asarray(x_test, np.float64) - mu
+        coef2 = ((xc @ evecs) ** 2).sum(0)
+        # residual[k] = energy outside the top k components; all k at once so every code size is O(1)
+        kept = np.concatenate([[0.0], np.cumsum(coef2)])
+        return kept[-1] - kept
+
+    residual = _cached(_PCA_CACHE, _fingerprint(x_train, x_test), make)
+    n, d = np.shape(x_test)
+    k = int(min(max(k, 0), d))
+    return float(max(residual[k], 0.0) / (n * d))
+
+
+def probe_accuracy(c_train: np.ndarray, y_train: np.ndarray, c_test: np.ndarray, y_test: np.ndarray) -> float:
+    """Test accuracy of a logistic regression on standardised features; nan if features are non-finite."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    c_train, c_test = np.asarray(c_train, np.float64), np.asarray(c_test, np.float64)
+    if not (np.all(np.isfinite(c_train)) and np.all(np.isfinite(c_test))):
+        return float("nan")
+    if len(c_train) > PROBE_MAX_TRAIN:
+        keep = np.random.default_rng(0).choice(len(c_train), PROBE_MAX_TRAIN, replace=False)
+        c_train, y_train = c_train[keep], np.asarray(y_train)[keep]
+    if len(np.unique(y_train)) < 2:
+        return float(np.mean(np.asarray(y_test) == np.asarray(y_train)[0]))
+    scaler = StandardScaler().fit(c_train)
+    with warnings.catch_warnings():
+        # An unconverged probe after PROBE_MAX_ITER is still a fair, deterministic comparison.
+        warnings.simplefilter("ignore")
+        clf = LogisticRegression(max_iter=PROBE_MAX_ITER).fit(scaler.transform(c_train), y_train)
+        return float(clf.score(scaler.transform(c_test), y_test))
+
+
+def classify_regime(metrics: dict) -> str:
+    """`identity`, `memorizing` or `structured` by the rule in the module docstring."""
+    def get(key):
+        v = metrics.get(key, float("nan"))
+        return float(v) if v is not None else float("nan")
+
+    if get("attractor_fraction") >= MEMORIZING_ATTRACTORS or (
+            get("const_ratio") < CONSTANT_RATIO and get("jac_rank") < CONSTANT_JAC_RANK):
+        return "memorizing"
+    if (get("jac_rank") >= IDENTITY_RANK_FRACTION * get("data_rank")
+            and get("ood_fidelity") >= IDENTITY_OOD_FIDELITY):
+        return "identity"
+    return "structured"
+
+
+# ----------------------------------------------------------------------------- probe inputs
+
+def _chunk(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x_CBD, w_CB): rows padded with zeros to whole chunks, and a 0/1 weight per row."""
+    n = len(x)
+    b = min(EXAMPLE_CHUNK, max(n, 1))
+    c = -(-n // b)
+    pad = np.zeros((c * b - n,) + x.shape[1:], np.float32)
+    xs = np.concatenate([np.asarray(x, np.float32), pad]).reshape((c, b) + x.shape[1:])
+    w = (np.arange(c * b) < n).astype(np.float32).reshape(c, b)
+    return xs, w
+
+
+def make_probes(x_train: np.ndarray, x_test: np.ndarray, diag_cfg: ml_collections.ConfigDict,
+                seed: int = 0) -> dict[str, Any]:
+    """The inputs every member is evaluated on (seeded, shared by all members) and their host constants."""
+    cfg = (float(diag_cfg.noise_std), int(diag_cfg.jac_points), int(diag_cfg.ood_samples),
+           int(diag_cfg.attractor_points), int(diag_cfg.attractor_iters), float(diag_cfg.attractor_radius))
+    key = _fingerprint(x_train, x_test) + (cfg, int(seed))
+    return _cached(_PROBE_CACHE, key, lambda: _make_probes(x_train, x_test, *cfg, seed))
+
+
+def _make_probes(x_train, x_test, s, jac_points, ood_samples, attractor_points, attractor_iters,
+                 attractor_radius, seed) -> dict[str, Any]:
+    x_train, x_test = np.asarray(x_train, np.float32), np.asarray(x_test, np.float32)
+    n_train, d = x_train.shape
+    mu, _, evecs, r = _train_pca(x_train)
+    key = jax.random.key(seed)
+    k_ood, k_noise, k_jac, k_att_idx, k_att_noise = (jax.random.fold_in(key, i) for i in range(5))
+    lo, hi = x_train.min(0), x_train.max(0)
+    ood = np.asarray(jax.random.uniform(k_ood, (ood_samples, d), minval=lo, maxval=hi), np.float32)
+    noise = s * np.asarray(jax.random.normal(k_noise, x_test.shape), np.float32)
+    jac_idx = np.sort(np.asarray(jax.random.permutation(k_jac, len(x_test))[:jac_points]))
+    att_idx = np.sort(np.asarray(jax.random.permutation(k_att_idx, n_train)[:attractor_points]))
+    att_start = x_train[att_idx] + s * np.asarray(
+        jax.random.normal(k_att_noise, (len(att_idx), d)), np.float32)
+
+    train_x, train_w = _chunk(x_train)
+    test_x, test_w = _chunk(x_test)
+    noise_x, _ = _chunk(noise)
+    ood_x, ood_w = _chunk(ood)
+    x64, e64, z64 = np.float64(x_test) - mu, np.float64(noise), np.float64(ood) - mu
+    arrays = dict(
+        mu=np.float32(mu), basis=np.float32(evecs[:, :r]),
+        train_x=train_x, train_w=train_w, test_x=test_x, test_w=test_w, noise_x=noise_x,
+        ood_x=ood_x, ood_w=ood_w, jac_x=x_test[jac_idx], att_x=att_start,
+        att_iters=np.int32(attractor_iters),
+        att_radius2=np.float32((attractor_radius * s * np.sqrt(d)) ** 2),
+    )
+    return dict(
+        arrays=arrays, d=d, r=r, n_train=n_train, n_test=len(x_test), noise=noise, ood=ood,
+        test_ss=float((x64 ** 2).sum()), noise_ss=float((e64 ** 2).sum()), ood_ss=float((z64 ** 2).sum()),
+        test_cov_trace=float(((x64 - x64.mean(0)) ** 2).sum() / len(x_test)),
+    )
+
+
+# ----------------------------------------------------------------------------- per-member statistics (jitted)
+
+def _sq(a: jax.Array) -> jax.Array:
+    return jnp.sum(a * a, axis=-1)
+
+
+def _member_stats(reconstruct: Callable, params: Any, a: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Everything one member contributes, as per-example or per-chunk arrays (summed on the host in float64)."""
+    f = lambda x_BD: reconstruct(params, x_BD)
+
+    def train_chunk(xw):
+        x, w = xw
+        return jnp.where(w > 0, _sq(x - f(x)), 0.0)
+
+    def test_chunk(xew):
+        x, e, w = xew
+        fx = f(x)
+        n = jnp.sum(w)
+        mean = jnp.sum(jnp.where(w[:, None] > 0, fx, 0.0), 0) / n
+        # per-chunk (n, mean, M2) merge exactly on the host: no cancellation for near-constant maps
+        m2 = jnp.sum(jnp.where(w > 0, _sq(fx - mean), 0.0))
+        return dict(se=jnp.where(w > 0, _sq(x - fx), 0.0), denoise=jnp.where(w > 0, _sq(f(x + e) - x), 0.0),
+                    n=n, mean=mean, m2=m2)
+
+    def ood_chunk(zw):
+        z, w = zw
+        return jnp.where(w > 0, _sq(z - f(z)), 0.0)
+
+    out = dict(
+        train_se=jax.lax.map(train_chunk, (a["train_x"], a["train_w"])),
+        test=jax.lax.map(test_chunk, (a["test_x"], a["noise_x"], a["test_w"])),
+        ood_se=jax.lax.map(ood_chunk, (a["ood_x"], a["ood_w"])),
+    )
+
+    basis = a["basis"]  # (D, r): P = U U^T, so the spectrum of P J P is that of U^T J U (r x r)
+    if basis.shape[1] > 0:
+        def jac_point(x_D):
+            g = lambda v: f(v[None])[0]
+            ju_rD = jax.vmap(lambda u: jax.jvp(g, (x_D,), (u,))[1])(basis.T)  # forward mode on span only
+            a_rr = ju_rD @ basis
+            ok = jnp.all(jnp.isfinite(a_rr))
+            sv = jnp.linalg.svd(jnp.where(ok, a_rr, 0.0), compute_uv=False)
+            nan = jnp.float32(jnp.nan)
+            return jnp.where(ok, jnp.sum(sv > JAC_GAIN).astype(jnp.float32), nan), jnp.where(ok, jnp.trace(a_rr), nan)
+        out["jac_rank"], out["jac_trace"] = jax.lax.map(jac_point, a["jac_x"], batch_size=JAC_POINT_BATCH)
+
+    end = jax.lax.fori_loop(0, a["att_iters"], lambda _, x: f(x), a["att_x"])
+    end_c = end - a["mu"]
+
+    def nearest(tw):
+        t, w = tw
+        t_c = t - a["mu"]  # centring keeps the expanded squared distance free of cancellation
+        d2 = _sq(end_c)[:, None] - 2.0 * end_c @ t_c.T + _sq(t_c)[None, :]
+        return jnp.min(jnp.where(w[None, :] > 0, d2, jnp.inf), axis=1)
+
+    d2 = jnp.min(jax.lax.map(nearest, (a["train_x"], a["train_w"])), axis=0)
+    out["captured"] = jnp.all(jnp.isfinite(end), axis=-1) & (jnp.maximum(d2, 0.0) <= a["att_radius2"])
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("reconstruct",))
+def _group_stats(reconstruct: Callable, params_M: Any, arrays: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """All members of one shape group in one program; lax.map vmaps MEMBER_BATCH members at a time."""
+    return jax.lax.map(lambda p: _member_stats(reconstruct, p, arrays), params_M, batch_size=MEMBER_BATCH)
+
+
+@functools.partial(jax.jit, static_argnames=("encode",))
+def _member_codes(encode: Callable, params_M: Any, m: jax.Array, x_CBD: jax.Array) -> jax.Array:
+    """Member m's codes for chunked inputs; m is traced so every member reuses one program."""
+    params = jax.tree.map(lambda p: jax.lax.dynamic_index_in_dim(p, m, keepdims=False), params_M)
+    return jax.lax.map(lambda x: encode(params, x), x_CBD)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+def _finite(v: float) -> float:
+    v = float(v)
+    return v if np.isfinite(v) else float("nan")
+
+
+def _ratio(num: float, den: float) -> float:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _finite(np.float64(num) / np.float64(den))
+
+
+def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np.ndarray, x_test: np.ndarray,
+             y_train: np.ndarray | None, y_test: np.ndarray | None, code_sizes: Sequence[int],
+             diag_cfg: ml_collections.ConfigDict, seed: int = 0) -> list[Metrics]:
+    """One flat, JSON-ready metrics dict per member of a same-shape group (see the contract's table)."""
+    probes = make_probes(x_train, x_test, diag_cfg, seed)
+    d, r = probes["d"], probes["r"]
+    n_members = jax.tree.leaves(params_M)[0].shape[0]
+    if len(code_sizes) != n_members:
+        raise ValueError(f"evaluate: {len(code_sizes)} code sizes for {n_members} members")
+    arrays = jax.device_put(probes["arrays"])
+    stats = jax.device_get(_group_stats(reconstruct, params_M, arrays))
+
+    train_keep = probes["arrays"]["train_w"].reshape(-1) > 0
+    test_keep = probes["arrays"]["test_w"].reshape(-1) > 0
+    ood_keep = probes["arrays"]["ood_w"].reshape(-1) > 0
+    with_probe = (y_train is not None and y_test is not None and diag_cfg.get("probe", True))
+    if with_probe:
+        test_chunks = arrays["test_x"]
+        train_chunks = arrays["train_x"]
+
+    results = []
+    for m in range(n_members):
+        t = jax.tree.map(lambda v: np.asarray(v[m], np.float64), stats["test"])
+        train_se = stats["train_se"][m].reshape(-1)[train_keep].astype(np.float64).sum()
+        test_se = t["se"].reshape(-1)[test_keep].sum()
+        denoise = t["denoise"].reshape(-1)[test_keep].sum()
+        ood_se = stats["ood_se"][m].reshape(-1)[ood_keep].astype(np.float64).sum()
+        # Chan et al.'s merge of per-chunk (n, mean, M2): total M2 = sum M2_c + sum n_c |mean_c - mean|^2
+        mean = (t["n"][:, None] * t["mean"]).sum(0) / t["n"].sum()
+        m2 = t["m2"].sum() + (t["n"] * ((t["mean"] - mean) ** 2).sum(-1)).sum()
+        if r > 0:
+            jac_rank = _finite(np.mean(stats["jac_rank"][m].astype(np.float64)))
+            jac_trace = _ratio(np.mean(stats["jac_trace"][m].astype(np.float64)), r)
+        else:
+            jac_rank = jac_trace = float("nan")
+        metrics: Metrics = dict(
+            train_mse=_ratio(train_se, probes["n_train"] * d),
+            test_mse=_ratio(test_se, probes["n_test"] * d),
+            test_fvu=_ratio(test_se, probes["test_ss"]),
+            pca_mse=pca_mse(x_train, x_test, min(int(code_sizes[m]), d)),
+            ood_fidelity=_finite(1.0 - _ratio(ood_se, probes["ood_ss"])),
+            jac_rank=jac_rank,
+            jac_trace=jac_trace,
+            denoise_gain=_ratio(denoise, probes["noise_ss"]),
+            const_ratio=_ratio(m2 / probes["n_test"], probes["test_cov_trace"]),
+            attractor_fraction=float(np.mean(stats["captured"][m])),
+        )
+        if with_probe:
+            codes = lambda xs, keep: np.asarray(_member_codes(encode, params_M, jnp.int32(m), xs)).reshape(
+                keep.size, -1)[keep]
+            metrics["probe_acc"] = probe_accuracy(codes(train_chunks, train_keep), y_train,
+                                                  codes(test_chunks, test_keep), y_test)
+        metrics["data_rank"] = int(r)
+        metrics["input_dim"] = int(d)
+        metrics["regime"] = classify_regime(metrics)
+        results.append(metrics)
+    return results

@@ -1,0 +1,67 @@
+"""What each member's W&B run shows: its config, training curves, final metrics and image panels."""
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from ae_jax import models, objectives, writers
+
+N_PANEL = 16
+
+
+def variant_tags(c: ml_collections.ConfigDict) -> list[str]:
+    """Tags that let W&B filter runs by what kind of autoencoder they are."""
+    tags = [c.model.kind, f"data:{c.data.name.split(':')[0]}"]
+    if c.noise.kind != "none":
+        tags.append(f"denoising:{c.noise.kind}")
+    if c.sparsity.kind != "none":
+        tags.append(f"sparse:{c.sparsity.kind}")
+    if c.contractive.weight > 0:
+        tags.append("contractive")
+    if c.vae.enabled:
+        tags.append("vae")
+    if len(tags) == 2:
+        tags.append("plain")
+    return tags
+
+
+def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
+               curves: dict[str, np.ndarray], plan, params: Any, dataset, workdir: Path,
+               sweep_name: str) -> None:
+    """One W&B run for one member; nothing at all when `wandb.mode` is disabled."""
+    if c.wandb.mode == "disabled":
+        return
+    writer = writers.open_writer(c.wandb, workdir=str(workdir), name=f"{sweep_name}/{name}",
+                                 group=sweep_name, config=c.to_dict(), job_type="member",
+                                 tags=variant_tags(c))
+    try:
+        for j in range(next(iter(curves.values())).shape[0]):
+            step = min((j + 1) * plan.chunk, plan.steps)
+            writer.scalars(step, {k: float(v[j]) for k, v in curves.items()})
+        if c.wandb.images and len(dataset.shape) in (2, 3):
+            writer.images(plan.steps, panels(c, plan.spec, params, dataset))
+        writer.summary({**record["metrics"], "status": record["status"]})
+    finally:
+        writer.close()
+
+
+def panels(c: ml_collections.ConfigDict, spec: models.ModelSpec, params: Any, dataset) -> dict[str, np.ndarray]:
+    """Inputs over reconstructions (and noisy inputs over their denoised outputs, VAE prior samples)."""
+    x = dataset.x_test[:N_PANEL]
+    shape = (-1,) + tuple(dataset.shape) if len(dataset.shape) == 3 else (-1,) + tuple(dataset.shape) + (1,)
+    as_images = lambda a: np.clip(np.asarray(a).reshape(shape), 0.0, 1.0)
+    out = {"panels/reconstruction": writers.image_grid(
+        np.concatenate([as_images(x), as_images(models.reconstruct(spec, params, x))]), N_PANEL)}
+    key = jax.random.key(c.seed)
+    if c.noise.kind != "none":
+        lo, hi = dataset.x_train.min(0), dataset.x_train.max(0)
+        noisy = objectives.corrupt(c.noise.kind, key, x, c.noise.level, lo, hi)
+        out["panels/denoising"] = writers.image_grid(
+            np.concatenate([as_images(noisy), as_images(models.reconstruct(spec, params, noisy))]), N_PANEL)
+    if spec.variational:
+        z = jax.random.normal(key, (N_PANEL, spec.code_size))
+        out["panels/prior_samples"] = writers.image_grid(as_images(models.decode(spec, params, z)), N_PANEL)
+    return out

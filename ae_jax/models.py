@@ -1,0 +1,190 @@
+"""One autoencoder, fully connected or convolutional, whose code stage is where variants plug in.
+
+The code stage turns the encoder's last hidden layer into the code the decoder reads:
+  plain      code = code_activation(W h + b)                   (contract: depth 0 -> one layer each way)
+  top-k      code = keep the k largest of code_activation(W h + b), zero the rest
+  variational mean, logvar = W_mu h + b_mu, W_lv h + b_lv; code = mean + exp(logvar / 2) * eps
+Everything else (noise, penalties) lives in `objectives`; the model never sees a clean/noisy switch.
+"""
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from ae_jax.errors import ConfigError
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "tanh": jnp.tanh,
+    "sigmoid": nn.sigmoid,
+    "linear": lambda x: x,
+    "gelu": nn.gelu,
+    "elu": nn.elu,
+    "softplus": nn.softplus,
+    "leaky_relu": nn.leaky_relu,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything that fixes the parameter shapes and the code path: members sharing it share a program."""
+
+    kind: str
+    input_shape: tuple[int, ...]
+    code_size: int
+    depth: int
+    width: int
+    activation: str
+    code_activation: str
+    output: str
+    channels: tuple[int, ...]
+    kernel_size: int
+    topk: int  # 0 = off
+    variational: bool
+
+    @property
+    def input_dim(self) -> int:
+        return math.prod(self.input_shape)
+
+
+def model_spec(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) -> ModelSpec:
+    """The static model description of a config on data whose examples have `input_shape`."""
+    m = config.model
+    spec = ModelSpec(
+        kind=m.kind,
+        input_shape=tuple(input_shape),
+        code_size=m.code_size,
+        depth=m.depth,
+        width=m.width,
+        activation=m.activation,
+        code_activation=m.code_activation or m.activation,
+        output=m.output,
+        channels=tuple(m.channels),
+        kernel_size=m.kernel_size,
+        topk=config.sparsity.k if config.sparsity.kind == "topk" else 0,
+        variational=config.vae.enabled,
+    )
+    if spec.kind == "conv":
+        if len(spec.input_shape) != 3:
+            raise ConfigError(f"config.model.kind: 'conv' needs image data (H, W, C), got examples of shape "
+                              f"{spec.input_shape}")
+        stride = 2 ** len(spec.channels)
+        if spec.input_shape[0] % stride or spec.input_shape[1] % stride:
+            raise ConfigError(f"config.model.channels: {len(spec.channels)} stride-2 layers need image sides "
+                              f"divisible by {stride}, got {spec.input_shape[:2]}")
+    return spec
+
+
+def _top_k(code_BK: jax.Array, k: int) -> jax.Array:
+    """Zero all but the k largest entries of each row (ties broken by position, so exactly k survive)."""
+    _, idx = jax.lax.top_k(code_BK, k)
+    mask = jnp.zeros_like(code_BK).at[jnp.arange(code_BK.shape[0])[:, None], idx].set(1.0)
+    return code_BK * mask
+
+
+class Autoencoder(nn.Module):
+    """encode -> code stage -> decode; inputs and outputs are flat (B, D) whatever the kind."""
+
+    spec: ModelSpec
+
+    def setup(self):
+        s = self.spec
+        act = ACTIVATIONS[s.activation]
+        if s.kind == "mlp":
+            self.enc_hidden = [nn.Dense(s.width, name=f"enc_{i}") for i in range(s.depth)]
+            self.dec_hidden = [nn.Dense(s.width, name=f"dec_{i}") for i in range(s.depth)]
+        else:
+            conv = dict(kernel_size=(s.kernel_size, s.kernel_size), strides=(2, 2), padding="SAME")
+            self.enc_hidden = [nn.Conv(ch, name=f"enc_{i}", **conv) for i, ch in enumerate(s.channels)]
+            self.dec_hidden = [nn.ConvTranspose(ch, name=f"dec_{i}", **conv)
+                               for i, ch in enumerate(reversed(s.channels))]
+            h, w, _ = s.input_shape
+            self._bottom = (h // 2 ** len(s.channels), w // 2 ** len(s.channels), s.channels[-1])
+            self.dec_in = nn.Dense(math.prod(self._bottom), name="dec_in")
+        self.code = nn.Dense(s.code_size, name="code")
+        if s.variational:
+            self.code_logvar = nn.Dense(s.code_size, name="code_logvar")
+        out_features = s.input_shape[-1] if s.kind == "conv" else s.input_dim
+        self.out = (nn.Conv(out_features, (s.kernel_size, s.kernel_size), padding="SAME", name="out")
+                    if s.kind == "conv" else nn.Dense(out_features, name="out"))
+        self._act = act
+
+    def hidden(self, x_BD: jax.Array) -> jax.Array:
+        """The encoder's last hidden representation (the input itself at depth 0)."""
+        h = x_BD
+        if self.spec.kind == "conv":
+            h = h.reshape((h.shape[0],) + self.spec.input_shape)
+        for layer in self.enc_hidden:
+            h = self._act(layer(h))
+        return h.reshape((h.shape[0], -1))
+
+    def encode(self, x_BD: jax.Array) -> dict[str, jax.Array]:
+        """The code stage: `code` is what the decoder reads on the mean path; `pre` feeds penalties."""
+        s = self.spec
+        h = self.hidden(x_BD)
+        pre = self.code(h)
+        if s.variational:
+            return {"pre": pre, "code": pre, "mean": pre, "logvar": self.code_logvar(h)}
+        code = ACTIVATIONS[s.code_activation](pre)
+        if s.topk:
+            code = _top_k(code, s.topk)
+        return {"pre": pre, "code": code}
+
+    def decode(self, code_BK: jax.Array) -> jax.Array:
+        """Decoder output before the output nonlinearity (logits for a sigmoid output)."""
+        s = self.spec
+        if s.kind == "mlp":
+            h = code_BK
+            for layer in self.dec_hidden:
+                h = self._act(layer(h))
+            return self.out(h)
+        h = self._act(self.dec_in(code_BK)).reshape((code_BK.shape[0],) + self._bottom)
+        for layer in self.dec_hidden:
+            h = self._act(layer(h))
+        return self.out(h).reshape((code_BK.shape[0], -1))
+
+    def __call__(self, x_BD: jax.Array) -> jax.Array:
+        """The deterministic mean-path reconstruction f(x) in data space."""
+        return self.output_mean(self.decode(self.encode(x_BD)["code"]))
+
+    def output_mean(self, out_BD: jax.Array) -> jax.Array:
+        return nn.sigmoid(out_BD) if self.spec.output == "sigmoid" else out_BD
+
+
+def init_params(spec: ModelSpec, key: jax.Array) -> Any:
+    """Fresh parameters; top-k codes start with the decoder's code layer tied to the encoder's transpose."""
+    model = Autoencoder(spec)
+    params = model.init(key, jnp.zeros((1, spec.input_dim)))["params"]
+    if spec.topk:
+        # Gao et al. 2024: W_dec = W_enc^T at init keeps early top-k codes from dying.
+        first_dec = "out" if (spec.kind == "mlp" and spec.depth == 0) else (
+            "dec_0" if spec.kind == "mlp" else "dec_in")
+        enc_kernel = params["code"]["kernel"]
+        if params[first_dec]["kernel"].shape == enc_kernel.T.shape:
+            params = {**params, first_dec: {**params[first_dec], "kernel": enc_kernel.T}}
+    return params
+
+
+def reconstruct(spec: ModelSpec, params: Any, x_BD: jax.Array) -> jax.Array:
+    """f(x) on the mean path."""
+    return Autoencoder(spec).apply({"params": params}, x_BD)
+
+
+def encode(spec: ModelSpec, params: Any, x_BD: jax.Array) -> dict[str, jax.Array]:
+    return Autoencoder(spec).apply({"params": params}, x_BD, method=Autoencoder.encode)
+
+
+def decode(spec: ModelSpec, params: Any, code_BK: jax.Array) -> jax.Array:
+    """Data-space output (after the output nonlinearity) for given codes."""
+    model = Autoencoder(spec)
+    out = model.apply({"params": params}, code_BK, method=Autoencoder.decode)
+    return model.apply({"params": params}, out, method=Autoencoder.output_mean)
+
+
+def hidden(spec: ModelSpec, params: Any, x_BD: jax.Array) -> jax.Array:
+    return Autoencoder(spec).apply({"params": params}, x_BD, method=Autoencoder.hidden)

@@ -1,0 +1,278 @@
+"""Run every member of a sweep: `python -m ae_jax.sweep --config=FILE.py[:ARG] --workdir=DIR`.
+
+A config file defines `get_config(arg)` and, optionally, `get_sweep(arg)` returning a list of flat
+override dicts built with `ae_jax.config.sweep/product/zipped`. Members that share every static
+setting (the `train.Plan`) form a shape group and train as ONE compiled, vmapped program; traced
+hyperparameters (`train.HPARAMS`, the seed) vary inside it. Results land in `DIR/results.jsonl` a
+member at a time as each group finishes; running the same command again skips finished members.
+"""
+
+import dataclasses
+import fnmatch
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+
+from ae_jax import code_metrics, config as config_lib, data as data_lib, diagnostics, models, objectives
+from ae_jax import member_log, train, workdir as workdir_lib
+from ae_jax.errors import ConfigError
+
+
+@dataclasses.dataclass
+class Member:
+    index: int
+    name: str
+    overrides: dict[str, Any]
+    config: ml_collections.ConfigDict
+
+
+# ----------------------------------------------------------------------------- expansion
+
+
+def load_config_file(spec: str) -> tuple[ml_collections.ConfigDict, list[dict], str]:
+    """`FILE.py[:ARG]` -> (config, sweep overrides, sweep name); errors name the path."""
+    path, _, arg = spec.partition(":")
+    if not os.path.isfile(path):
+        raise ConfigError(f"--config: {path}: no such file")
+    mod_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(mod_spec)
+    try:
+        mod_spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - a user's file; report it in one line
+        raise ConfigError(f"--config: {path} failed to import: {type(e).__name__}: {e}") from None
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"--config: {path} defines no get_config(arg)")
+    config = module.get_config(arg or None)
+    overrides = module.get_sweep(arg or None) if hasattr(module, "get_sweep") else [{}]
+    return config, list(overrides) or [{}], config.get("name") or Path(path).stem
+
+
+def member_name(overrides: dict[str, Any]) -> str:
+    """`code_size=8,depth=1,seed=0`: the leaf keys, or the full key where leaves would clash."""
+    if not overrides:
+        return "member"
+    leaves = [k.rsplit(".", 1)[-1] for k in overrides]
+    parts = []
+    for key, leaf in zip(overrides, leaves):
+        label = leaf if leaves.count(leaf) == 1 else key
+        parts.append(f"{label}={_fmt(overrides[key])}")
+    return ",".join(parts)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def expand(config: ml_collections.ConfigDict, sweep: Sequence[dict]) -> list[Member]:
+    """One validated Member per override dict; the first bad member stops everything."""
+    members = []
+    for i, overrides in enumerate(sweep):
+        c = config_lib.apply_overrides(config, overrides)
+        config_lib.validate(c)
+        members.append(Member(i, member_name(overrides), dict(overrides), c))
+    names = [m.name for m in members]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"sweep: members {dupes[:3]} appear more than once; make the axes distinct")
+    return members
+
+
+# ----------------------------------------------------------------------------- grouping
+
+
+def data_key(c: ml_collections.ConfigDict) -> str:
+    return json.dumps(c.data.to_dict(), sort_keys=True)
+
+
+def plan_of(c: ml_collections.ConfigDict, dataset: data_lib.Dataset, contractive: bool) -> train.Plan:
+    return train.Plan(
+        spec=models.model_spec(c, dataset.shape),
+        obj=objectives.objective_spec(c, contractive),
+        optimizer=c.train.optimizer,
+        schedule=c.train.schedule,
+        batch_size=c.train.batch_size,
+        steps=c.train.steps,
+        chunk=min(c.train.log_every, c.train.steps),
+    )
+
+
+@dataclasses.dataclass
+class Group:
+    plan: train.Plan
+    data: str
+    members: list[Member]
+
+
+def group_members(members: Sequence[Member], datasets: dict[str, data_lib.Dataset]) -> list[Group]:
+    """Members with equal static settings share a group; a group computes the contractive penalty if
+    any of its members weights it, so a zero-weight member still shares the program."""
+    groups: dict[Any, Group] = {}
+    for m in members:
+        dk = data_key(m.config)
+        plan = plan_of(m.config, datasets[dk], contractive=False)
+        diag = json.dumps(m.config.diagnostics.to_dict(), sort_keys=True)
+        key = (plan, dk, diag, m.config.vae.active_threshold)
+        groups.setdefault(key, Group(plan, dk, [])).members.append(m)
+    out = []
+    for g in groups.values():
+        if any(m.config.contractive.weight > 0 for m in g.members):
+            g.plan = dataclasses.replace(g.plan, obj=dataclasses.replace(g.plan.obj, contractive=True))
+        out.append(g)
+    return out
+
+
+# ----------------------------------------------------------------------------- running a group
+
+
+def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir: Path, results,
+              progress=None) -> list[dict]:
+    """Train, diagnose and record every member of one group; returns their result records."""
+    plan, members = group.plan, group.members
+    seeds = np.array([m.config.seed for m in members], np.uint32)
+    hp = {name: np.array([_get(m.config, key) for m in members], np.float32)
+          for name, key in train.HPARAMS.items()}
+    t0 = time.time()
+    state, curves = train.fit(plan, seeds, hp, dataset.x_train,
+                              on_chunk=progress.chunk if progress else None)
+    jax.block_until_ready(state.params)
+    train_s = time.time() - t0
+
+    spec = plan.spec
+    first = members[0].config
+    metrics = diagnostics.evaluate(
+        lambda p, x: models.reconstruct(spec, p, x),
+        lambda p, x: models.encode(spec, p, x)["code"],
+        state.params, dataset.x_train, dataset.x_test, dataset.y_train, dataset.y_test,
+        [spec.code_size] * len(members), first.diagnostics, seed=first.seed)
+    diverged_at = np.asarray(state.diverged_at)
+    records = []
+    for i, m in enumerate(members):
+        params_i = jax.tree.map(lambda a: a[i], state.params)
+        extra = code_metrics.member_code_metrics(
+            spec, params_i, dataset.x_test, m.config.seed, m.config.vae.active_threshold,
+            sparse=m.config.sparsity.kind != "none")
+        final = {k.replace("loss/", "final_"): float(v[i, -1]) for k, v in curves.items()
+                 if k.startswith("loss/")}
+        status = "diverged" if diverged_at[i] >= 0 else "ok"
+        record = {
+            "member": m.index,
+            "name": m.name,
+            "overrides": m.overrides,
+            "status": status,
+            "metrics": {**metrics[i], **extra, **final, "steps": int(np.asarray(state.step)[i])},
+            "config": config_lib.flatten(m.config.to_dict()),
+        }
+        if status == "diverged":
+            record["diverged_at"] = int(diverged_at[i])
+        results.append(record)
+        records.append(record)
+        member_log.log_member(m.name, m.config, record, {k: v[i] for k, v in curves.items()}, plan, params_i,
+                               dataset, workdir, sweep_name)
+    eval_s = time.time() - t0 - train_s
+    print(f"group {plan.spec.kind} code={spec.code_size} depth={spec.depth} width={spec.width}: "
+          f"{len(members)} members, train {train_s:.1f}s, diagnostics {eval_s:.1f}s, "
+          f"test_mse {np.mean([r['metrics']['test_mse'] for r in records]):.4g}", flush=True)
+    return records
+
+
+def _get(c: ml_collections.ConfigDict, key: str) -> Any:
+    node = c
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir: str | Path,
+              sweep_name: str = "sweep", only: str = "", dry_run: bool = False,
+              report: bool = True) -> list[dict]:
+    """Everything the CLI does, callable from tests and notebooks; returns the new result records."""
+    members = expand(config, sweep)
+    if only:
+        members = [m for m in members if fnmatch.fnmatch(m.name, only)]
+        if not members:
+            raise ConfigError(f"--only={only!r} matches no member")
+    datasets = {}
+    for m in members:
+        dk = data_key(m.config)
+        if dk not in datasets:
+            datasets[dk] = data_lib.load(m.config.data)
+    groups = group_members(members, datasets)  # model_spec checks (conv shapes) happen here
+    if dry_run:
+        for g in groups:
+            print(f"group {g.plan.spec} x {len(g.members)}")
+            for m in g.members:
+                print(f"  [{m.index}] {m.name}")
+        return []
+
+    workdir = Path(workdir)
+    everyone = expand(config, sweep) if only else members
+    identity = workdir_lib.sweep_identity(
+        sweep_name, [(m.name, config_lib.flatten(m.config.to_dict())) for m in everyone])
+    with workdir_lib.open_workdir(workdir, identity) as results:
+        done = results.finished_names()
+        todo = [g for g in ([dataclasses.replace(g, members=[m for m in g.members if m.name not in done])
+                             for g in groups]) if g.members]
+        skipped = len(members) - sum(len(g.members) for g in todo)
+        print(f"sweep {sweep_name}: {len(members)} members in {len(groups)} compiled groups; "
+              f"{skipped} already finished; workdir {workdir}", flush=True)
+        progress = workdir_lib.Progress(sum(g.plan.n_chunks for g in todo))
+        records = []
+        for g in todo:
+            records += run_group(g, datasets[g.data], sweep_name, workdir, results, progress)
+        progress.close()
+    if report and records:
+        from ae_jax import report as report_lib
+        report_lib.write_report(workdir)
+    return records
+
+
+def main(argv: Sequence[str]) -> int:
+    from absl import flags
+    from ml_collections import config_flags
+
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "config file FILE.py[:ARG]", flag_values=fv,
+                                    lock_config=True, sys_argv=list(argv))
+    flags.DEFINE_string("workdir", None, "where results.jsonl, wandb/ and the report go", flag_values=fv)
+    flags.DEFINE_string("only", "", "run only members whose name matches this glob", flag_values=fv)
+    flags.DEFINE_bool("dry_run", False, "print members and shape groups, train nothing", flag_values=fv)
+    flags.DEFINE_bool("report", True, "write the report when the sweep ends", flag_values=fv)
+    try:
+        if any(a in ("--help", "-h", "--helpfull") for a in argv[1:]):
+            print(__doc__)
+            print(fv.main_module_help() if hasattr(fv, "main_module_help") else "")
+            return 0
+        config_path = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), None)
+        if not config_path:
+            raise ConfigError("--config: required, e.g. --config=configs/quickstart.py:smoke")
+        _, sweep, name = load_config_file(config_path)
+        try:
+            fv(list(argv))
+        except Exception as e:  # noqa: BLE001 - absl/ml_collections raise several kinds; all are user input
+            raise ConfigError(str(e).splitlines()[0]) from None
+        if not fv.workdir:
+            raise ConfigError("--workdir: required")
+        run_sweep(fv.config, sweep, fv.workdir, sweep_name=name, only=fv.only, dry_run=fv.dry_run,
+                  report=fv.report)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except workdir_lib.WorkdirBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

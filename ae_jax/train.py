@@ -1,0 +1,180 @@
+"""The train step, the scan that fuses many steps, and the one vmapped program that trains a shape group.
+
+Members of a group share `ModelSpec`, `Objective`, optimiser, batch size and step count; everything
+else they differ in (seed, learning rate, noise level, penalty weights, beta) is a traced array in `hp`.
+"""
+
+import collections
+import dataclasses
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ae_jax import models, objectives
+from ae_jax.models import ModelSpec
+from ae_jax.objectives import Objective
+
+# Traced hyperparameters: name in `hp` -> config key.
+HPARAMS = {
+    "learning_rate": "train.learning_rate",
+    "weight_decay": "train.weight_decay",
+    "noise_level": "noise.level",
+    "sparsity_weight": "sparsity.weight",
+    "sparsity_target": "sparsity.target",
+    "aux_weight": "sparsity.aux_weight",
+    "contractive_weight": "contractive.weight",
+    "beta": "vae.beta",
+}
+
+OPTIMIZERS = {
+    "adam": optax.adam,
+    "adamw": optax.adamw,
+    "sgd": optax.sgd,
+    "momentum": functools.partial(optax.sgd, momentum=0.9),
+}
+
+# Learning-rate multipliers as a function of training progress t in [0, 1].
+SCHEDULES = {
+    "constant": lambda t: 1.0,
+    "cosine": lambda t: 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.minimum(t, 1.0))),
+}
+
+# How many times each group's chunk program has been traced; the tests' recompilation guard.
+TRACE_COUNTS: collections.Counter = collections.Counter()
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The static part of a shape group: one compiled program per distinct Plan."""
+
+    spec: ModelSpec
+    obj: Objective
+    optimizer: str
+    schedule: str
+    batch_size: int
+    steps: int
+    chunk: int  # steps fused per dispatch
+
+    @property
+    def n_chunks(self) -> int:
+        return math.ceil(self.steps / self.chunk)
+
+
+class TrainState(NamedTuple):
+    params: Any
+    opt_state: Any
+    stats: Any
+    step: jax.Array  # int32: steps taken (frozen once diverged)
+    key: jax.Array  # typed key of the member
+    diverged_at: jax.Array  # int32: step whose loss or gradient was not finite, -1 if none
+
+
+class Data(NamedTuple):
+    x_ND: jax.Array
+    lo_D: jax.Array  # per-dimension train min and max (salt-and-pepper values)
+    hi_D: jax.Array
+
+
+def make_optimizer(name: str) -> optax.GradientTransformation:
+    # The learning rate is written into the state by each step, so it is a traced per-member value.
+    return optax.inject_hyperparams(OPTIMIZERS[name])(learning_rate=0.0)
+
+
+def _with_learning_rate(opt_state, learning_rate):
+    hyper = {**opt_state.hyperparams, "learning_rate": jnp.asarray(learning_rate, jnp.float32)}
+    return opt_state._replace(hyperparams=hyper)
+
+
+def init_state(seed: jax.Array, hp: dict, *, plan: Plan) -> TrainState:
+    key = jax.random.key(seed)
+    params = models.init_params(plan.spec, jax.random.fold_in(key, 0))
+    opt_state = _with_learning_rate(make_optimizer(plan.optimizer).init(params), hp["learning_rate"])
+    return TrainState(params, opt_state, objectives.initial_stats(plan.spec), jnp.int32(0),
+                      jax.random.fold_in(key, 1), jnp.int32(-1))
+
+
+def train_step(state: TrainState, hp: dict, data: Data, *, plan: Plan) -> tuple[TrainState, dict]:
+    """One optimiser step of one member; a non-finite loss freezes the member and records the step."""
+    k_batch, k_loss = jax.random.split(jax.random.fold_in(state.key, state.step))
+    x_BD = data.x_ND[jax.random.randint(k_batch, (plan.batch_size,), 0, data.x_ND.shape[0])]
+    grad_fn = jax.value_and_grad(objectives.loss_fn, has_aux=True)
+    (loss, (terms, stats)), grads = grad_fn(state.params, state.stats, x_BD, k_loss, hp, spec=plan.spec,
+                                            obj=plan.obj, lo_D=data.lo_D, hi_D=data.hi_D)
+    lr = hp["learning_rate"] * SCHEDULES[plan.schedule](state.step / plan.steps)
+    opt_state = _with_learning_rate(state.opt_state, lr)
+    updates, opt_state = make_optimizer(plan.optimizer).update(grads, opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+
+    grad_norm = optax.global_norm(grads)
+    live = (state.step < plan.steps) & (state.diverged_at < 0)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    take = live & finite
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(take, n, o), new, old)
+    new_state = TrainState(
+        params=keep(params, state.params),
+        opt_state=keep(opt_state, state.opt_state),
+        stats=keep(stats, state.stats),
+        step=state.step + take.astype(jnp.int32),
+        key=state.key,
+        diverged_at=jnp.where(live & ~finite, state.step, state.diverged_at),
+    )
+    return new_state, {**terms, "grad/norm": grad_norm, "_taken": take}
+
+
+def train_chunk(state: TrainState, hp: dict, data: Data, *, plan: Plan) -> tuple[TrainState, dict]:
+    """`plan.chunk` steps in one `lax.scan`; metrics are averaged over the steps actually taken."""
+    TRACE_COUNTS[plan] += 1
+    state, per_step = jax.lax.scan(lambda s, _: train_step(s, hp, data, plan=plan), state,
+                                   length=plan.chunk)
+    taken = per_step.pop("_taken").astype(jnp.float32)
+    n = taken.sum()
+    means = {k: jnp.where(n > 0, (v * taken).sum() / jnp.maximum(n, 1.0), jnp.nan)
+             for k, v in per_step.items()}
+    return state, means
+
+
+@functools.lru_cache(maxsize=64)
+def compile_plan(plan: Plan):
+    """The group's two programs: vmapped init, and a vmapped chunk of steps (the one `jit` of training).
+
+    The member axis is the leading axis of `state` and `hp`; data is shared (in_axes None). The state
+    is donated: each chunk updates it in place.
+    """
+    init = jax.jit(jax.vmap(functools.partial(init_state, plan=plan)))
+    chunk = jax.jit(jax.vmap(functools.partial(train_chunk, plan=plan), in_axes=(0, 0, None)),
+                    donate_argnums=0)
+    return init, chunk
+
+
+def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: np.ndarray,
+        on_chunk=None) -> tuple[TrainState, dict[str, np.ndarray]]:
+    """Train all members of a group; returns the final states and curves {name: (M, n_chunks)}.
+
+    `on_chunk(i, n)` is called after each chunk is dispatched (progress); metrics of chunk i are
+    brought to the host only after chunk i+1 is dispatched, so the device never waits on the host.
+    """
+    init, chunk = compile_plan(plan)
+    x = jnp.asarray(x_train)
+    data = Data(x, x.min(0), x.max(0))
+    hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp_M.items()}
+    state = init(jnp.asarray(seeds_M, jnp.uint32), hp)
+    pending, curves = None, collections.defaultdict(list)
+    for i in range(plan.n_chunks):
+        state, metrics = chunk(state, hp, data)
+        if pending is not None:
+            _append(curves, pending)
+        pending = metrics
+        if on_chunk:
+            on_chunk(i, plan.n_chunks)
+    _append(curves, pending)
+    return state, {k: np.stack(v, axis=1) for k, v in curves.items()}
+
+
+def _append(curves, metrics):
+    for k, v in jax.device_get(metrics).items():
+        curves[k].append(np.asarray(v))

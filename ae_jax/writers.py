@@ -1,0 +1,207 @@
+"""The one logging interface training code talks to: a W&B run (offline by default) or nothing."""
+
+import logging
+import math
+import os
+import sys
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+STEP = "train/step"
+
+# Set by the first W&B failure in this process; every writer opened after it is a NullWriter,
+# so a broken W&B (say online without network) costs one warning, not one timeout per member.
+_off_reason: str | None = None
+
+
+class Writer(Protocol):
+    """What training, sweep and report code may log; nothing else touches `wandb`."""
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None: ...
+
+    def images(self, step: int, images: Mapping[str, np.ndarray]) -> None: ...
+
+    def figure(self, name: str, fig: Any) -> None: ...
+
+    def table(self, name: str, columns: list[str], rows: list[list]) -> None: ...
+
+    def summary(self, values: Mapping[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullWriter:
+    """Accepts everything and writes nothing (figures are still closed)."""
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        pass
+
+    def images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
+        pass
+
+    def figure(self, name: str, fig: Any) -> None:
+        _close_figure(fig)
+
+    def table(self, name: str, columns: list[str], rows: list[list]) -> None:
+        pass
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class WandbWriter:
+    """One W&B run; the first exception from W&B turns this writer into a NullWriter."""
+
+    def __init__(self, run: Any):
+        self.run = run
+
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
+        self._guard(lambda run, wandb: run.log({STEP: int(step), **_plain(dict(values))}))
+
+    def images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
+        self._guard(lambda run, wandb: run.log(
+            {STEP: int(step), **{k: wandb.Image(_to_uint8(v)) for k, v in images.items()}}))
+
+    def figure(self, name: str, fig: Any) -> None:
+        try:
+            self._guard(lambda run, wandb: run.log({name: wandb.Image(fig)}))
+        finally:
+            _close_figure(fig)
+
+    def table(self, name: str, columns: list[str], rows: list[list]) -> None:
+        self._guard(lambda run, wandb: run.log(
+            {name: wandb.Table(columns=list(columns), data=[_plain(list(r)) for r in rows])}))
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        self._guard(lambda run, wandb: run.summary.update(_plain(dict(values))))
+
+    def close(self) -> None:
+        self._guard(lambda run, wandb: run.finish())
+        self.run = None
+
+    def _guard(self, call) -> None:
+        if self.run is None:
+            return
+        try:
+            import wandb
+            call(self.run, wandb)
+        except Exception as e:  # W&B trouble never stops training.
+            _turn_off(e)
+            run, self.run = self.run, None
+            try:
+                run.finish(exit_code=1)
+            except Exception:
+                pass
+
+
+def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: Mapping[str, Any],
+                job_type: str = "member", tags: Sequence[str] = ()) -> Writer:
+    """A W&B run under WORKDIR/wandb/ as `wandb_cfg` (`config.wandb` or a dict) asks, else a NullWriter."""
+    mode = _field(wandb_cfg, "mode", "offline")
+    # The user's WANDB_MODE=disabled wins too, so that such a run never even imports wandb.
+    if mode == "disabled" or os.environ.get("WANDB_MODE") == "disabled" or _off_reason is not None:
+        return NullWriter()
+    writer = WandbWriter(None)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        _point_wandb_into(workdir)
+        import wandb
+        writer.run = wandb.init(
+            mode=mode, project=_field(wandb_cfg, "project", "ae_jax"),
+            entity=_field(wandb_cfg, "entity", "") or None, dir=workdir, name=name, group=group,
+            job_type=job_type, tags=list(tags), config=_plain(_as_dict(config)), reinit="create_new")
+    except Exception as e:
+        _turn_off(e)
+        return NullWriter()
+    # Curves are drawn against the training step, not W&B's own call counter.
+    writer._guard(lambda run, wandb: (run.define_metric(STEP),
+                                      run.define_metric("*", step_metric=STEP)))
+    return writer if writer.run is not None else NullWriter()
+
+
+def image_grid(images_NHWC: np.ndarray, ncols: int, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+    """Tiles N images (N, H, W[, C]) row by row into one (H', W'[, C]) panel, `pad` pixels apart."""
+    x = np.asarray(images_NHWC, dtype=np.float32)
+    if x.ndim not in (3, 4) or x.shape[0] == 0:
+        raise ValueError(f"image_grid: expected a non-empty (N, H, W[, C]) array, got shape {x.shape}")
+    gray = x.ndim == 3
+    if gray:
+        x = x[..., None]
+    n, h, w, c = x.shape
+    ncols = max(1, min(int(ncols), n))
+    nrows = math.ceil(n / ncols)
+    grid = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad, c), pad_value, np.float32)
+    for i in range(n):
+        r, q = divmod(i, ncols)
+        grid[r * (h + pad):r * (h + pad) + h, q * (w + pad):q * (w + pad) + w] = x[i]
+    return grid[..., 0] if gray else grid
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _turn_off(error: BaseException) -> None:
+    global _off_reason
+    if _off_reason is None:
+        _off_reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        log.warning("W&B logging is off for the rest of this process (%s); training goes on without it",
+                    _off_reason)
+
+
+def _point_wandb_into(workdir: str) -> None:
+    """Keeps W&B's files (logs, cache, settings) in the workdir, not in ~/; the user's settings win."""
+    root = os.path.join(os.path.abspath(workdir), "wandb")
+    defaults = {
+        "WANDB_SILENT": "true",
+        "WANDB_ERROR_REPORTING": "false",
+        "WANDB_DIR": os.path.abspath(workdir),
+        "WANDB_DATA_DIR": os.path.join(root, ".data"),
+        "WANDB_CACHE_DIR": os.path.join(root, ".cache"),
+        "WANDB_CONFIG_DIR": os.path.join(root, ".config"),
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+
+
+def _field(cfg: Any, key: str, default: Any) -> Any:
+    if cfg is None:
+        return default
+    if isinstance(cfg, Mapping):
+        return cfg.get(key, default)
+    return getattr(cfg, key, default)
+
+
+def _as_dict(config: Any) -> dict:
+    # A ConfigDict handed to wandb.init is silently logged as an empty config.
+    return config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
+
+
+def _plain(value: Any) -> Any:
+    """JAX/NumPy scalars and arrays as Python numbers and lists, recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if hasattr(value, "__array__"):
+        return np.asarray(value).tolist()
+    return value
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    x = np.nan_to_num(np.asarray(image, dtype=np.float32))
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    return np.round(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _close_figure(fig: Any) -> None:
+    # Only pyplot keeps figures alive; a bare matplotlib Figure needs no closing.
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close(fig)

@@ -1,0 +1,39 @@
+"""The README's main job: code size (2 .. 4x the input) x depth (0 .. 3) on digits, three seeds.
+
+    python -m ae_jax.sweep --config=configs/quickstart.py --workdir=runs/quickstart
+
+Produces `runs/quickstart/report.md` with the phase diagram: where the autoencoder turns into the
+identity (overcomplete, shallow), where it is PCA-like (small codes), and what depth does.
+`:smoke` runs 2 code sizes x 2 depths x 1 seed for a few hundred steps (under a minute).
+"""
+
+from ae_jax import config as config_lib
+from ae_jax.config import product, sweep
+
+
+def get_config(arg=None):
+    c = config_lib.base_config()
+    c.name = "quickstart"
+    c.data.name = "digits"
+    c.model.activation = "relu"
+    c.model.width = 256
+    c.train.steps = 4000
+    c.train.batch_size = 128
+    c.train.learning_rate = 1e-3
+    c.train.log_every = 250
+    if arg == "smoke":
+        c.name = "quickstart_smoke"
+        c.train.steps = 300
+        c.train.log_every = 100
+        c.diagnostics.attractor_iters = 20
+    return c
+
+
+def get_sweep(arg=None):
+    if arg == "smoke":
+        return product(sweep("model.code_size", [8, 128]), sweep("model.depth", [0, 1]))
+    return product(
+        sweep("model.code_size", [2, 4, 8, 16, 32, 64, 128, 256]),
+        sweep("model.depth", [0, 1, 2, 3]),
+        sweep("seed", [0, 1, 2]),
+    )

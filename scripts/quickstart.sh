@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's main job: set up, run the code size x depth sweep on digits, write the report.
+# Usage: bash scripts/quickstart.sh [smoke] [extra --config.KEY=VALUE flags]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+arg=""; workdir=runs/quickstart
+if [ "${1:-}" = "smoke" ]; then arg=":smoke"; workdir=runs/quickstart_smoke; shift; fi
+export WANDB_SILENT=true WANDB_ERROR_REPORTING=false
+.venv/bin/python -m ae_jax.sweep --config=configs/quickstart.py$arg --workdir="$workdir" "$@"
+.venv/bin/python -m ae_jax.report "$workdir"
+echo "results: $workdir/results.jsonl  report: $workdir/report.md  figures: $workdir/figures/  W&B runs: $workdir/wandb/"
