@@ -17,7 +17,7 @@ def sparse_metrics(code_NK: np.ndarray) -> dict[str, float]:
             "code_mean": float(code_NK.mean())}
 
 
-def vae_metrics(spec: ModelSpec, params: Any, x_ND: np.ndarray, key: jax.Array,
+def vae_metrics(spec: ModelSpec, params: Any, masks: Any, x_ND: np.ndarray, key: jax.Array,
                 active_threshold: float) -> dict[str, float]:
     """`kl` (nats per example), `active_units` (Burda et al.: Cov_x E_q[z] > threshold), `test_elbo`.
 
@@ -25,22 +25,23 @@ def vae_metrics(spec: ModelSpec, params: Any, x_ND: np.ndarray, key: jax.Array,
     (squared error for a linear output, i.e. a Gaussian decoder with variance 1/2 up to a constant,
     or Bernoulli for a sigmoid output), so it is -(loss/recon + loss/kl) at beta = 1.
     """
-    enc = models.encode(spec, params, x_ND)
+    enc = models.encode(spec, params, x_ND, masks)
     kl = objectives.gaussian_kl(enc["mean"], enc["logvar"])
-    z = enc["mean"] + jnp.exp(0.5 * enc["logvar"]) * jax.random.normal(key, enc["mean"].shape)
-    out = models.Autoencoder(spec).apply({"params": params}, z, method=models.Autoencoder.decode)
+    z = enc["mean"] + jnp.exp(0.5 * enc["logvar"]) * jax.random.normal(key, enc["mean"].shape) * masks["code"]
+    out = models.decode_logits(spec, params, z, masks)
     recon = objectives.reconstruction_loss(spec, out, x_ND)
     mean_var = np.asarray(jnp.var(enc["mean"], axis=0))
     return {"kl": float(kl.mean()), "active_units": int((mean_var > active_threshold).sum()),
             "test_elbo": float(-(recon + kl).mean())}
 
 
-def member_code_metrics(spec: ModelSpec, params: Any, x_test: np.ndarray, seed: int,
-                        active_threshold: float, sparse: bool) -> dict[str, float]:
+def member_code_metrics(spec: ModelSpec, params: Any, masks: Any, code_size: int, x_test: np.ndarray,
+                        seed: int, active_threshold: float, sparse: bool) -> dict[str, float]:
     """The code metrics this member's variant calls for (none for a plain AE)."""
     out: dict[str, float] = {}
     if sparse:
-        out.update(sparse_metrics(np.asarray(models.encode(spec, params, x_test)["code"])))
+        code = np.asarray(models.encode(spec, params, x_test, masks)["code"])[:, :code_size]
+        out.update(sparse_metrics(code))
     if spec.variational:
-        out.update(vae_metrics(spec, params, x_test, jax.random.key(seed), active_threshold))
+        out.update(vae_metrics(spec, params, masks, x_test, jax.random.key(seed), active_threshold))
     return out

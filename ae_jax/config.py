@@ -75,6 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.schedule = "constant"  # constant | cosine (decays to 0 at the last step)
     c.train.weight_decay = 0.0  # L2 penalty lambda * sum ||W||^2 added to the loss
     c.train.log_every = 100
+    c.train.pack_sizes = True  # members differing only in code size / width share one masked program
 
     c.noise = ml_collections.ConfigDict()
     c.noise.kind = "none"
@@ -252,6 +253,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _choice(c, "train.schedule", SCHEDULES)
     _float(c, "train.weight_decay", 0.0)
     _int(c, "train.log_every", 1)
+    _check(isinstance(c.train.pack_sizes, bool), "train.pack_sizes", "must be True or False")
 
     _choice(c, "noise.kind", NOISE_KINDS)
     _float(c, "noise.level", 0.0)

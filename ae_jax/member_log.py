@@ -29,7 +29,7 @@ def variant_tags(c: ml_collections.ConfigDict) -> list[str]:
 
 
 def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
-               curves: dict[str, np.ndarray], plan, params: Any, dataset, workdir: Path,
+               curves: dict[str, np.ndarray], plan, params: Any, masks: Any, dataset, workdir: Path,
                sweep_name: str) -> None:
     """One W&B run for one member; nothing at all when `wandb.mode` is disabled."""
     if c.wandb.mode == "disabled":
@@ -42,26 +42,28 @@ def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
             step = min((j + 1) * plan.chunk, plan.steps)
             writer.scalars(step, {k: float(v[j]) for k, v in curves.items()})
         if c.wandb.images and len(dataset.shape) in (2, 3):
-            writer.images(plan.steps, panels(c, plan.spec, params, dataset))
+            writer.images(plan.steps, panels(c, plan.spec, params, masks, dataset))
         writer.summary({**record["metrics"], "status": record["status"]})
     finally:
         writer.close()
 
 
-def panels(c: ml_collections.ConfigDict, spec: models.ModelSpec, params: Any, dataset) -> dict[str, np.ndarray]:
+def panels(c: ml_collections.ConfigDict, spec: models.ModelSpec, params: Any, masks: Any,
+           dataset) -> dict[str, np.ndarray]:
     """Inputs over reconstructions (and noisy inputs over their denoised outputs, VAE prior samples)."""
     x = dataset.x_test[:N_PANEL]
     shape = (-1,) + tuple(dataset.shape) if len(dataset.shape) == 3 else (-1,) + tuple(dataset.shape) + (1,)
     as_images = lambda a: np.clip(np.asarray(a).reshape(shape), 0.0, 1.0)
     out = {"panels/reconstruction": writers.image_grid(
-        np.concatenate([as_images(x), as_images(models.reconstruct(spec, params, x))]), N_PANEL)}
+        np.concatenate([as_images(x), as_images(models.reconstruct(spec, params, x, masks))]), N_PANEL)}
     key = jax.random.key(c.seed)
     if c.noise.kind != "none":
         lo, hi = dataset.x_train.min(0), dataset.x_train.max(0)
         noisy = objectives.corrupt(c.noise.kind, key, x, c.noise.level, lo, hi)
         out["panels/denoising"] = writers.image_grid(
-            np.concatenate([as_images(noisy), as_images(models.reconstruct(spec, params, noisy))]), N_PANEL)
+            np.concatenate([as_images(noisy), as_images(models.reconstruct(spec, params, noisy, masks))]), N_PANEL)
     if spec.variational:
-        z = jax.random.normal(key, (N_PANEL, spec.code_size))
-        out["panels/prior_samples"] = writers.image_grid(as_images(models.decode(spec, params, z)), N_PANEL)
+        z = jax.random.normal(key, (N_PANEL, spec.code_size)) * masks["code"]
+        out["panels/prior_samples"] = writers.image_grid(as_images(models.decode(spec, params, z, masks)),
+                                                         N_PANEL)
     return out

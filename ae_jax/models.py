@@ -5,6 +5,11 @@ The code stage turns the encoder's last hidden layer into the code the decoder r
   top-k      code = keep the k largest of code_activation(W h + b), zero the rest
   variational mean, logvar = W_mu h + b_mu, W_lv h + b_lv; code = mean + exp(logvar / 2) * eps
 Everything else (noise, penalties) lives in `objectives`; the model never sees a clean/noisy switch.
+
+Packing: a `ModelSpec` gives the largest code size and width of a group; `masks` (per member, see
+`size_masks`) switch off the units beyond a member's own sizes. Masked units output exactly 0, get
+exactly zero gradient and stay at their zero initialisation, so a packed member trains like the
+unpacked model of its own size while sharing one compiled program with differently sized members.
 """
 
 import dataclasses
@@ -80,6 +85,23 @@ def model_spec(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) 
     return spec
 
 
+def _masked(a: jax.Array, masks, name: str) -> jax.Array:
+    return a if masks is None else a * masks[name]
+
+
+def size_masks(spec: ModelSpec, code_size: int, width: int) -> dict[str, jax.Array]:
+    """1 for a member's own units, 0 for the padding up to the group's largest sizes."""
+    hidden = spec.width if spec.kind == "mlp" else 1
+    return {"code": (jnp.arange(spec.code_size) < code_size).astype(jnp.float32),
+            "hidden": (jnp.arange(hidden) < (width if spec.kind == "mlp" else 1)).astype(jnp.float32)}
+
+
+def pad_params(params: Any, like: Any) -> Any:
+    """Zero-pad each leaf of a smaller model's params to the shape of the group's largest model."""
+    return jax.tree.map(lambda p, big: jnp.pad(p, [(0, b - s) for s, b in zip(p.shape, big.shape)]),
+                        params, like)
+
+
 def _top_k(code_BK: jax.Array, k: int) -> jax.Array:
     """Zero all but the k largest entries of each row (ties broken by position, so exactly k survive)."""
     _, idx = jax.lax.top_k(code_BK, k)
@@ -114,43 +136,47 @@ class Autoencoder(nn.Module):
                     if s.kind == "conv" else nn.Dense(out_features, name="out"))
         self._act = act
 
-    def hidden(self, x_BD: jax.Array) -> jax.Array:
+    def hidden(self, x_BD: jax.Array, masks=None) -> jax.Array:
         """The encoder's last hidden representation (the input itself at depth 0)."""
         h = x_BD
         if self.spec.kind == "conv":
             h = h.reshape((h.shape[0],) + self.spec.input_shape)
         for layer in self.enc_hidden:
-            h = self._act(layer(h))
+            h = _masked(self._act(layer(h)), masks, "hidden")
         return h.reshape((h.shape[0], -1))
 
-    def encode(self, x_BD: jax.Array) -> dict[str, jax.Array]:
+    def encode(self, x_BD: jax.Array, masks=None) -> dict[str, jax.Array]:
         """The code stage: `code` is what the decoder reads on the mean path; `pre` feeds penalties."""
         s = self.spec
-        h = self.hidden(x_BD)
-        pre = self.code(h)
+        h = self.hidden(x_BD, masks)
+        pre = _masked(self.code(h), masks, "code")
         if s.variational:
-            return {"pre": pre, "code": pre, "mean": pre, "logvar": self.code_logvar(h)}
-        code = ACTIVATIONS[s.code_activation](pre)
+            logvar = _masked(self.code_logvar(h), masks, "code")
+            return {"pre": pre, "code": pre, "mean": pre, "logvar": logvar}
+        code = _masked(ACTIVATIONS[s.code_activation](pre), masks, "code")
         if s.topk:
-            code = _top_k(code, s.topk)
+            # Masked units must never win a slot (tanh codes can be negative), so rank them last.
+            live = jnp.ones_like(code) if masks is None else masks["code"]
+            code = _top_k(jnp.where(live > 0, code, -jnp.inf), s.topk)
+            code = jnp.where(live > 0, code, 0.0)
         return {"pre": pre, "code": code}
 
-    def decode(self, code_BK: jax.Array) -> jax.Array:
+    def decode(self, code_BK: jax.Array, masks=None) -> jax.Array:
         """Decoder output before the output nonlinearity (logits for a sigmoid output)."""
         s = self.spec
         if s.kind == "mlp":
             h = code_BK
             for layer in self.dec_hidden:
-                h = self._act(layer(h))
+                h = _masked(self._act(layer(h)), masks, "hidden")
             return self.out(h)
         h = self._act(self.dec_in(code_BK)).reshape((code_BK.shape[0],) + self._bottom)
         for layer in self.dec_hidden:
             h = self._act(layer(h))
         return self.out(h).reshape((code_BK.shape[0], -1))
 
-    def __call__(self, x_BD: jax.Array) -> jax.Array:
+    def __call__(self, x_BD: jax.Array, masks=None) -> jax.Array:
         """The deterministic mean-path reconstruction f(x) in data space."""
-        return self.output_mean(self.decode(self.encode(x_BD)["code"]))
+        return self.output_mean(self.decode(self.encode(x_BD, masks)["code"], masks))
 
     def output_mean(self, out_BD: jax.Array) -> jax.Array:
         return nn.sigmoid(out_BD) if self.spec.output == "sigmoid" else out_BD
@@ -170,21 +196,21 @@ def init_params(spec: ModelSpec, key: jax.Array) -> Any:
     return params
 
 
-def reconstruct(spec: ModelSpec, params: Any, x_BD: jax.Array) -> jax.Array:
+def reconstruct(spec: ModelSpec, params: Any, x_BD: jax.Array, masks=None) -> jax.Array:
     """f(x) on the mean path."""
-    return Autoencoder(spec).apply({"params": params}, x_BD)
+    return Autoencoder(spec).apply({"params": params}, x_BD, masks)
 
 
-def encode(spec: ModelSpec, params: Any, x_BD: jax.Array) -> dict[str, jax.Array]:
-    return Autoencoder(spec).apply({"params": params}, x_BD, method=Autoencoder.encode)
+def encode(spec: ModelSpec, params: Any, x_BD: jax.Array, masks=None) -> dict[str, jax.Array]:
+    return Autoencoder(spec).apply({"params": params}, x_BD, masks, method=Autoencoder.encode)
 
 
-def decode(spec: ModelSpec, params: Any, code_BK: jax.Array) -> jax.Array:
+def decode_logits(spec: ModelSpec, params: Any, code_BK: jax.Array, masks=None) -> jax.Array:
+    """Decoder output before the output nonlinearity."""
+    return Autoencoder(spec).apply({"params": params}, code_BK, masks, method=Autoencoder.decode)
+
+
+def decode(spec: ModelSpec, params: Any, code_BK: jax.Array, masks=None) -> jax.Array:
     """Data-space output (after the output nonlinearity) for given codes."""
-    model = Autoencoder(spec)
-    out = model.apply({"params": params}, code_BK, method=Autoencoder.decode)
-    return model.apply({"params": params}, out, method=Autoencoder.output_mean)
-
-
-def hidden(spec: ModelSpec, params: Any, x_BD: jax.Array) -> jax.Array:
-    return Autoencoder(spec).apply({"params": params}, x_BD, method=Autoencoder.hidden)
+    out = decode_logits(spec, params, code_BK, masks)
+    return Autoencoder(spec).apply({"params": params}, out, method=Autoencoder.output_mean)

@@ -95,7 +95,7 @@ def kl_sparsity(code_BK: jax.Array, target: jax.Array) -> jax.Array:
             + (1 - target) * jnp.log((1 - target) / (1 - rho_hat))).sum()
 
 
-def encoder_jacobian_sq_norm(spec: ModelSpec, params: Any, x_BD: jax.Array) -> jax.Array:
+def encoder_jacobian_sq_norm(spec: ModelSpec, params: Any, x_BD: jax.Array, masks=None) -> jax.Array:
     """||d code / d x||_F^2 per example, exactly.
 
     For a depth-0 MLP with an elementwise code activation, J = diag(a'(pre)) W^T, so the norm is
@@ -103,14 +103,14 @@ def encoder_jacobian_sq_norm(spec: ModelSpec, params: Any, x_BD: jax.Array) -> j
     whichever side (input or code) is smaller.
     """
     if spec.kind == "mlp" and spec.depth == 0 and not spec.topk:
-        pre = models.encode(spec, params, x_BD)["pre"]
+        pre = models.encode(spec, params, x_BD, masks)["pre"]
         act = models.ACTIVATIONS["linear" if spec.variational else spec.code_activation]
         slope = jax.vmap(jax.vmap(jax.grad(act)))(pre)
         col_norms = jnp.square(params["code"]["kernel"]).sum(0)
         return (jnp.square(slope) * col_norms).sum(-1)
 
     def code_of(x_D):
-        return models.encode(spec, params, x_D[None])["code"][0]
+        return models.encode(spec, params, x_D[None], masks)["code"][0]
 
     jac = jax.jacfwd(code_of) if spec.input_dim <= spec.code_size else jax.jacrev(code_of)
     return jnp.square(jax.vmap(jac)(x_BD)).sum((-2, -1))
@@ -122,19 +122,20 @@ def l2_of_kernels(params: Any) -> jax.Array:
     return sum(jnp.square(v).sum() for path, v in leaves if path[-1].key == "kernel")
 
 
-def loss_fn(params, stats, x_BD, key, hp, *, spec: ModelSpec, obj: Objective, lo_D, hi_D):
+def loss_fn(params, stats, masks, x_BD, key, hp, *, spec: ModelSpec, obj: Objective, lo_D, hi_D):
     """(total, (terms, new_stats)) for one member on one batch; `hp` holds its traced weights."""
     k_noise, k_sample = jax.random.split(key)
     x_in = corrupt(obj.noise, k_noise, x_BD, hp["noise_level"], lo_D, hi_D)
-    enc = models.encode(spec, params, x_in)
+    enc = models.encode(spec, params, x_in, masks)
     code = enc["code"]
     terms = {}
     total = 0.0
     if spec.variational:
-        code = enc["mean"] + jnp.exp(0.5 * enc["logvar"]) * jax.random.normal(k_sample, code.shape)
+        eps = jax.random.normal(k_sample, code.shape) * masks["code"]
+        code = enc["mean"] + jnp.exp(0.5 * enc["logvar"]) * eps
         terms["loss/kl"] = gaussian_kl(enc["mean"], enc["logvar"]).mean()
         total += hp["beta"] * terms["loss/kl"]
-    out = models.Autoencoder(spec).apply({"params": params}, code, method=models.Autoencoder.decode)
+    out = models.decode_logits(spec, params, code, masks)
     terms["loss/recon"] = reconstruction_loss(spec, out, x_BD).mean()
     total += terms["loss/recon"]
 
@@ -146,7 +147,7 @@ def loss_fn(params, stats, x_BD, key, hp, *, spec: ModelSpec, obj: Objective, lo
         total += hp["sparsity_weight"] * terms["loss/sparsity"]
 
     if obj.contractive:
-        terms["loss/contractive"] = encoder_jacobian_sq_norm(spec, params, x_in).mean()
+        terms["loss/contractive"] = encoder_jacobian_sq_norm(spec, params, x_in, masks).mean()
         total += hp["contractive_weight"] * terms["loss/contractive"]
 
     terms["loss/l2"] = l2_of_kernels(params)
@@ -158,20 +159,20 @@ def loss_fn(params, stats, x_BD, key, hp, *, spec: ModelSpec, obj: Objective, lo
         since = jnp.where(fired_K, 0, stats["since_fired"] + 1)
         new_stats = {"since_fired": since}
         if obj.aux_k:
-            terms["loss/aux"] = _dead_unit_aux(spec, params, enc["pre"], out, x_BD,
-                                               stats["since_fired"] > obj.dead_steps, obj.aux_k)
+            dead_K = (stats["since_fired"] > obj.dead_steps) & (masks["code"] > 0)
+            terms["loss/aux"] = _dead_unit_aux(spec, params, masks, enc["pre"], out, x_BD, dead_K, obj.aux_k)
             total += hp["aux_weight"] * terms["loss/aux"]
     terms["loss/total"] = total
     return total, (terms, new_stats)
 
 
-def _dead_unit_aux(spec, params, pre_BK, out_BD, x_BD, dead_K, aux_k):
+def _dead_unit_aux(spec, params, masks, pre_BK, out_BD, x_BD, dead_K, aux_k):
     """Gao et al. 2024: the top aux_k dead units reconstruct the residual, so gradients reach them."""
     masked = jnp.where(dead_K, jax.nn.relu(pre_BK), -jnp.inf)
     vals, idx = jax.lax.top_k(masked, aux_k)
     vals = jnp.where(jnp.isfinite(vals), vals, 0.0)
     aux_code = jnp.zeros_like(pre_BK).at[jnp.arange(pre_BK.shape[0])[:, None], idx].set(vals)
-    dec = lambda c: models.Autoencoder(spec).apply({"params": params}, c, method=models.Autoencoder.decode)
+    dec = lambda c: models.decode_logits(spec, params, c, masks)
     residual = jax.lax.stop_gradient(x_BD - out_BD)
     aux_out = dec(aux_code) - dec(jnp.zeros_like(aux_code))
     any_dead = dead_K.any()

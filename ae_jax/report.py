@@ -1,4 +1,4 @@
-"""`python -m ae_jax.report DIR [--compare OTHER]`: phase diagram, curves and tables from DIR/results.jsonl."""
+"""`python -m ae_jax.report DIR [--compare OTHER]`: phase diagram, curves and tables of a sweep."""
 
 import argparse
 import base64
@@ -13,43 +13,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.colors import ListedColormap, LogNorm, Normalize
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.transforms import blended_transform_factory
 
 from ae_jax import writers
 from ae_jax.errors import ConfigError
+from ae_jax.plots import LABELS, plot_mse_vs_code, plot_phase_diagram
 
 log = logging.getLogger(__name__)
 
 X_KEY, Y_KEY = "model.code_size", "model.depth"
 REPLICATE_KEYS = ("seed", "data.split_seed")  # averaged over, like seeds
 IGNORED = ("name", "train.log_every", "wandb.")  # never a reason to split a figure
-REGIMES = {"identity": "#d62728", "memorizing": "#9467bd", "structured": "#2ca02c", "mixed": "#bbbbbb"}
-SHORT = {"identity": "ident.", "memorizing": "memo.", "structured": "struct."}
-# (key, heading); `mse_over_pca` and `rank_frac` are per member test_mse/pca_mse and jac_rank/data_rank.
-LABELS = {"train_mse": "train_mse", "test_mse": "test_mse", "test_fvu": "test_fvu", "pca_mse": "pca_mse",
-          "mse_over_pca": "test_mse/pca_mse", "rank_frac": "jac_rank/r", "jac_trace": "jac_trace",
-          "ood_fidelity": "ood_fidelity", "denoise_gain": "denoise_gain", "const_ratio": "const_ratio",
-          "attractor_fraction": "attractor_fraction", "probe_acc": "probe_acc"}
-PANELS = ("test_mse", "mse_over_pca", "rank_frac", "jac_trace", "ood_fidelity", "denoise_gain",
-          "attractor_fraction", "regime")
 COMPARED = ("test_mse", "mse_over_pca", "rank_frac", "jac_trace", "ood_fidelity", "denoise_gain")
-NOT_IN_TABLE = {"jac_rank", "data_rank", "input_dim"}
+VARIANTS = ("l0", "dead_fraction", "kl", "active_units", "test_elbo")  # table columns when present
 
 CAPTION = (
     "How to read it: each cell is one (code size k, depth) setting, averaged over seeds; columns are "
     "log2-spaced code sizes, rows depths. The dashed line marks where k reaches the input dimension D "
     "(columns to its right have k >= D), the dotted line where k reaches the data rank r. "
     "PCA-k (`pca_mse`) is the test MSE of PCA fitted on the training data with k = min(code size, D) "
-    "components, the closed-form linear control: `test_mse/pca_mse` below 1 beats it. The identity map "
-    "gives jac_rank/r = 1, jac_trace = 1, ood_fidelity = 1, denoise_gain = 1 and attractor_fraction = 0; "
-    "a structured map keeps the data but contracts off-data directions (jac_rank/r and denoise_gain "
-    "below 1, ood_fidelity low); memorizing maps pull noisy inputs onto training examples "
-    "(high attractor_fraction). The regime panel shows the majority over seeds of each member's "
-    "regime, decided by the rule documented in `ae_jax/diagnostics.py`; 'mixed' is a tie.")
+    "components, the closed-form linear control: `test_mse/pca_mse` below 1 beats it (— where pca_mse "
+    "is 0, i.e. PCA-k is exact). The identity map gives jac_rank/r = 1, jac_trace = 1, ood_fidelity = 1, "
+    "denoise_gain = 1 and attractor_fraction = 0. "
+    "The regime panel shows the majority over seeds of each member's regime ('mixed' is a tie), by the "
+    "rule of `classify_regime` in `ae_jax/diagnostics.py`: `memorizing` when noisy training points are "
+    "carried back onto training examples (high attractor_fraction) or the map is nearly constant; "
+    "`identity` when nearly every data direction passes (jac_rank/r near 1) and uniform noise is "
+    "copied too (high ood_fidelity); `structured` otherwise.")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -85,7 +74,10 @@ def _normalise(rec: Any) -> dict:
     m = {k: float(v) if v is not None else math.nan for k, v in raw.items()
          if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
     nan = math.nan
-    m["mse_over_pca"] = m.get("test_mse", nan) / m["pca_mse"] if m.get("pca_mse", 0) > 0 else nan
+    # PCA-k is exact once k reaches the data rank; a ratio to its round-off would swamp the colours.
+    var = m.get("test_mse", nan) / m["test_fvu"] if m.get("test_fvu", 0) > 0 else 0.0
+    exact = not m.get("pca_mse", 0) > 1e-9 * (var if math.isfinite(var) else 0.0)
+    m["mse_over_pca"] = nan if exact else m.get("test_mse", nan) / m["pca_mse"]
     m["rank_frac"] = m.get("jac_rank", nan) / m["data_rank"] if m.get("data_rank", 0) > 0 else nan
     regime = raw.get("regime")
     return {"member": rec.get("member"), "name": str(rec.get("name", "")), "config": config,
@@ -98,7 +90,9 @@ def _hashable(v: Any) -> Any:
 
 
 def _order(v: Any) -> tuple:
-    """A sort key for values of mixed types (numbers first)."""
+    """A sort key for values of mixed types: numbers (numerically) before the rest."""
+    if isinstance(v, tuple):
+        return (2, 0, tuple(_order(x) for x in v))
     return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
 
 
@@ -148,117 +142,19 @@ def _get(r: dict, key: str) -> Any:
     return r["metrics"].get(key) if key in ("input_dim", "data_rank") else r["config"].get(key)
 
 
-def _int_or_none(v: Any) -> int | None:
-    return int(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+def _sweep_name(records: list[dict], workdir: Path) -> str:
+    """config.name, else the name the sweep runner stored in DIR/sweep.json, else the directory's."""
+    try:
+        stored = json.loads((workdir / "sweep.json").read_text()).get("name")
+    except (OSError, ValueError, AttributeError):
+        stored = None
+    return str(_common(records, "name", "") or stored or workdir.resolve().name)
 
 
-# ----------------------------------------------------------------------------- figures
-
-def _mark_dims(ax, codes: list[int], dims: dict[str, int | None], categorical: bool) -> None:
-    """Dashed line where the code size reaches D, dotted where it reaches r, labelled on top."""
-    trans = blended_transform_factory(ax.transData, ax.transAxes)
-    for (label, value), style, ha in zip(dims.items(), ("--", ":"), ("left", "right")):
-        if value is None:
-            continue
-        if categorical:
-            first = _first_at_least(codes, value)
-            if first is None:  # every code size is below it: say so at the right edge
-                ax.text(len(codes) - 0.5, 1.01, f"{label}={value} →", transform=trans, ha="right",
-                        va="bottom", fontsize=7)
-                continue
-            # A dotted r line on top of the dashed D line would vanish: nudge it left.
-            x = first - 0.5 - (0.06 if style == ":" and first == _first_at_least(codes, dims.get("D")) else 0)
-        else:
-            x = value
-        ax.axvline(x, color="black", ls=style, lw=1.3)
-        ax.text(x, 1.01, f" {label}={value} ", transform=trans, ha=ha, va="bottom", fontsize=7)
-
-
-def _first_at_least(codes: list[int], value: int | None) -> int | None:
-    return None if value is None else next((i for i, c in enumerate(codes) if c >= value), None)
-
-
-def plot_phase_diagram(cells: dict[tuple, dict], dims: dict, title: str) -> Figure:
-    """Heatmaps over code size (columns) x depth (rows) of the main metrics and the regime."""
-    codes = sorted({c for c, _ in cells})
-    depths = sorted({d for _, d in cells})
-    pw, ph = max(3.2, 0.42 * len(codes) + 1.3), max(1.9, 0.42 * len(depths) + 1.3)
-    fig = Figure(figsize=(4 * pw, 2 * ph + 0.8), layout="constrained")
-    axes = fig.subplots(2, 4, squeeze=False).ravel()
-    for ax, key in zip(axes, PANELS):
-        grid = np.full((len(depths), len(codes)), np.nan)
-        text = np.full(grid.shape, "", dtype=object)
-        for (c, d), s in cells.items():
-            i, j = depths.index(d), codes.index(c)
-            if s["n_ok"] == 0:
-                text[i, j] = "diverged" if s["status"].get("diverged") else "error"
-            elif key == "regime":
-                text[i, j] = SHORT.get(s["regime"], s["regime"] or "?")
-                grid[i, j] = list(REGIMES).index(s["regime"]) if s["regime"] in REGIMES else np.nan
-                if s["votes"][0] < s["votes"][1]:
-                    text[i, j] += f"\n{s['votes'][0]}/{s['votes'][1]}"
-            elif s[key] is not None:
-                grid[i, j] = s[key][0]
-                text[i, j] = f"{s[key][0]:.3g}"
-        if key == "regime":
-            cmap, norm = ListedColormap(list(REGIMES.values())), Normalize(-0.5, len(REGIMES) - 0.5)
-            cmap = cmap.with_extremes(bad="#eeeeee")
-            ax.legend(handles=[Patch(color=v, label=k) for k, v in REGIMES.items()], fontsize=6,
-                      loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4, frameon=False)
-        else:
-            cmap = colormaps["viridis"].with_extremes(bad="#eeeeee")
-            finite = grid[np.isfinite(grid)]
-            lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
-            log_scale = key == "test_mse" and lo > 0 and hi > lo
-            # A constant panel gets a mid colour and no colour bar: its numbers say it all.
-            norm = LogNorm(lo, hi) if log_scale else Normalize(lo, hi) if hi > lo else Normalize(lo - 1, lo + 1)
-        im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap, norm=norm)
-        for (i, j), t in np.ndenumerate(text):
-            dark = key != "regime" and np.isfinite(grid[i, j]) and norm(grid[i, j]) < 0.55
-            ax.text(j, i, t, ha="center", va="center", fontsize=6.5, color="white" if dark else "black")
-        if key != "regime" and hi > lo:
-            fig.colorbar(im, ax=ax, shrink=0.85)
-        ax.set_xticks(range(len(codes)), [str(c) for c in codes], fontsize=7)
-        ax.set_yticks(range(len(depths)), [str(d) for d in depths], fontsize=7)
-        ax.set_xlabel("code size k", fontsize=8)
-        ax.set_ylabel("depth", fontsize=8)
-        ax.set_title(LABELS.get(key, key), fontsize=9, pad=12)
-        _mark_dims(ax, codes, dims, categorical=True)
-    fig.suptitle(title, fontsize=10)
-    fig.text(0.5, 0.0, "pca_mse = PCA-k test MSE, k = min(code size, D); dashed: k = D, dotted: k = r; "
-             "means over seeds", ha="center", va="bottom", fontsize=7)
-    return fig
-
-
-def plot_mse_vs_code(cells: dict[tuple, dict], dims: dict, title: str) -> Figure:
-    """test_mse against code size, one line per depth, PCA-k dashed."""
-    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
-    ax = fig.subplots()
-    codes = sorted({c for c, _ in cells})
-    positive = True
-    for depth in sorted({d for _, d in cells}):
-        pts = [(c, *cells[c, depth]["test_mse"][:2]) for c in codes
-               if (c, depth) in cells and cells[c, depth]["test_mse"] is not None]
-        if pts:
-            x, y, e = map(np.array, zip(*pts))
-            positive &= bool((y > 0).all())
-            ax.errorbar(x, y, yerr=e, marker="o", ms=4, capsize=2, label=f"depth {depth}")
-    pca = [(c, np.mean([s["pca_mse"][0] for (cc, _), s in cells.items() if cc == c and s["pca_mse"]]))
-           for c in codes if any(cc == c and s["pca_mse"] for (cc, _), s in cells.items())]
-    if pca:
-        x, y = map(np.array, zip(*pca))
-        positive &= bool((y > 0).all())
-        ax.plot(x, y, "k--", label="PCA-k, k = min(code, D)")
-    ax.set_xscale("log", base=2)
-    if positive:
-        ax.set_yscale("log")
-    ax.set_xticks(codes, [str(c) for c in codes])
-    _mark_dims(ax, codes, dims, categorical=False)
-    ax.set_xlabel("code size k")
-    ax.set_ylabel("test MSE (mean ± std over seeds)")
-    ax.set_title(title, fontsize=10, pad=12)
-    ax.legend(fontsize=8, loc="best")
-    return fig
+def _dims(records: list[dict]) -> dict[str, int | None]:
+    """The input dimension D and the data rank r, as most members report them."""
+    out = {"D": _common(records, "input_dim"), "r": _common(records, "data_rank")}
+    return {k: int(v) if isinstance(v, (int, float)) and math.isfinite(v) else None for k, v in out.items()}
 
 
 # ----------------------------------------------------------------------------- the report
@@ -282,22 +178,21 @@ def _slug(setting: tuple) -> str:
     return "__".join(re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{k}={v}") for k, v in setting)
 
 
-def write_report(workdir: str | Path, compare: str | Path | None = None, wandb_mode: str | None = None) -> Path:
+def write_report(workdir: str | Path, compare: str | Path | None = None,
+                 wandb_mode: str | None = None) -> Path:
     """Writes DIR/report.md, DIR/report.html and DIR/figures/*.png; logs one W&B summary run."""
     workdir = Path(workdir)
     records = load_results(workdir)
     other = load_results(compare) if compare is not None else None
-    sweep = str(_common(records, "name", "") or workdir.resolve().name)
+    sweep = _sweep_name(records, workdir)
     axes = setting_axes(records)
-    known = [k for k in LABELS if any(k in r["metrics"] for r in records)]
-    extras = sorted({k for r in records for k in r["metrics"]} - set(LABELS) - NOT_IN_TABLE)
-    metrics = known + extras
+    metrics = [k for k in (*LABELS, *VARIANTS) if any(k in r["metrics"] for r in records)]
     status = collections.Counter(r["status"] for r in records)
     figdir = workdir / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
 
     data_names = sorted({str(_common([r], "data.name", "?")) for r in records})
-    dims_all = {"D": _int_or_none(_common(records, "input_dim")), "r": _int_or_none(_common(records, "data_rank"))}
+    dims_all = _dims(records)
     doc: list[tuple] = [
         ("h1", f"Sweep `{sweep}`"),
         ("p", f"Data: `{', '.join(data_names)}`, input dimension D = {dims_all['D']}, data rank r = "
@@ -316,8 +211,7 @@ def write_report(workdir: str | Path, compare: str | Path | None = None, wandb_m
                                                                 for k in axes)).items():
             cells = {cell: summarise(rs, metrics) for cell, rs in _group(
                 members, lambda r: (r["config"][X_KEY], r["config"][Y_KEY])).items()}
-            dims = {"D": _int_or_none(_common(members, "input_dim")),
-                    "r": _int_or_none(_common(members, "data_rank"))}
+            dims = _dims(members)
             label = ", ".join(f"{k}={v}" for k, v in setting)
             suffix = f"__{_slug(setting)}" if setting else ""
             title = f"{sweep}" + (f" ({label})" if label else "") + f": D={dims['D']}, r={dims['r']}"
@@ -339,10 +233,11 @@ def write_report(workdir: str | Path, compare: str | Path | None = None, wandb_m
                       + [_regime_cell(s)] for (c, d), s in cells.items()])]
         if other is not None:
             doc += _compare_section(records, other, Path(compare))
-        columns = ["member", "name", "status", X_KEY, Y_KEY, "seed", *axes, *metrics, "regime"]
+        every = sorted({k for r in records for k in r["metrics"]})
+        columns = ["member", "name", "status", X_KEY, Y_KEY, "seed", *axes, *every, "regime"]
         writer.table("members", columns, [
             [r["member"], r["name"], r["status"], *(r["config"].get(k) for k in columns[3:6 + len(axes)]),
-             *(r["metrics"].get(k) for k in metrics), r["regime"]] for r in records])
+             *(r["metrics"].get(k) for k in every), r["regime"]] for r in records])
         writer.summary({"members": len(records), **{f"members_{k}": v for k, v in status.items()}})
     finally:
         writer.close()
@@ -373,18 +268,14 @@ def _compare_section(records: list[dict], other: list[dict], other_dir: Path) ->
                      "Config differences: " + ("; ".join(diffs) if diffs else "none") + "."))
     if not shared:
         return out
-    rows = []
-    for k in shared:
-        a, b = mine[k], theirs[k]
-        row = [str(v) for v in k]
-        for m in COMPARED:
-            if a[m] is None or b[m] is None:
-                row.append("—")
-            else:
-                row.append(f"{a[m][0]:.3g} / {b[m][0]:.3g} ({a[m][0] - b[m][0]:+.3g})")
-        rows.append(row + [f"{a['regime'] or '—'} / {b['regime'] or '—'}"])
+    rows = [[str(v) for v in k] + [_delta(mine[k][m], theirs[k][m]) for m in COMPARED]
+            + [f"{mine[k]['regime'] or '—'} / {theirs[k]['regime'] or '—'}"] for k in shared]
     out.append(("table", ["k", "depth", *axes, *(LABELS[m] for m in COMPARED), "regime"], rows))
     return out
+
+
+def _delta(a: tuple | None, b: tuple | None) -> str:
+    return f"{a[0]:.3g} / {b[0]:.3g} ({a[0] - b[0]:+.3g})" if a and b else "—"
 
 
 def _markdown(doc: list[tuple], workdir: Path) -> str:

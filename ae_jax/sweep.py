@@ -118,11 +118,17 @@ def group_members(members: Sequence[Member], datasets: dict[str, data_lib.Datase
     for m in members:
         dk = data_key(m.config)
         plan = plan_of(m.config, datasets[dk], contractive=False)
+        if m.config.train.pack_sizes:
+            plan = dataclasses.replace(plan, spec=dataclasses.replace(plan.spec, code_size=0, width=0))
         diag = json.dumps(m.config.diagnostics.to_dict(), sort_keys=True)
         key = (plan, dk, diag, m.config.vae.active_threshold)
         groups.setdefault(key, Group(plan, dk, [])).members.append(m)
     out = []
     for g in groups.values():
+        if g.plan.spec.code_size == 0:  # packed: the program is built for the largest member
+            g.plan = dataclasses.replace(g.plan, spec=dataclasses.replace(
+                g.plan.spec, code_size=max(m.config.model.code_size for m in g.members),
+                width=max(m.config.model.width for m in g.members)))
         if any(m.config.contractive.weight > 0 for m in g.members):
             g.plan = dataclasses.replace(g.plan, obj=dataclasses.replace(g.plan.obj, contractive=True))
         out.append(g)
@@ -139,8 +145,9 @@ def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir:
     seeds = np.array([m.config.seed for m in members], np.uint32)
     hp = {name: np.array([_get(m.config, key) for m in members], np.float32)
           for name, key in train.HPARAMS.items()}
+    sizes = np.array([[m.config.model.code_size, m.config.model.width] for m in members], np.int32)
     t0 = time.time()
-    state, curves = train.fit(plan, seeds, hp, dataset.x_train,
+    state, curves = train.fit(plan, seeds, hp, dataset.x_train, sizes,
                               on_chunk=progress.chunk if progress else None)
     jax.block_until_ready(state.params)
     train_s = time.time() - t0
@@ -148,16 +155,17 @@ def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir:
     spec = plan.spec
     first = members[0].config
     metrics = diagnostics.evaluate(
-        lambda p, x: models.reconstruct(spec, p, x),
-        lambda p, x: models.encode(spec, p, x)["code"],
-        state.params, dataset.x_train, dataset.x_test, dataset.y_train, dataset.y_test,
-        [spec.code_size] * len(members), first.diagnostics, seed=first.seed)
+        lambda net, x: models.reconstruct(spec, net[0], x, net[1]),
+        lambda net, x: models.encode(spec, net[0], x, net[1])["code"],
+        (state.params, state.masks), dataset.x_train, dataset.x_test, dataset.y_train, dataset.y_test,
+        sizes[:, 0].tolist(), first.diagnostics, seed=first.seed)
     diverged_at = np.asarray(state.diverged_at)
     records = []
     for i, m in enumerate(members):
-        params_i = jax.tree.map(lambda a: a[i], state.params)
+        params_i, masks_i = jax.tree.map(lambda a: a[i], (state.params, state.masks))
         extra = code_metrics.member_code_metrics(
-            spec, params_i, dataset.x_test, m.config.seed, m.config.vae.active_threshold,
+            spec, params_i, masks_i, int(sizes[i, 0]), dataset.x_test, m.config.seed,
+            m.config.vae.active_threshold,
             sparse=m.config.sparsity.kind != "none")
         final = {k.replace("loss/", "final_"): float(v[i, -1]) for k, v in curves.items()
                  if k.startswith("loss/")}
@@ -174,10 +182,11 @@ def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir:
             record["diverged_at"] = int(diverged_at[i])
         results.append(record)
         records.append(record)
-        member_log.log_member(m.name, m.config, record, {k: v[i] for k, v in curves.items()}, plan, params_i,
+        member_log.log_member(m.name, m.config, record, {k: v[i] for k, v in curves.items()}, plan,
+                               params_i, masks_i,
                                dataset, workdir, sweep_name)
     eval_s = time.time() - t0 - train_s
-    print(f"group {plan.spec.kind} code={spec.code_size} depth={spec.depth} width={spec.width}: "
+    print(f"group {plan.spec.kind} depth={spec.depth} code<={spec.code_size} width<={spec.width}: "
           f"{len(members)} members, train {train_s:.1f}s, diagnostics {eval_s:.1f}s, "
           f"test_mse {np.mean([r['metrics']['test_mse'] for r in records]):.4g}", flush=True)
     return records

@@ -69,6 +69,7 @@ class TrainState(NamedTuple):
     params: Any
     opt_state: Any
     stats: Any
+    masks: Any  # this member's own units within the group's largest sizes (models.size_masks)
     step: jax.Array  # int32: steps taken (frozen once diverged)
     key: jax.Array  # typed key of the member
     diverged_at: jax.Array  # int32: step whose loss or gradient was not finite, -1 if none
@@ -90,11 +91,26 @@ def _with_learning_rate(opt_state, learning_rate):
     return opt_state._replace(hyperparams=hyper)
 
 
-def init_state(seed: jax.Array, hp: dict, *, plan: Plan) -> TrainState:
+def init_params(plan: Plan, seeds_M: np.ndarray, sizes_M: np.ndarray) -> Any:
+    """Each member initialised at its own (code size, width), zero-padded to the group's largest."""
+    like = jax.eval_shape(functools.partial(models.init_params, plan.spec), jax.random.key(0))
+    stacked = jax.tree.map(lambda a: np.zeros((len(seeds_M),) + a.shape, a.dtype), like)
+    for code_size, width in sorted({tuple(s) for s in sizes_M.tolist()}):
+        idx = np.flatnonzero((sizes_M[:, 0] == code_size) & (sizes_M[:, 1] == width))
+        spec = dataclasses.replace(plan.spec, code_size=int(code_size), width=int(width))
+        init = jax.vmap(lambda seed: models.pad_params(
+            models.init_params(spec, jax.random.fold_in(jax.random.key(seed), 0)), like))
+        own = jax.device_get(jax.jit(init)(jnp.asarray(seeds_M[idx], jnp.uint32)))
+        for leaf_all, leaf_own in zip(jax.tree.leaves(stacked), jax.tree.leaves(own)):
+            leaf_all[idx] = leaf_own
+    return stacked
+
+
+def init_state(params: Any, seed: jax.Array, hp: dict, size: jax.Array, *, plan: Plan) -> TrainState:
     key = jax.random.key(seed)
-    params = models.init_params(plan.spec, jax.random.fold_in(key, 0))
     opt_state = _with_learning_rate(make_optimizer(plan.optimizer).init(params), hp["learning_rate"])
-    return TrainState(params, opt_state, objectives.initial_stats(plan.spec), jnp.int32(0),
+    return TrainState(params, opt_state, objectives.initial_stats(plan.spec),
+                      models.size_masks(plan.spec, size[0], size[1]), jnp.int32(0),
                       jax.random.fold_in(key, 1), jnp.int32(-1))
 
 
@@ -103,7 +119,8 @@ def train_step(state: TrainState, hp: dict, data: Data, *, plan: Plan) -> tuple[
     k_batch, k_loss = jax.random.split(jax.random.fold_in(state.key, state.step))
     x_BD = data.x_ND[jax.random.randint(k_batch, (plan.batch_size,), 0, data.x_ND.shape[0])]
     grad_fn = jax.value_and_grad(objectives.loss_fn, has_aux=True)
-    (loss, (terms, stats)), grads = grad_fn(state.params, state.stats, x_BD, k_loss, hp, spec=plan.spec,
+    (loss, (terms, stats)), grads = grad_fn(state.params, state.stats, state.masks, x_BD, k_loss, hp,
+                                            spec=plan.spec,
                                             obj=plan.obj, lo_D=data.lo_D, hi_D=data.hi_D)
     lr = hp["learning_rate"] * SCHEDULES[plan.schedule](state.step / plan.steps)
     opt_state = _with_learning_rate(state.opt_state, lr)
@@ -119,6 +136,7 @@ def train_step(state: TrainState, hp: dict, data: Data, *, plan: Plan) -> tuple[
         params=keep(params, state.params),
         opt_state=keep(opt_state, state.opt_state),
         stats=keep(stats, state.stats),
+        masks=state.masks,
         step=state.step + take.astype(jnp.int32),
         key=state.key,
         diverged_at=jnp.where(live & ~finite, state.step, state.diverged_at),
@@ -152,8 +170,10 @@ def compile_plan(plan: Plan):
 
 
 def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: np.ndarray,
-        on_chunk=None) -> tuple[TrainState, dict[str, np.ndarray]]:
+        sizes_M: np.ndarray | None = None, on_chunk=None) -> tuple[TrainState, dict[str, np.ndarray]]:
     """Train all members of a group; returns the final states and curves {name: (M, n_chunks)}.
+
+    `sizes_M` (M, 2) holds each member's own (code size, width), at most the plan's; default: the plan's.
 
     `on_chunk(i, n)` is called after each chunk is dispatched (progress); metrics of chunk i are
     brought to the host only after chunk i+1 is dispatched, so the device never waits on the host.
@@ -162,7 +182,12 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
     x = jnp.asarray(x_train)
     data = Data(x, x.min(0), x.max(0))
     hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp_M.items()}
-    state = init(jnp.asarray(seeds_M, jnp.uint32), hp)
+    seeds_M = np.asarray(seeds_M)
+    if sizes_M is None:
+        sizes_M = np.tile([plan.spec.code_size, plan.spec.width], (len(seeds_M), 1))
+    sizes_M = np.asarray(sizes_M, np.int32)
+    params = init_params(plan, seeds_M, sizes_M)
+    state = init(params, jnp.asarray(seeds_M, jnp.uint32), hp, jnp.asarray(sizes_M))
     pending, curves = None, collections.defaultdict(list)
     for i in range(plan.n_chunks):
         state, metrics = chunk(state, hp, data)

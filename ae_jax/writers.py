@@ -1,5 +1,6 @@
 """The one logging interface training code talks to: a W&B run (offline by default) or nothing."""
 
+import io
 import logging
 import math
 import os
@@ -70,7 +71,7 @@ class WandbWriter:
 
     def figure(self, name: str, fig: Any) -> None:
         try:
-            self._guard(lambda run, wandb: run.log({name: wandb.Image(fig)}))
+            self._guard(lambda run, wandb: run.log({name: wandb.Image(_render(fig))}))
         finally:
             _close_figure(fig)
 
@@ -199,6 +200,15 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     if x.ndim == 3 and x.shape[-1] == 1:
         x = x[..., 0]
     return np.round(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _render(fig: Any) -> Any:
+    """The figure as a PIL image: wandb.Image(fig) itself wants pyplot, which a bare Figure lacks."""
+    from PIL import Image
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    buf.seek(0)
+    return Image.open(buf)
 
 
 def _close_figure(fig: Any) -> None:

@@ -99,8 +99,9 @@ def test_table_rows_and_averages(built):
     _, _, md = built
     header = next(line for line in md.splitlines() if line.startswith("| k | depth"))
     columns = [c.strip() for c in header.strip("|").split("|")]
-    for name in ("test_mse", "test_mse/pca_mse", "jac_rank/r", "ood_fidelity", "denoise_gain", "l0", "regime"):
+    for name in ("test_mse", "test_mse/pca_mse", "jac_rank/r", "ood_fidelity", "denoise_gain", "l0"):
         assert name in columns
+    assert columns[-1] == "regime"
     rows = [line for line in md.splitlines() if re.match(r"\| \d+ \| \d+ \|", line)]
     assert len(rows) == len(CODES) * len(DEPTHS)
     row = dict(zip(columns, _table_row(md, 16, 1)))
@@ -154,11 +155,13 @@ def test_other_settings_split_figures(tmp_path):
     assert md.count("| k | depth") == 2
 
 
-def test_single_code_size_and_depth(tmp_path):
-    lines = [line for line in _lines() if json.loads(line)["config"]["model.code_size"] == 8
+def test_single_code_size_and_depth_named_by_sweep_json(tmp_path):
+    lines = [line for line in _lines(name="") if json.loads(line)["config"]["model.code_size"] == 8
              and json.loads(line)["config"]["model.depth"] == 0]
     d = _workdir(tmp_path, lines)
+    (d / "sweep.json").write_text(json.dumps({"name": "from_runner", "members": 3}))
     md = report.write_report(d, wandb_mode="disabled").read_text()
+    assert md.startswith("# Sweep `from_runner`")
     assert (d / "figures" / "phase_diagram.png").stat().st_size > 0
     assert len([line for line in md.splitlines() if line.startswith("| 8 | 0 |")]) == 1
 
@@ -183,3 +186,22 @@ def test_missing_results_is_one_line_and_exit_2(tmp_path, capsys):
     assert report.main([str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err == f"error: {tmp_path / 'nowhere' / 'results.jsonl'}: no such file (run ae_jax.sweep first)\n"
+
+
+def test_summary_run_goes_to_wandb_offline(tmp_path, monkeypatch):
+    from ae_jax import writers
+    monkeypatch.setattr(writers, "_off_reason", None)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    for key in ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
+        monkeypatch.setenv(key, "")  # restored after the test
+        monkeypatch.delenv(key)
+    lines = [line for line in _lines() if json.loads(line)["config"]["model.code_size"] in (8, 64)]
+    d = _workdir(tmp_path, lines)
+    report.write_report(d)  # the mode comes from the results' config: offline
+    runs = list((d / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    media = runs[0] / "files" / "media"
+    for stem in ("phase_diagram", "mse_vs_code"):
+        assert len(list((media / "images").glob(f"{stem}_*.png"))) == 1
+    (table,) = (media / "table").glob("members_*.table.json")
+    assert len(json.loads(table.read_text())["data"]) == len(lines)

@@ -1,7 +1,8 @@
-"""ae_jax.writers: image grids, the null writer, W&B failures that never stop training, an offline round trip."""
+"""ae_jax.writers: image grids, the null writer, W&B failures that never stop training, offline runs."""
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ WANDB_DIRS = ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DI
 
 @pytest.fixture
 def fresh(monkeypatch):
-    """A process where W&B has not failed yet, WANDB_MODE unset and W&B's directories restored afterwards."""
+    """W&B not failed yet, WANDB_MODE unset, and W&B's directory variables restored afterwards."""
     monkeypatch.setattr(writers, "_off_reason", None)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     for key in WANDB_DIRS:
@@ -102,11 +103,11 @@ def test_failing_log_turns_the_writer_off(fresh, caplog):
 
 def test_offline_run_round_trips_through_wandbs_reader(fresh, tmp_path):
     config = ml_collections.ConfigDict({"model": {"code_size": 8}, "seed": 3})
-    w = writers.open_writer({"mode": "offline", "project": "ae_jax_test", "entity": ""}, workdir=str(tmp_path),
-                            name="member-0", group="quick", config=config, tags=("test",))
+    w = writers.open_writer({"mode": "offline", "project": "ae_jax_test", "entity": ""},
+                            workdir=str(tmp_path), name="member-0", group="quick", config=config, tags=("test",))
     assert isinstance(w, writers.WandbWriter)
     for key in WANDB_DIRS:  # nothing of W&B's goes to ~/
-        assert str(tmp_path) in __import__("os").environ[key]
+        assert str(tmp_path) in os.environ[key]
     w.scalars(0, {"loss/recon": 1.0})
     w.scalars(10, {"loss/recon": np.float32(0.5)})
     w.images(10, {"recon": writers.image_grid(np.random.rand(6, 8, 8), ncols=3),

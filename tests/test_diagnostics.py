@@ -1,0 +1,315 @@
+"""Every diagnostic against closed-form controls: identity, PCA-k, constant, scaled and nearest-neighbour maps."""
+
+import json
+
+import hypothesis
+import hypothesis.strategies as st
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.model_selection import train_test_split
+
+from ae_jax import diagnostics as dg
+from ae_jax.config import base_config
+
+KEYS = {"train_mse", "test_mse", "test_fvu", "pca_mse", "ood_fidelity", "jac_rank", "jac_trace", "denoise_gain",
+        "const_ratio", "attractor_fraction", "probe_acc", "data_rank", "regime", "input_dim"}
+
+
+def linear(p, x_BD):
+    """f(x) = c + (x - mu) W: every control below is one of these."""
+    return p["c"] + (x_BD - p["mu"]) @ p["W"]
+
+
+def raw_code(p, x_BD):
+    return x_BD
+
+
+def nearest_train(p, x_BD):
+    """Outputs the closest training example: the extreme memoriser."""
+    t = p["t"]
+    d2 = jnp.sum(x_BD ** 2, 1)[:, None] - 2 * x_BD @ t.T + jnp.sum(t ** 2, 1)[None]
+    return t[jnp.argmin(d2, axis=1)]
+
+
+def diag_cfg(**kw):
+    c = base_config().diagnostics
+    c.update(kw)
+    return c
+
+
+def digits():
+    x, y = load_digits(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = train_test_split((x / 16).astype(np.float32), y, test_size=0.25, random_state=0)
+    return x_tr, x_te, y_tr, y_te
+
+
+def low_rank(n_train=200, n_test=80, d=20, rank=5):
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(n_train + n_test, rank))
+    x = (z @ rng.normal(size=(rank, d)) + rng.normal(size=d)).astype(np.float32)
+    y = (z[:, 0] + 0.5 * z[:, 1] > 0).astype(int)
+    return x[:n_train], x[n_train:], y[:n_train], y[n_train:]
+
+
+DATASETS = {"digits": digits, "low_rank": low_rank}
+
+
+def controls(x_tr, r):
+    """Named linear maps (params, code size): identity, PCA-k from sklearn, constants, scalings."""
+    d = x_tr.shape[1]
+    mu = x_tr.mean(0, dtype=np.float64)
+    out = {"identity": (mu, np.eye(d), d)}
+    for k in sorted({2, 8, r - 2} & set(range(1, r))):
+        pca = PCA(n_components=k).fit(x_tr.astype(np.float64))
+        out[f"pca{k}"] = (pca.mean_, pca.components_.T @ pca.components_, k)
+    out["const_mu"] = (mu, np.zeros((d, d)), d)
+    for a in (0.3, 0.7, 1.3):
+        out[f"scale{a}"] = (mu, a * np.eye(d), d)
+    return out
+
+
+@pytest.fixture(scope="module", params=sorted(DATASETS))
+def case(request):
+    """One stacked evaluate of every linear control on one dataset, with the float64 quantities to check."""
+    x_tr, x_te, y_tr, y_te = DATASETS[request.param]()
+    cfg = diag_cfg()
+    _, r = dg.span_projector(x_tr)
+    ctl = controls(x_tr, r)
+    names = list(ctl)
+    mu = x_tr.mean(0, dtype=np.float64)
+    params = {
+        "c": jnp.asarray(np.stack([ctl[n][0] for n in names]), jnp.float32),
+        "mu": jnp.asarray(np.stack([ctl[n][0] if n.startswith("pca") else mu for n in names]), jnp.float32),
+        "W": jnp.asarray(np.stack([ctl[n][1] for n in names]), jnp.float32),
+    }
+    res = dg.evaluate(linear, raw_code, params, x_tr, x_te, y_tr, y_te, [ctl[n][2] for n in names], cfg, seed=3)
+    probes = dg.make_probes(x_tr, x_te, cfg, seed=3)
+    return dict(name=request.param, x_tr=x_tr, x_te=x_te, y_tr=y_tr, y_te=y_te, cfg=cfg, r=r, mu=mu,
+                ctl=ctl, res=dict(zip(names, res)), noise=np.float64(probes["noise"]),
+                ood=np.float64(probes["ood"]))
+
+
+def test_keys_types_json(case):
+    for m in case["res"].values():
+        assert set(m) == KEYS
+        assert all(type(v) in (float, int, str) for v in m.values())
+        assert m["data_rank"] == case["r"] and m["input_dim"] == case["x_tr"].shape[1]
+        json.dumps(m)
+
+
+def test_span_projector_matches_matrix_rank(case):
+    p, r = dg.span_projector(case["x_tr"])
+    assert r == np.linalg.matrix_rank(case["x_tr"] - case["x_tr"].mean(0))
+    assert r == {"digits": 61, "low_rank": 5}[case["name"]]
+    np.testing.assert_allclose(p @ p, p, atol=1e-10)
+    np.testing.assert_allclose(p, p.T, atol=1e-12)
+    np.testing.assert_allclose(p @ (case["x_tr"] - case["mu"]).T, (case["x_tr"] - case["mu"]).T, atol=1e-4)
+
+
+def test_identity(case):
+    m = case["res"]["identity"]
+    for k in ("train_mse", "test_mse", "test_fvu"):
+        assert m[k] == pytest.approx(0.0, abs=1e-9)
+    assert m["ood_fidelity"] == pytest.approx(1.0, abs=1e-6)
+    assert m["jac_rank"] == case["r"]
+    assert m["jac_trace"] == pytest.approx(1.0, abs=1e-5)
+    assert m["denoise_gain"] == pytest.approx(1.0, abs=1e-5)  # f(x + e) - x = e exactly
+    assert m["const_ratio"] == pytest.approx(1.0, abs=1e-5)
+    assert m["attractor_fraction"] == 0.0
+    raw = dg.probe_accuracy(case["x_tr"], case["y_tr"], case["x_te"], case["y_te"])
+    assert m["probe_acc"] == raw
+    assert m["regime"] == "identity"
+
+
+def pca_parts(case, k):
+    """(mu_k, P_k) of the PCA-k control, float64."""
+    mu_k, w, _ = case["ctl"][f"pca{k}"]
+    return mu_k, w
+
+
+@pytest.mark.parametrize("which", ["small", "large"])
+def test_pca(case, which):
+    ks = sorted(int(n[3:]) for n in case["res"] if n.startswith("pca"))
+    k = ks[0] if which == "small" else ks[-1]
+    m, r, d = case["res"][f"pca{k}"], case["r"], case["x_tr"].shape[1]
+    mu_k, p_k = pca_parts(case, k)
+    x_te, x_tr, mu = np.float64(case["x_te"]), np.float64(case["x_tr"]), case["mu"]
+    assert m["test_mse"] == pytest.approx(m["pca_mse"], abs=1e-5)
+    assert m["pca_mse"] == pytest.approx(dg.pca_mse(case["x_tr"], case["x_te"], k))
+    # Baldi & Hornik: the train error is the variance in the discarded directions
+    evals = np.linalg.eigvalsh(np.cov(x_tr.T, bias=True))[::-1]
+    assert m["train_mse"] == pytest.approx(evals[k:].sum() / d, rel=1e-4, abs=1e-7)
+    assert m["test_fvu"] == pytest.approx(m["pca_mse"] * x_te.size / ((x_te - mu) ** 2).sum(), rel=1e-4)
+    assert m["jac_rank"] == k
+    assert m["jac_trace"] == pytest.approx(k / r, abs=1e-5)
+    # f(x + e) - x = P_k e - (I - P_k)(x - mu): the cross term vanishes exactly (orthogonal ranges)
+    e, resid = case["noise"], (x_te - mu_k) @ (np.eye(d) - p_k)
+    exact = (((e @ p_k) ** 2).sum() + (resid ** 2).sum()) / (e ** 2).sum()
+    assert m["denoise_gain"] == pytest.approx(exact, rel=1e-4)
+    s = case["cfg"].noise_std
+    expected = (k * s ** 2 + (resid ** 2).sum(1).mean()) / (d * s ** 2)
+    assert m["denoise_gain"] == pytest.approx(expected, rel=0.05)
+    z = case["ood"] - mu
+    exact_ood = 1 - (((case["ood"] - mu_k) @ (np.eye(d) - p_k)) ** 2).sum() / (z ** 2).sum()
+    assert m["ood_fidelity"] == pytest.approx(exact_ood, abs=1e-4)
+    # the uniform box's second moment about mu: diag((hi - lo)^2 / 12) + (mid - mu)(mid - mu)^T
+    lo, hi = x_tr.min(0), x_tr.max(0)
+    mom = np.diag((hi - lo) ** 2 / 12) + np.outer((hi + lo) / 2 - mu, (hi + lo) / 2 - mu)
+    q = np.eye(d) - p_k
+    assert m["ood_fidelity"] == pytest.approx(1 - np.trace(q @ mom @ q) / np.trace(mom), abs=0.05)
+    cov = np.cov(x_te.T, bias=True)
+    assert m["const_ratio"] == pytest.approx(np.trace(p_k @ cov @ p_k) / np.trace(cov), rel=1e-4)
+    assert m["attractor_fraction"] == 0.0
+    expected_regime = "identity" if (case["name"] == "digits" and k == r - 2) else "structured"
+    assert m["regime"] == expected_regime
+
+
+def test_constant(case):
+    m, mu = case["res"]["const_mu"], case["mu"]
+    x_tr, x_te, d = np.float64(case["x_tr"]), np.float64(case["x_te"]), case["x_tr"].shape[1]
+    assert m["train_mse"] == pytest.approx(np.var(x_tr, axis=0).sum() / d, rel=1e-5)
+    assert m["test_mse"] == pytest.approx(((x_te - mu) ** 2).mean(), rel=1e-5)
+    assert m["test_fvu"] == pytest.approx(1.0, abs=1e-6)  # the denominator uses the train mean too
+    assert m["ood_fidelity"] == pytest.approx(0.0, abs=1e-6)
+    assert m["jac_rank"] == 0 and m["jac_trace"] == 0 and m["const_ratio"] == 0
+    assert m["denoise_gain"] == pytest.approx(((x_te - mu) ** 2).sum() / (case["noise"] ** 2).sum(), rel=1e-5)
+    assert m["attractor_fraction"] == 0.0
+    assert m["regime"] == "memorizing"
+
+
+def test_constant_at_test_mean_fvu():
+    x_tr, x_te, _, _ = low_rank()
+    mu, m_te = x_tr.mean(0, dtype=np.float64), x_te.mean(0, dtype=np.float64)
+    d = x_tr.shape[1]
+    p = {"c": jnp.asarray(m_te, jnp.float32)[None], "mu": jnp.asarray(mu, jnp.float32)[None],
+         "W": jnp.zeros((1, d, d))}
+    (m,) = dg.evaluate(linear, raw_code, p, x_tr, x_te, None, None, [d], diag_cfg(probe=False))
+    ss = ((np.float64(x_te) - mu) ** 2).sum()
+    assert m["test_fvu"] == pytest.approx(1 - len(x_te) * ((m_te - mu) ** 2).sum() / ss, rel=1e-5)
+    assert "probe_acc" not in m and m["regime"] == "memorizing"
+
+
+@pytest.mark.parametrize("a", [0.3, 0.7, 1.3])
+def test_scaling(case, a):
+    m, mu, r = case["res"][f"scale{a}"], case["mu"], case["r"]
+    x_te = np.float64(case["x_te"])
+    assert m["jac_trace"] == pytest.approx(a, abs=1e-5)
+    assert m["jac_rank"] == (r if a > 0.5 else 0)
+    assert m["const_ratio"] == pytest.approx(a ** 2, rel=1e-5)
+    assert m["test_mse"] == pytest.approx((1 - a) ** 2 * ((x_te - mu) ** 2).mean(), rel=1e-4)
+    assert m["ood_fidelity"] == pytest.approx(1 - (1 - a) ** 2, abs=1e-5)
+    e = case["noise"]
+    exact = ((a * e - (1 - a) * (x_te - mu)) ** 2).sum() / (e ** 2).sum()
+    assert m["denoise_gain"] == pytest.approx(exact, rel=1e-4)
+    assert m["attractor_fraction"] == 0.0
+
+
+@hypothesis.settings(max_examples=12, deadline=None, derandomize=True)
+@hypothesis.given(a=st.floats(0.0, 1.5).filter(lambda a: abs(a - 0.5) > 1e-3))
+def test_scaling_property(a):
+    x_tr, x_te, _, _ = low_rank()
+    d, mu = x_tr.shape[1], x_tr.mean(0)
+    p = {"c": jnp.asarray(mu)[None], "mu": jnp.asarray(mu)[None], "W": jnp.asarray(a * np.eye(d), jnp.float32)[None]}
+    (m,) = dg.evaluate(linear, raw_code, p, x_tr, x_te, None, None, [d], diag_cfg(probe=False))
+    assert m["jac_trace"] == pytest.approx(a, abs=1e-5)
+    assert m["jac_rank"] == (5 if a > 0.5 else 0)
+    assert m["const_ratio"] == pytest.approx(a ** 2, rel=1e-4, abs=1e-9)
+
+
+@pytest.mark.parametrize("dataset", sorted(DATASETS))
+def test_nearest_neighbour_memorizes(dataset):
+    x_tr, x_te, y_tr, y_te = DATASETS[dataset]()
+    (m,) = dg.evaluate(nearest_train, raw_code, {"t": jnp.asarray(x_tr)[None]}, x_tr, x_te, None, None,
+                       [x_tr.shape[1]], diag_cfg(probe=False))
+    assert m["attractor_fraction"] == 1.0
+    assert m["train_mse"] == pytest.approx(0.0, abs=1e-6)
+    assert m["jac_rank"] == 0 and m["jac_trace"] == 0
+    assert m["regime"] == "memorizing"
+
+
+def test_non_finite_and_divergent_maps():
+    x_tr, x_te, y_tr, y_te = low_rank()
+    d, mu = x_tr.shape[1], x_tr.mean(0)
+    # member 0 outputs NaN everywhere; member 1 (f = mu + 3 (x - mu)) blows up when iterated
+    p = {"c": jnp.asarray(np.stack([np.full(d, np.nan), mu]), jnp.float32),
+         "mu": jnp.asarray(np.stack([mu, mu])), "W": jnp.asarray(np.stack([np.eye(d), 3 * np.eye(d)]), jnp.float32)}
+    nan_map, blow_up = dg.evaluate(linear, raw_code, p, x_tr, x_te, y_tr, y_te, [d, d], diag_cfg(attractor_iters=200))
+    for k, v in nan_map.items():
+        if k not in ("data_rank", "input_dim", "regime", "attractor_fraction", "probe_acc"):
+            assert np.isnan(v), k
+    assert nan_map["attractor_fraction"] == 0.0 and nan_map["regime"] in ("identity", "memorizing", "structured")
+    assert blow_up["attractor_fraction"] == 0.0 and blow_up["jac_rank"] == 5
+    json.dumps(nan_map)
+
+
+def test_pca_mse_matches_sklearn():
+    x_tr, x_te, _, _ = digits()
+    for k in (8, 16, 32, 64, 100):
+        pca = PCA(n_components=min(k, 64)).fit(x_tr.astype(np.float64))
+        rec = pca.inverse_transform(pca.transform(x_te.astype(np.float64)))
+        assert dg.pca_mse(x_tr, x_te, k) == pytest.approx(((rec - x_te) ** 2).mean(), rel=1e-6, abs=1e-12)
+    # SCIENCE.md's reference values for the 1347/450 split
+    for k, ref in ((8, 0.025), (16, 0.012), (32, 0.003)):
+        assert dg.pca_mse(x_tr, x_te, k) == pytest.approx(ref, rel=0.15)
+
+
+def test_classify_regime_edges():
+    assert dg.classify_regime({}) == "structured"
+    ident = dict(jac_rank=61.0, data_rank=61, ood_fidelity=1.0, attractor_fraction=0.0, const_ratio=1.0)
+    assert dg.classify_regime(ident) == "identity"
+    assert dg.classify_regime({**ident, "attractor_fraction": 0.5}) == "memorizing"
+    assert dg.classify_regime({**ident, "ood_fidelity": float("nan")}) == "structured"
+
+
+# ----------------------------------------------------------------------------- compiled groups
+
+def mlp_reconstruct(p, x_BD):
+    return jax.nn.relu(x_BD @ p["we"] + p["be"]) @ p["wd"] + p["bd"]
+
+
+def mlp_encode(p, x_BD):
+    return jax.nn.relu(x_BD @ p["we"] + p["be"])
+
+
+def random_mlps(n, d=20, k=12, seed=0):
+    ks = jax.random.split(jax.random.key(seed), 2)
+    return {"we": jax.random.normal(ks[0], (n, d, k)) / np.sqrt(d), "be": jnp.full((n, k), 0.1),
+            "wd": jax.random.normal(ks[1], (n, k, d)) / np.sqrt(k), "bd": jnp.zeros((n, d))}
+
+
+def test_one_compile_per_group():
+    x_tr, x_te, y_tr, y_te = low_rank()
+    traces = {"n": 0}
+
+    def counted(p, x_BD):
+        traces["n"] += 1
+        return mlp_reconstruct(p, x_BD)
+
+    cfg = diag_cfg(probe=False)
+    dg.evaluate(counted, mlp_encode, random_mlps(1), x_tr, x_te, y_tr, y_te, [12], cfg)
+    per_program = traces["n"]
+    traces["n"] = 0
+    dg.evaluate(counted, mlp_encode, random_mlps(13, seed=1), x_tr, x_te, y_tr, y_te, [12] * 13, cfg)
+    assert traces["n"] == per_program, "tracing must not grow with the number of members"
+    dg.evaluate(counted, mlp_encode, random_mlps(13, seed=2), x_tr, x_te, y_tr, y_te, [12] * 13, cfg)
+    assert traces["n"] == per_program, "new parameter values of the same shapes must not recompile"
+
+
+def test_stacked_equals_per_member():
+    x_tr, x_te, y_tr, y_te = low_rank()
+    params = random_mlps(3, seed=4)
+    cfg = diag_cfg()
+    stacked = dg.evaluate(mlp_reconstruct, mlp_encode, params, x_tr, x_te, y_tr, y_te, [12] * 3, cfg)
+    for i, got in enumerate(stacked):
+        (solo,) = dg.evaluate(mlp_reconstruct, mlp_encode, jax.tree.map(lambda a: a[i:i + 1], params),
+                              x_tr, x_te, y_tr, y_te, [12], cfg)
+        assert set(got) == set(solo)
+        for k, v in solo.items():
+            if isinstance(v, str):
+                assert got[k] == v, k
+            else:
+                assert got[k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
