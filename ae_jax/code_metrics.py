@@ -1,6 +1,7 @@
 """Metrics of the code itself, for the variants that shape it: sparse codes and variational codes."""
 
-from typing import Any, Callable
+import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -9,10 +10,16 @@ import numpy as np
 from ae_jax import models, objectives
 from ae_jax.models import ModelSpec
 
+# A unit is active when its activation exceeds this. Codes that reach exact zeros (relu, top-k, L1)
+# count nonzeros; sigmoid codes never reach 0, so "active" is Ng's "close to 1": above one half.
+ACTIVE_THRESHOLD = {"sigmoid": 0.5}
+NONZERO = 1e-6
 
-def sparse_metrics(code_NK: np.ndarray) -> dict[str, float]:
-    """`l0`: mean active (nonzero) units per example; `dead_fraction`: units never active on the set."""
-    active = np.abs(code_NK) > 1e-6
+
+def sparse_metrics(code_NK: np.ndarray, threshold: float = NONZERO) -> dict[str, float]:
+    """`l0`: mean active units per example; `dead_fraction`: units never active on the set;
+    `code_mean`: the mean activation (KL sparsity's target rate applies to it)."""
+    active = np.abs(code_NK) > threshold
     return {"l0": float(active.sum(1).mean()), "dead_fraction": float((~active.any(0)).mean()),
             "code_mean": float(code_NK.mean())}
 
@@ -21,18 +28,23 @@ def vae_metrics(spec: ModelSpec, params: Any, masks: Any, x_ND: np.ndarray, key:
                 active_threshold: float) -> dict[str, float]:
     """`kl` (nats per example), `active_units` (Burda et al.: Cov_x E_q[z] > threshold), `test_elbo`.
 
-    The ELBO uses one posterior sample per example and the same likelihood as the training loss
-    (squared error for a linear output, i.e. a Gaussian decoder with variance 1/2 up to a constant,
-    or Bernoulli for a sigmoid output), so it is -(loss/recon + loss/kl) at beta = 1.
+    The ELBO (nats per example, one posterior sample each) uses the decoder the training loss implies:
+    Bernoulli for a sigmoid output; for a linear output the Gaussian N(f(z), I/2), whose negative
+    log-likelihood is the squared error plus D/2 log(pi). So at beta = 1 the training loss is
+    -ELBO up to that constant.
     """
     enc = models.encode(spec, params, x_ND, masks)
     kl = objectives.gaussian_kl(enc["mean"], enc["logvar"])
-    z = enc["mean"] + jnp.exp(0.5 * enc["logvar"]) * jax.random.normal(key, enc["mean"].shape) * masks["code"]
+    eps = models.code_noise(key, enc["mean"].shape[0], spec.code_size)
+    eps = eps if masks is None else eps * masks["code"]
+    z = enc["mean"] + jnp.exp(0.5 * enc["logvar"]) * eps
     out = models.decode_logits(spec, params, z, masks)
-    recon = objectives.reconstruction_loss(spec, out, x_ND)
+    nll = objectives.reconstruction_loss(spec, out, x_ND)
+    if spec.output != "sigmoid":
+        nll = nll + 0.5 * x_ND.shape[-1] * math.log(math.pi)
     mean_var = np.asarray(jnp.var(enc["mean"], axis=0))
     return {"kl": float(kl.mean()), "active_units": int((mean_var > active_threshold).sum()),
-            "test_elbo": float(-(recon + kl).mean())}
+            "test_elbo": float(-(nll + kl).mean())}
 
 
 def member_code_metrics(spec: ModelSpec, params: Any, masks: Any, code_size: int, x_test: np.ndarray,
@@ -41,7 +53,8 @@ def member_code_metrics(spec: ModelSpec, params: Any, masks: Any, code_size: int
     out: dict[str, float] = {}
     if sparse:
         code = np.asarray(models.encode(spec, params, x_test, masks)["code"])[:, :code_size]
-        out.update(sparse_metrics(code))
+        act = "linear" if spec.variational else spec.code_activation
+        out.update(sparse_metrics(code, ACTIVE_THRESHOLD.get(act, NONZERO)))
     if spec.variational:
         out.update(vae_metrics(spec, params, masks, x_test, jax.random.key(seed), active_threshold))
     return out

@@ -75,7 +75,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.schedule = "constant"  # constant | cosine (decays to 0 at the last step)
     c.train.weight_decay = 0.0  # L2 penalty lambda * sum ||W||^2 added to the loss
     c.train.log_every = 100
-    c.train.pack_sizes = True  # members differing only in code size / width share one masked program
+    c.train.checkpoint_seconds = 60.0  # save a running group at most this often (0: every chunk)
+    # Members whose code sizes (and widths) lie in the same power-of-`pack_ratio` bucket share one
+    # masked program: fewer compilations, at most pack_ratio x the compute of the smallest (0: off).
+    c.train.pack_ratio = 4.0
 
     c.noise = ml_collections.ConfigDict()
     c.noise.kind = "none"
@@ -253,7 +256,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _choice(c, "train.schedule", SCHEDULES)
     _float(c, "train.weight_decay", 0.0)
     _int(c, "train.log_every", 1)
-    _check(isinstance(c.train.pack_sizes, bool), "train.pack_sizes", "must be True or False")
+    _float(c, "train.checkpoint_seconds", 0.0)
+    _float(c, "train.pack_ratio", 0.0)
+    _check(c.train.pack_ratio == 0 or c.train.pack_ratio > 1, "train.pack_ratio",
+           f"must be 0 (off) or above 1, got {c.train.pack_ratio}")
 
     _choice(c, "noise.kind", NOISE_KINDS)
     _float(c, "noise.level", 0.0)

@@ -1,5 +1,7 @@
 """What each member's W&B run shows: its config, training curves, final metrics and image panels."""
 
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ import numpy as np
 from ae_jax import models, objectives, writers
 
 N_PANEL = 16
+N_PAIRS = 4  # latent interpolation: rows of test-example pairs ...
+N_INTERP = 8  # ... and points along each line, ends included
 
 
 def variant_tags(c: ml_collections.ConfigDict) -> list[str]:
@@ -31,7 +35,10 @@ def variant_tags(c: ml_collections.ConfigDict) -> list[str]:
 def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
                curves: dict[str, np.ndarray], plan, params: Any, masks: Any, dataset, workdir: Path,
                sweep_name: str) -> None:
-    """One W&B run for one member; nothing at all when `wandb.mode` is disabled."""
+    """One W&B run for one member (none when `wandb.mode` is disabled); VAE samples also go to PNGs."""
+    want_images = c.wandb.images and len(dataset.shape) in (2, 3)
+    if want_images and plan.spec.variational:
+        save_generated(panels(c, plan.spec, params, masks, dataset), workdir / "samples" / _safe(name))
     if c.wandb.mode == "disabled":
         return
     writer = writers.open_writer(c.wandb, workdir=str(workdir), name=f"{sweep_name}/{name}",
@@ -41,7 +48,7 @@ def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
         for j in range(next(iter(curves.values())).shape[0]):
             step = min((j + 1) * plan.chunk, plan.steps)
             writer.scalars(step, {k: float(v[j]) for k, v in curves.items()})
-        if c.wandb.images and len(dataset.shape) in (2, 3):
+        if want_images:
             writer.images(plan.steps, panels(c, plan.spec, params, masks, dataset))
         writer.summary({**record["metrics"], "status": record["status"]})
     finally:
@@ -50,7 +57,8 @@ def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
 
 def panels(c: ml_collections.ConfigDict, spec: models.ModelSpec, params: Any, masks: Any,
            dataset) -> dict[str, np.ndarray]:
-    """Inputs over reconstructions (and noisy inputs over their denoised outputs, VAE prior samples)."""
+    """Inputs over reconstructions; noisy inputs over their denoised outputs; for a VAE, samples from
+    the prior and latent interpolations (rows: pairs of test examples, columns: mean code path)."""
     x = dataset.x_test[:N_PANEL]
     shape = (-1,) + tuple(dataset.shape) if len(dataset.shape) == 3 else (-1,) + tuple(dataset.shape) + (1,)
     as_images = lambda a: np.clip(np.asarray(a).reshape(shape), 0.0, 1.0)
@@ -63,7 +71,34 @@ def panels(c: ml_collections.ConfigDict, spec: models.ModelSpec, params: Any, ma
         out["panels/denoising"] = writers.image_grid(
             np.concatenate([as_images(noisy), as_images(models.reconstruct(spec, params, noisy, masks))]), N_PANEL)
     if spec.variational:
-        z = jax.random.normal(key, (N_PANEL, spec.code_size)) * masks["code"]
-        out["panels/prior_samples"] = writers.image_grid(as_images(models.decode(spec, params, z, masks)),
-                                                         N_PANEL)
+        out["panels/prior_samples"] = writers.image_grid(
+            as_images(models.sample_prior(spec, params, key, N_PANEL, masks)), N_PANEL)
+        pairs = min(N_PAIRS, len(x) // 2)
+        if pairs:
+            rows = [models.interpolate(spec, params, x[2 * i], x[2 * i + 1], N_INTERP, masks)
+                    for i in range(pairs)]
+            out["panels/interpolation"] = writers.image_grid(as_images(np.concatenate(rows)), N_INTERP)
     return out
+
+
+GENERATED = ("panels/prior_samples", "panels/interpolation")
+
+
+def save_generated(images: dict[str, np.ndarray], folder: Path) -> None:
+    """Write the generative panels as PNGs (whole files only: written aside, then renamed)."""
+    import matplotlib.image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for key in GENERATED:
+        if key in images:
+            path = folder / f"{key.split('/')[-1]}.png"
+            tmp = path.with_suffix(".tmp.png")
+            img = np.clip(images[key], 0.0, 1.0)
+            img = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
+            matplotlib.image.imsave(tmp, img, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+            os.replace(tmp, path)
+
+
+def _safe(name: str) -> str:
+    """A member name as one path component."""
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name) or "member"

@@ -3,7 +3,8 @@
 The code stage turns the encoder's last hidden layer into the code the decoder reads:
   plain      code = code_activation(W h + b)                   (contract: depth 0 -> one layer each way)
   top-k      code = keep the k largest of code_activation(W h + b), zero the rest
-  variational mean, logvar = W_mu h + b_mu, W_lv h + b_lv; code = mean + exp(logvar / 2) * eps
+  variational mean, logvar = W_mu h + b_mu, W_lv h + b_lv; training decodes mean + exp(logvar / 2) * eps,
+             the mean path (diagnostics) decodes the mean
 Everything else (noise, penalties) lives in `objectives`; the model never sees a clean/noisy switch.
 
 Packing: a `ModelSpec` gives the largest code size and width of a group; `masks` (per member, see
@@ -105,8 +106,19 @@ def pad_params(params: Any, like: Any) -> Any:
 def _top_k(code_BK: jax.Array, k: int) -> jax.Array:
     """Zero all but the k largest entries of each row (ties broken by position, so exactly k survive)."""
     _, idx = jax.lax.top_k(code_BK, k)
-    mask = jnp.zeros_like(code_BK).at[jnp.arange(code_BK.shape[0])[:, None], idx].set(1.0)
-    return code_BK * mask
+    keep = jnp.zeros(code_BK.shape, bool).at[jnp.arange(code_BK.shape[0])[:, None], idx].set(True)
+    # A select, not a product with a 0/1 mask: -inf entries (masked units) would turn into NaN.
+    return jnp.where(keep, code_BK, 0.0)
+
+
+def code_noise(key: jax.Array, batch: int, code_size: int) -> jax.Array:
+    """Standard normal (batch, code_size) whose column k depends only on (key, k), not on code_size.
+
+    So a member packed into a wider group draws the same reparameterisation noise for its own units
+    as the solo model of its real size (a plain `normal(key, shape)` changes with the shape).
+    """
+    draw = lambda k: jax.random.normal(jax.random.fold_in(key, k), (batch,))
+    return jax.vmap(draw, out_axes=1)(jnp.arange(code_size))
 
 
 class Autoencoder(nn.Module):
@@ -157,8 +169,7 @@ class Autoencoder(nn.Module):
         if s.topk:
             # Masked units must never win a slot (tanh codes can be negative), so rank them last.
             live = jnp.ones_like(code) if masks is None else masks["code"]
-            code = _top_k(jnp.where(live > 0, code, -jnp.inf), s.topk)
-            code = jnp.where(live > 0, code, 0.0)
+            code = jnp.where(live > 0, _top_k(jnp.where(live > 0, code, -jnp.inf), s.topk), 0.0)
         return {"pre": pre, "code": code}
 
     def decode(self, code_BK: jax.Array, masks=None) -> jax.Array:
@@ -214,3 +225,17 @@ def decode(spec: ModelSpec, params: Any, code_BK: jax.Array, masks=None) -> jax.
     """Data-space output (after the output nonlinearity) for given codes."""
     out = decode_logits(spec, params, code_BK, masks)
     return Autoencoder(spec).apply({"params": params}, out, method=Autoencoder.output_mean)
+
+
+def sample_prior(spec: ModelSpec, params: Any, key: jax.Array, n: int, masks=None) -> jax.Array:
+    """n data-space samples decoded from the VAE prior N(0, I) over the member's own code units."""
+    z = code_noise(key, n, spec.code_size)
+    return decode(spec, params, z if masks is None else z * masks["code"], masks)
+
+
+def interpolate(spec: ModelSpec, params: Any, x_a_D: jax.Array, x_b_D: jax.Array, steps: int,
+                masks=None) -> jax.Array:
+    """Decoded points on the straight line between the mean codes of x_a and x_b, ends included."""
+    code = encode(spec, params, jnp.stack([x_a_D, x_b_D]), masks)["code"]
+    t = jnp.linspace(0.0, 1.0, steps)[:, None]
+    return decode(spec, params, (1.0 - t) * code[0] + t * code[1], masks)

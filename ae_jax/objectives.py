@@ -67,12 +67,14 @@ class Objective:
 
 def objective_spec(config: ml_collections.ConfigDict, contractive: bool) -> Objective:
     """`contractive` is decided per shape group: on if any member of the group has a nonzero weight."""
+    aux_k = config.sparsity.aux_k if config.sparsity.kind == "topk" else 0
     return Objective(
         noise=config.noise.kind,
         sparsity=config.sparsity.kind,
         contractive=contractive,
-        aux_k=config.sparsity.aux_k if config.sparsity.kind == "topk" else 0,
-        dead_steps=config.sparsity.dead_steps,
+        aux_k=aux_k,
+        # Irrelevant without the auxiliary loss; a constant keeps it from splitting shape groups.
+        dead_steps=config.sparsity.dead_steps if aux_k else 0,
     )
 
 
@@ -88,11 +90,12 @@ def gaussian_kl(mean_BK: jax.Array, logvar_BK: jax.Array) -> jax.Array:
     return 0.5 * (jnp.square(mean_BK) + jnp.exp(logvar_BK) - 1.0 - logvar_BK).sum(-1)
 
 
-def kl_sparsity(code_BK: jax.Array, target: jax.Array) -> jax.Array:
-    """Sum over units of KL(Bernoulli(target) || Bernoulli(mean activation over the batch))."""
+def kl_sparsity(code_BK: jax.Array, target: jax.Array, live_K: jax.Array | None = None) -> jax.Array:
+    """Sum over (live) units of KL(Bernoulli(target) || Bernoulli(mean activation over the batch))."""
     rho_hat = jnp.clip(code_BK.mean(0), 1e-6, 1 - 1e-6)
-    return (target * jnp.log(target / rho_hat)
-            + (1 - target) * jnp.log((1 - target) / (1 - rho_hat))).sum()
+    kl_K = (target * jnp.log(target / rho_hat) + (1 - target) * jnp.log((1 - target) / (1 - rho_hat)))
+    # Padding units of a packed member sit at 0 and would add a constant the solo model does not have.
+    return kl_K.sum() if live_K is None else (kl_K * live_K).sum()
 
 
 def encoder_jacobian_sq_norm(spec: ModelSpec, params: Any, x_BD: jax.Array, masks=None) -> jax.Array:
@@ -131,8 +134,8 @@ def loss_fn(params, stats, masks, x_BD, key, hp, *, spec: ModelSpec, obj: Object
     terms = {}
     total = 0.0
     if spec.variational:
-        eps = jax.random.normal(k_sample, code.shape) * masks["code"]
-        code = enc["mean"] + jnp.exp(0.5 * enc["logvar"]) * eps
+        eps = models.code_noise(k_sample, code.shape[0], code.shape[1])
+        code = enc["mean"] + jnp.exp(0.5 * enc["logvar"]) * (eps if masks is None else eps * masks["code"])
         terms["loss/kl"] = gaussian_kl(enc["mean"], enc["logvar"]).mean()
         total += hp["beta"] * terms["loss/kl"]
     out = models.decode_logits(spec, params, code, masks)
@@ -142,7 +145,8 @@ def loss_fn(params, stats, masks, x_BD, key, hp, *, spec: ModelSpec, obj: Object
     if obj.sparsity == "l1":
         terms["loss/sparsity"] = jnp.abs(code).sum(-1).mean()
     elif obj.sparsity == "kl":
-        terms["loss/sparsity"] = kl_sparsity(code, hp["sparsity_target"])
+        terms["loss/sparsity"] = kl_sparsity(code, hp["sparsity_target"],
+                                             None if masks is None else masks["code"])
     if "loss/sparsity" in terms:
         total += hp["sparsity_weight"] * terms["loss/sparsity"]
 
@@ -159,7 +163,9 @@ def loss_fn(params, stats, masks, x_BD, key, hp, *, spec: ModelSpec, obj: Object
         since = jnp.where(fired_K, 0, stats["since_fired"] + 1)
         new_stats = {"since_fired": since}
         if obj.aux_k:
-            dead_K = (stats["since_fired"] > obj.dead_steps) & (masks["code"] > 0)
+            dead_K = stats["since_fired"] > obj.dead_steps
+            if masks is not None:
+                dead_K &= masks["code"] > 0
             terms["loss/aux"] = _dead_unit_aux(spec, params, masks, enc["pre"], out, x_BD, dead_K, obj.aux_k)
             total += hp["aux_weight"] * terms["loss/aux"]
     terms["loss/total"] = total

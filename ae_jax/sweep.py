@@ -11,6 +11,7 @@ import dataclasses
 import fnmatch
 import importlib.util
 import json
+import math
 import os
 import sys
 import time
@@ -21,7 +22,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ae_jax import code_metrics, config as config_lib, data as data_lib, diagnostics, models, objectives
+from ae_jax import checkpoint, code_metrics, config as config_lib, data as data_lib, diagnostics, models, objectives
 from ae_jax import member_log, train, workdir as workdir_lib
 from ae_jax.errors import ConfigError
 
@@ -118,10 +119,16 @@ def group_members(members: Sequence[Member], datasets: dict[str, data_lib.Datase
     for m in members:
         dk = data_key(m.config)
         plan = plan_of(m.config, datasets[dk], contractive=False)
-        if m.config.train.pack_sizes:
-            plan = dataclasses.replace(plan, spec=dataclasses.replace(plan.spec, code_size=0, width=0))
+        ratio = m.config.train.pack_ratio
+        if ratio:
+            bucket = lambda n: math.ceil(math.log(n) / math.log(ratio) - 1e-9)
+            packed = dataclasses.replace(plan.spec, code_size=0, width=0)
+            plan = dataclasses.replace(plan, spec=packed)
+            key_sizes = (bucket(m.config.model.code_size), bucket(m.config.model.width))
+        else:
+            key_sizes = ()
         diag = json.dumps(m.config.diagnostics.to_dict(), sort_keys=True)
-        key = (plan, dk, diag, m.config.vae.active_threshold)
+        key = (plan, key_sizes, dk, diag, m.config.vae.active_threshold)
         groups.setdefault(key, Group(plan, dk, [])).members.append(m)
     out = []
     for g in groups.values():
@@ -147,8 +154,10 @@ def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir:
           for name, key in train.HPARAMS.items()}
     sizes = np.array([[m.config.model.code_size, m.config.model.width] for m in members], np.int32)
     t0 = time.time()
+    ckpt = checkpoint.GroupCheckpoint(checkpoint.group_dir(workdir, plan, [m.name for m in members]))
     state, curves = train.fit(plan, seeds, hp, dataset.x_train, sizes,
-                              on_chunk=progress.chunk if progress else None)
+                              on_chunk=progress.chunk if progress else None, checkpoint=ckpt,
+                              checkpoint_seconds=members[0].config.train.checkpoint_seconds)
     jax.block_until_ready(state.params)
     train_s = time.time() - t0
 
@@ -185,6 +194,7 @@ def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir:
         member_log.log_member(m.name, m.config, record, {k: v[i] for k, v in curves.items()}, plan,
                                params_i, masks_i,
                                dataset, workdir, sweep_name)
+    ckpt.remove()
     eval_s = time.time() - t0 - train_s
     print(f"group {plan.spec.kind} depth={spec.depth} code<={spec.code_size} width<={spec.width}: "
           f"{len(members)} members, train {train_s:.1f}s, diagnostics {eval_s:.1f}s, "

@@ -8,6 +8,7 @@ import collections
 import dataclasses
 import functools
 import math
+import time
 from typing import Any, NamedTuple
 
 import jax
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ae_jax import models, objectives
+from ae_jax import models, objectives, sharding
 from ae_jax.models import ModelSpec
 from ae_jax.objectives import Objective
 
@@ -170,34 +171,54 @@ def compile_plan(plan: Plan):
 
 
 def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: np.ndarray,
-        sizes_M: np.ndarray | None = None, on_chunk=None) -> tuple[TrainState, dict[str, np.ndarray]]:
+        sizes_M: np.ndarray | None = None, on_chunk=None, checkpoint=None,
+        checkpoint_seconds: float = 60.0) -> tuple[TrainState, dict[str, np.ndarray]]:
     """Train all members of a group; returns the final states and curves {name: (M, n_chunks)}.
 
     `sizes_M` (M, 2) holds each member's own (code size, width), at most the plan's; default: the plan's.
-
     `on_chunk(i, n)` is called after each chunk is dispatched (progress); metrics of chunk i are
     brought to the host only after chunk i+1 is dispatched, so the device never waits on the host.
+    `checkpoint` (a `checkpoint.GroupCheckpoint`) resumes from its latest save and is saved at most
+    every `checkpoint_seconds` (0: after every chunk); chunks are deterministic, so a resumed group
+    ends bit-identical to an uninterrupted one.
     """
     init, chunk = compile_plan(plan)
-    x = jnp.asarray(x_train)
-    data = Data(x, x.min(0), x.max(0))
-    hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp_M.items()}
-    seeds_M = np.asarray(seeds_M)
+    m = len(seeds_M)
     if sizes_M is None:
-        sizes_M = np.tile([plan.spec.code_size, plan.spec.width], (len(seeds_M), 1))
-    sizes_M = np.asarray(sizes_M, np.int32)
-    params = init_params(plan, seeds_M, sizes_M)
-    state = init(params, jnp.asarray(seeds_M, jnp.uint32), hp, jnp.asarray(sizes_M))
-    pending, curves = None, collections.defaultdict(list)
-    for i in range(plan.n_chunks):
+        sizes_M = np.tile([plan.spec.code_size, plan.spec.width], (m, 1))
+    mesh = sharding.member_mesh()
+    seeds_M, sizes_M, hp_M = sharding.pad_members(
+        (np.asarray(seeds_M, np.uint32), np.asarray(sizes_M, np.int32),
+         {k: np.asarray(v, np.float32) for k, v in hp_M.items()}), sharding.padded_size(m, mesh))
+    x = jnp.asarray(x_train)
+    data = sharding.replicate(Data(x, x.min(0), x.max(0)), mesh)
+    hp = sharding.shard_members(hp_M, mesh)
+    params = sharding.shard_members(init_params(plan, seeds_M, sizes_M), mesh)
+    state = init(params, *sharding.shard_members((seeds_M, hp, sizes_M), mesh))
+    start, curves = 0, collections.defaultdict(list)
+    restored = checkpoint.restore(state) if checkpoint is not None else None
+    if restored is not None:
+        start, state, saved = restored
+        curves.update(saved)
+    last_save, pending = time.monotonic(), None
+    for i in range(start, plan.n_chunks):
         state, metrics = chunk(state, hp, data)
         if pending is not None:
             _append(curves, pending)
         pending = metrics
         if on_chunk:
             on_chunk(i, plan.n_chunks)
-    _append(curves, pending)
-    return state, {k: np.stack(v, axis=1) for k, v in curves.items()}
+        if checkpoint is not None and i + 1 < plan.n_chunks and (
+                time.monotonic() - last_save >= checkpoint_seconds):
+            _append(curves, pending)
+            pending = None
+            # Synchronous: the next chunk donates (overwrites) these buffers.
+            checkpoint.save(i + 1, state, curves)
+            last_save = time.monotonic()
+    if pending is not None:
+        _append(curves, pending)
+    state = jax.tree.map(lambda a: a[:m], state)
+    return state, {k: np.stack(v, axis=1)[:m] for k, v in curves.items()}
 
 
 def _append(curves, metrics):

@@ -16,11 +16,11 @@ def get_config(arg=None):
     c.name = "quickstart"
     c.data.name = "digits"
     c.model.activation = "relu"
-    c.model.width = 256
-    c.train.steps = 4000
-    c.train.batch_size = 128
-    c.train.learning_rate = 1e-3
-    c.train.log_every = 250
+    c.model.width = 128  # 2x the input: enough for a ReLU net to represent the identity exactly
+    c.train.steps = 2000
+    c.train.batch_size = 64
+    c.train.learning_rate = 2e-3
+    c.train.log_every = 200
     if arg == "smoke":
         c.name = "quickstart_smoke"
         c.train.steps = 300

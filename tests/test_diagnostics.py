@@ -66,6 +66,10 @@ def controls(x_tr, r):
     for k in sorted({2, 8, r - 2} & set(range(1, r))):
         pca = PCA(n_components=k).fit(x_tr.astype(np.float64))
         out[f"pca{k}"] = (pca.mean_, pca.components_.T @ pca.components_, k)
+    # SCIENCE.md's optimal linear denoiser C (C + s^2 I)^-1: per-direction gains lambda / (lambda + s^2)
+    evals, evecs = np.linalg.eigh(np.cov(x_tr.T.astype(np.float64), bias=True))
+    s2 = base_config().diagnostics.noise_std ** 2
+    out["wiener"] = (mu, evecs @ np.diag(evals / (evals + s2)) @ evecs.T, d)
     out["const_mu"] = (mu, np.zeros((d, d)), d)
     for a in (0.3, 0.7, 1.3):
         out[f"scale{a}"] = (mu, a * np.eye(d), d)
@@ -168,6 +172,15 @@ def test_pca(case, which):
     assert m["regime"] == expected_regime
 
 
+def test_wiener_filter(case):
+    m, r = case["res"]["wiener"], case["r"]
+    evals = np.linalg.eigvalsh(np.cov(case["x_tr"].T.astype(np.float64), bias=True))[::-1][:r]
+    gains = evals / (evals + case["cfg"].noise_std ** 2)
+    assert np.min(np.abs(gains - 0.5)) > 1e-3, "a gain at the threshold would make the count fragile"
+    assert m["jac_rank"] == np.sum(gains > 0.5)
+    assert m["jac_trace"] == pytest.approx(gains.mean(), abs=1e-5)
+
+
 def test_constant(case):
     m, mu = case["res"]["const_mu"], case["mu"]
     x_tr, x_te, d = np.float64(case["x_tr"]), np.float64(case["x_te"]), case["x_tr"].shape[1]
@@ -175,7 +188,8 @@ def test_constant(case):
     assert m["test_mse"] == pytest.approx(((x_te - mu) ** 2).mean(), rel=1e-5)
     assert m["test_fvu"] == pytest.approx(1.0, abs=1e-6)  # the denominator uses the train mean too
     assert m["ood_fidelity"] == pytest.approx(0.0, abs=1e-6)
-    assert m["jac_rank"] == 0 and m["jac_trace"] == 0 and m["const_ratio"] == 0
+    assert m["jac_rank"] == 0 and m["jac_trace"] == 0
+    assert m["const_ratio"] == pytest.approx(0.0, abs=1e-9)
     assert m["denoise_gain"] == pytest.approx(((x_te - mu) ** 2).sum() / (case["noise"] ** 2).sum(), rel=1e-5)
     assert m["attractor_fraction"] == 0.0
     assert m["regime"] == "memorizing"
@@ -213,7 +227,8 @@ def test_scaling(case, a):
 def test_scaling_property(a):
     x_tr, x_te, _, _ = low_rank()
     d, mu = x_tr.shape[1], x_tr.mean(0)
-    p = {"c": jnp.asarray(mu)[None], "mu": jnp.asarray(mu)[None], "W": jnp.asarray(a * np.eye(d), jnp.float32)[None]}
+    p = {"c": jnp.asarray(mu)[None], "mu": jnp.asarray(mu)[None],
+         "W": jnp.asarray(a * np.eye(d), jnp.float32)[None]}
     (m,) = dg.evaluate(linear, raw_code, p, x_tr, x_te, None, None, [d], diag_cfg(probe=False))
     assert m["jac_trace"] == pytest.approx(a, abs=1e-5)
     assert m["jac_rank"] == (5 if a > 0.5 else 0)
@@ -236,10 +251,12 @@ def test_non_finite_and_divergent_maps():
     d, mu = x_tr.shape[1], x_tr.mean(0)
     # member 0 outputs NaN everywhere; member 1 (f = mu + 3 (x - mu)) blows up when iterated
     p = {"c": jnp.asarray(np.stack([np.full(d, np.nan), mu]), jnp.float32),
-         "mu": jnp.asarray(np.stack([mu, mu])), "W": jnp.asarray(np.stack([np.eye(d), 3 * np.eye(d)]), jnp.float32)}
-    nan_map, blow_up = dg.evaluate(linear, raw_code, p, x_tr, x_te, y_tr, y_te, [d, d], diag_cfg(attractor_iters=200))
+         "mu": jnp.asarray(np.stack([mu, mu])),
+         "W": jnp.asarray(np.stack([np.full((d, d), np.nan), 3 * np.eye(d)]), jnp.float32)}
+    cfg = diag_cfg(attractor_iters=200)
+    nan_map, blow_up = dg.evaluate(linear, raw_code, p, x_tr, x_te, y_tr, y_te, [d, d], cfg)
     for k, v in nan_map.items():
-        if k not in ("data_rank", "input_dim", "regime", "attractor_fraction", "probe_acc"):
+        if k not in ("data_rank", "input_dim", "regime", "attractor_fraction", "probe_acc", "pca_mse"):
             assert np.isnan(v), k
     assert nan_map["attractor_fraction"] == 0.0 and nan_map["regime"] in ("identity", "memorizing", "structured")
     assert blow_up["attractor_fraction"] == 0.0 and blow_up["jac_rank"] == 5
@@ -313,3 +330,47 @@ def test_stacked_equals_per_member():
                 assert got[k] == v, k
             else:
                 assert got[k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
+
+
+def test_chunked_sets_match_whole(monkeypatch):
+    x_tr, x_te, y_tr, y_te = low_rank()
+    params, cfg = random_mlps(2, seed=5), diag_cfg()
+    whole = dg.evaluate(mlp_reconstruct, mlp_encode, params, x_tr, x_te, y_tr, y_te, [12] * 2, cfg)
+    monkeypatch.setattr(dg, "EXAMPLE_CHUNK", 64)  # 200 train / 80 test rows become padded chunks
+    chunked = dg.evaluate(mlp_reconstruct, mlp_encode, params, x_tr, x_te, y_tr, y_te, [12] * 2, cfg)
+    for a, b in zip(whole, chunked):
+        for k, v in a.items():
+            assert b[k] == (v if isinstance(v, str) else pytest.approx(v, rel=1e-5, abs=1e-7)), k
+
+
+def train_relu_ae(x_tr, k, steps=2000, seed=0):
+    """SCIENCE.md's 64-k-64 ReLU AE (Adam 1e-3, batch 128), stacked as a one-member group."""
+    import optax
+
+    d = x_tr.shape[1]
+    ks = jax.random.split(jax.random.key(seed), 3)
+    params = {"we": jax.random.normal(ks[0], (d, k)) * np.sqrt(2 / d), "be": jnp.zeros(k),
+              "wd": jax.random.normal(ks[1], (k, d)) * np.sqrt(2 / k), "bd": jnp.zeros(d)}
+    opt, x = optax.adam(1e-3), jnp.asarray(x_tr)
+
+    def step(carry, i):
+        p, s = carry
+        xb = x[jax.random.randint(jax.random.fold_in(ks[2], i), (128,), 0, len(x))]
+        g = jax.grad(lambda p: jnp.mean((mlp_reconstruct(p, xb) - xb) ** 2))(p)
+        u, s = opt.update(g, s, p)
+        return (optax.apply_updates(p, u), s), None
+
+    (params, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), jnp.arange(steps)))(params)
+    return jax.tree.map(lambda a: a[None], params)
+
+
+def test_regime_separates_trained_relu_aes():
+    x_tr, x_te, _, _ = digits()
+    cfg = diag_cfg(probe=False)
+    got = {}
+    for k in (8, 256):
+        params = train_relu_ae(x_tr, k)
+        (got[k],) = dg.evaluate(mlp_reconstruct, mlp_encode, params, x_tr, x_te, None, None, [k], cfg)
+    assert got[256]["regime"] == "identity", got[256]
+    assert got[8]["regime"] != "identity", got[8]
+    assert got[256]["ood_fidelity"] > got[8]["ood_fidelity"] + 0.5  # SCIENCE.md: noise copied far better

@@ -1,0 +1,59 @@
+"""Checkpoints of a running shape group (orbax): the stacked train state plus the curves so far.
+
+One directory per group under `WORKDIR/checkpoints/`, named by a hash of the group's member names
+and static plan, so a resumed sweep finds exactly its own group. Orbax writes each save to a temporary
+directory and renames it when complete, so a kill mid-save leaves the previous checkpoint intact.
+The directory is removed once the group's members are all in `results.jsonl`.
+"""
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+def group_dir(workdir: Path, plan: Any, member_names: list[str]) -> Path:
+    digest = hashlib.sha256(repr((plan, sorted(member_names))).encode()).hexdigest()[:16]
+    return Path(workdir).absolute() / "checkpoints" / digest
+
+
+class GroupCheckpoint:
+    """Save and restore (state, curves, next chunk index) for one group; keeps only the latest."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._manager = None
+
+    def _mngr(self) -> ocp.CheckpointManager:
+        if self._manager is None:
+            options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+            self._manager = ocp.CheckpointManager(self.path, options=options)
+        return self._manager
+
+    def save(self, next_chunk: int, state: Any, curves: dict[str, list[np.ndarray]]) -> None:
+        meta = {"next_chunk": next_chunk,
+                "curves": {k: [np.asarray(c).tolist() for c in v] for k, v in curves.items()}}
+        self._mngr().save(next_chunk, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+        self._mngr().wait_until_finished()
+
+    def restore(self, template: Any) -> tuple[int, Any, dict[str, list[np.ndarray]]] | None:
+        """The latest checkpoint shaped like `template`, or None when there is none."""
+        if not self.path.exists():
+            return None
+        step = self._mngr().latest_step()
+        if step is None:
+            return None
+        got = self._mngr().restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(template), meta=ocp.args.JsonRestore()))
+        curves = {k: [np.asarray(c, np.float32) for c in v] for k, v in got["meta"]["curves"].items()}
+        return int(got["meta"]["next_chunk"]), got["state"], curves
+
+    def remove(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+        shutil.rmtree(self.path, ignore_errors=True)
