@@ -35,9 +35,7 @@ def vae_metrics(spec: ModelSpec, params: Any, masks: Any, x_ND: np.ndarray, key:
     """
     enc = models.encode(spec, params, x_ND, masks)
     kl = objectives.gaussian_kl(enc["mean"], enc["logvar"])
-    eps = models.code_noise(key, enc["mean"].shape[0], spec.code_size)
-    eps = eps if masks is None else eps * masks["code"]
-    z = enc["mean"] + jnp.exp(0.5 * enc["logvar"]) * eps
+    z = objectives.reparameterise(key, enc["mean"], enc["logvar"], None if masks is None else masks["code"])
     out = models.decode_logits(spec, params, z, masks)
     nll = objectives.reconstruction_loss(spec, out, x_ND)
     if spec.output != "sigmoid":

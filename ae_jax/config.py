@@ -102,6 +102,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.vae.active_threshold = 0.01
 
     c.diagnostics = ml_collections.ConfigDict()
+    c.diagnostics.seed = 0  # the probes (noise, uniform samples, points) every member is measured on
     c.diagnostics.noise_std = 0.1
     c.diagnostics.jac_points = 100
     c.diagnostics.ood_samples = 1000
@@ -292,6 +293,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
         _check(c.sparsity.kind in ("none", "l1"), "sparsity.kind",
                f"{c.sparsity.kind!r} cannot be combined with vae.enabled (a Gaussian code is not sparse)")
 
+    _int(c, "diagnostics.seed", 0, 2**31 - 1)
     _float(c, "diagnostics.noise_std", 0.0, lo_open=True)
     _int(c, "diagnostics.jac_points", 1)
     _int(c, "diagnostics.ood_samples", 2)

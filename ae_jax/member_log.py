@@ -72,7 +72,7 @@ def panels(c: ml_collections.ConfigDict, spec: models.ModelSpec, params: Any, ma
             np.concatenate([as_images(noisy), as_images(models.reconstruct(spec, params, noisy, masks))]), N_PANEL)
     if spec.variational:
         out["panels/prior_samples"] = writers.image_grid(
-            as_images(models.sample_prior(spec, params, key, N_PANEL, masks)), N_PANEL)
+            as_images(models.sample_prior(spec, params, key, N_PANEL, masks)), N_INTERP)
         pairs = min(N_PAIRS, len(x) // 2)
         if pairs:
             rows = [models.interpolate(spec, params, x[2 * i], x[2 * i + 1], N_INTERP, masks)

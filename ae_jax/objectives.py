@@ -90,6 +90,12 @@ def gaussian_kl(mean_BK: jax.Array, logvar_BK: jax.Array) -> jax.Array:
     return 0.5 * (jnp.square(mean_BK) + jnp.exp(logvar_BK) - 1.0 - logvar_BK).sum(-1)
 
 
+def reparameterise(key: jax.Array, mean_BK: jax.Array, logvar_BK: jax.Array, live_K=None) -> jax.Array:
+    """A sample z = mean + exp(logvar / 2) * eps of N(mean, exp(logvar)); padding units get no noise."""
+    eps = models.code_noise(key, *mean_BK.shape)
+    return mean_BK + jnp.exp(0.5 * logvar_BK) * (eps if live_K is None else eps * live_K)
+
+
 def kl_sparsity(code_BK: jax.Array, target: jax.Array, live_K: jax.Array | None = None) -> jax.Array:
     """Sum over (live) units of KL(Bernoulli(target) || Bernoulli(mean activation over the batch))."""
     rho_hat = jnp.clip(code_BK.mean(0), 1e-6, 1 - 1e-6)
@@ -110,6 +116,8 @@ def encoder_jacobian_sq_norm(spec: ModelSpec, params: Any, x_BD: jax.Array, mask
         act = models.ACTIVATIONS["linear" if spec.variational else spec.code_activation]
         slope = jax.vmap(jax.vmap(jax.grad(act)))(pre)
         col_norms = jnp.square(params["code"]["kernel"]).sum(0)
+        if masks is not None:  # padding units output 0 whatever their (zero) weights say
+            col_norms = col_norms * masks["code"]
         return (jnp.square(slope) * col_norms).sum(-1)
 
     def code_of(x_D):
@@ -134,8 +142,7 @@ def loss_fn(params, stats, masks, x_BD, key, hp, *, spec: ModelSpec, obj: Object
     terms = {}
     total = 0.0
     if spec.variational:
-        eps = models.code_noise(k_sample, code.shape[0], code.shape[1])
-        code = enc["mean"] + jnp.exp(0.5 * enc["logvar"]) * (eps if masks is None else eps * masks["code"])
+        code = reparameterise(k_sample, enc["mean"], enc["logvar"], None if masks is None else masks["code"])
         terms["loss/kl"] = gaussian_kl(enc["mean"], enc["logvar"]).mean()
         total += hp["beta"] * terms["loss/kl"]
     out = models.decode_logits(spec, params, code, masks)

@@ -223,6 +223,8 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
                 writer.figure(f"{stem}{suffix}", fig)
             doc += [("h2", "Phase diagram" + (f": {label}" if label else "")),
                     ("img", paths["phase_diagram"], "phase diagram"), ("p", CAPTION),
+                    ("p", "At a glance: majority regime, then jac_rank/r and ood_fidelity (seed means)."),
+                    _glance_table(cells, dims),
                     ("img", paths["mse_vs_code"], "test MSE vs code size"),
                     ("p", "Test MSE against code size, one line per depth (mean ± std over seeds); the "
                           "dashed black line is PCA-k, the closed-form linear control."),
@@ -244,6 +246,25 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
     (workdir / "report.md").write_text(_markdown(doc, workdir))
     (workdir / "report.html").write_text(_html(doc, sweep))
     return workdir / "report.md"
+
+
+def _glance_table(cells: dict, dims: dict) -> tuple:
+    """Depth rows x code-size columns of `regime rank/r ood`: the phase diagram as text."""
+    codes = sorted({c for c, _ in cells})
+    depths = sorted({d for _, d in cells})
+    rows = []
+    for d in depths:
+        row = [str(d)]
+        for c in codes:
+            s = cells.get((c, d))
+            if s is None:
+                row.append("")
+                continue
+            mean = lambda k: s[k][0] if s.get(k) else float("nan")
+            rank = mean("rank_frac")
+            row.append(f"{s['regime']} {rank:.2f} {mean('ood_fidelity'):.2f}")
+        rows.append(row)
+    return ("table", ["depth \\ k"] + [str(c) for c in codes], rows)
 
 
 def _compare_section(records: list[dict], other: list[dict], other_dir: Path) -> list[tuple]:

@@ -167,7 +167,7 @@ def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir:
         lambda net, x: models.reconstruct(spec, net[0], x, net[1]),
         lambda net, x: models.encode(spec, net[0], x, net[1])["code"],
         (state.params, state.masks), dataset.x_train, dataset.x_test, dataset.y_train, dataset.y_test,
-        sizes[:, 0].tolist(), first.diagnostics, seed=first.seed)
+        sizes[:, 0].tolist(), first.diagnostics, seed=first.diagnostics.seed)
     diverged_at = np.asarray(state.diverged_at)
     records = []
     for i, m in enumerate(members):
@@ -212,11 +212,27 @@ def _get(c: ml_collections.ConfigDict, key: str) -> Any:
 # ----------------------------------------------------------------------------- the command
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """`i/n` -> (i, n): this job runs the members whose index is i modulo n."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard: expected i/n such as 0/4, got {text!r}") from None
+    if not 0 <= i < n:
+        raise ConfigError(f"--shard: need 0 <= i < n, got {text!r}")
+    return i, n
+
+
 def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir: str | Path,
               sweep_name: str = "sweep", only: str = "", dry_run: bool = False,
-              report: bool = True) -> list[dict]:
-    """Everything the CLI does, callable from tests and notebooks; returns the new result records."""
-    members = expand(config, sweep)
+              report: bool = True, shard: tuple[int, int] = (0, 1)) -> list[dict]:
+    """Everything the CLI does, callable from tests and notebooks; returns the new result records.
+
+    `shard=(i, n)` runs only members with index = i mod n, so n independent jobs (a Slurm array, or
+    the processes of `jax.distributed`) split one sweep into one workdir without clashes.
+    """
+    everyone = expand(config, sweep)
+    members = [m for m in everyone if m.index % shard[1] == shard[0]]
     if only:
         members = [m for m in members if fnmatch.fnmatch(m.name, only)]
         if not members:
@@ -235,10 +251,9 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
         return []
 
     workdir = Path(workdir)
-    everyone = expand(config, sweep) if only else members
     identity = workdir_lib.sweep_identity(
         sweep_name, [(m.name, config_lib.flatten(m.config.to_dict())) for m in everyone])
-    with workdir_lib.open_workdir(workdir, identity) as results:
+    with workdir_lib.open_workdir(workdir, identity, shard) as results:
         done = results.finished_names()
         todo = [g for g in ([dataclasses.replace(g, members=[m for m in g.members if m.name not in done])
                              for g in groups]) if g.members]
@@ -250,10 +265,24 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
         for g in todo:
             records += run_group(g, datasets[g.data], sweep_name, workdir, results, progress)
         progress.close()
-    if report and records:
+        complete = {m.name for m in everyone} <= results.finished_names(reload=True)
+    if report and records and complete:  # with shards, the last one to finish writes the report
         from ae_jax import report as report_lib
-        report_lib.write_report(workdir)
+        path = report_lib.write_report(workdir)
+        print(f"report: {path}", flush=True)
     return records
+
+
+def distributed_shard(coordinator: str | None, num_processes: int | None,
+                      process_id: int | None) -> tuple[int, int]:
+    """Join a multi-process JAX job; members are independent, so each process takes its own shard
+    and trains it on its local devices (no cross-host traffic during training)."""
+    # CPU processes need a collectives backend (PITFALLS.md); it only affects CPU devices. Asking for
+    # the platform first would start the backend, which must come after initialize().
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                               process_id=process_id)
+    return jax.process_index(), jax.process_count()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -267,6 +296,13 @@ def main(argv: Sequence[str]) -> int:
     flags.DEFINE_string("only", "", "run only members whose name matches this glob", flag_values=fv)
     flags.DEFINE_bool("dry_run", False, "print members and shape groups, train nothing", flag_values=fv)
     flags.DEFINE_bool("report", True, "write the report when the sweep ends", flag_values=fv)
+    flags.DEFINE_string("shard", "", "i/n: run members whose index is i mod n (one job of n)", flag_values=fv)
+    flags.DEFINE_bool("distributed", False, "jax.distributed.initialize() (Slurm/TPU auto-detect, or the "
+                      "three flags below); each process then runs shard process_index/process_count",
+                      flag_values=fv)
+    flags.DEFINE_string("coordinator", None, "host:port of process 0 (jax.distributed)", flag_values=fv)
+    flags.DEFINE_integer("num_processes", None, "number of processes (jax.distributed)", flag_values=fv)
+    flags.DEFINE_integer("process_id", None, "this process (jax.distributed)", flag_values=fv)
     try:
         if any(a in ("--help", "-h", "--helpfull") for a in argv[1:]):
             print(__doc__)
@@ -282,8 +318,11 @@ def main(argv: Sequence[str]) -> int:
             raise ConfigError(str(e).splitlines()[0]) from None
         if not fv.workdir:
             raise ConfigError("--workdir: required")
+        shard = parse_shard(fv.shard) if fv.shard else (0, 1)
+        if fv.distributed:
+            shard = distributed_shard(fv.coordinator, fv.num_processes, fv.process_id)
         run_sweep(fv.config, sweep, fv.workdir, sweep_name=name, only=fv.only, dry_run=fv.dry_run,
-                  report=fv.report)
+                  report=fv.report, shard=shard)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -199,6 +199,7 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
     restored = checkpoint.restore(state) if checkpoint is not None else None
     if restored is not None:
         start, state, saved = restored
+        state = sharding.shard_members(state, mesh)
         curves.update(saved)
     last_save, pending = time.monotonic(), None
     for i in range(start, plan.n_chunks):

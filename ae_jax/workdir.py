@@ -28,13 +28,18 @@ class Results:
         self.path = path
         self._records = read_results(path)
 
-    def finished_names(self) -> set[str]:
+    def finished_names(self, reload: bool = False) -> set[str]:
+        """Members already recorded; `reload` re-reads the file (other shards append to it too)."""
+        if reload:
+            self._records = read_results(self.path)
         return {r["name"] for r in self._records}
 
     def append(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, sort_keys=True, allow_nan=True) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            # Shards of one sweep append to the same file: one writer at a time, one whole line each.
+            fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, line)
             os.fsync(fd)
         finally:
@@ -63,8 +68,8 @@ def sweep_identity(sweep_name: str, members: Sequence[tuple[str, dict]]) -> dict
 
 
 @contextlib.contextmanager
-def open_workdir(workdir: Path, identity: dict[str, Any]) -> Iterator[Results]:
-    """Lock `workdir`, check it holds this sweep (or nothing), and hand out its results file."""
+def open_workdir(workdir: Path, identity: dict[str, Any], shard: tuple[int, int] = (0, 1)) -> Iterator[Results]:
+    """Lock `workdir` (per shard), check it holds this sweep (or nothing), and hand out its results."""
     if workdir.exists() and not workdir.is_dir():
         raise ConfigError(f"--workdir: {workdir} exists and is not a directory")
     ident_path = workdir / IDENTITY
@@ -77,7 +82,7 @@ def open_workdir(workdir: Path, identity: dict[str, Any]) -> Iterator[Results]:
             raise ConfigError(f"--workdir: {workdir} holds a different sweep ({old.get('name')!r}, "
                               f"{old.get('members')} members); use a new workdir or the same config")
     workdir.mkdir(parents=True, exist_ok=True)
-    lock = open(workdir / ".lock", "w")
+    lock = open(workdir / (".lock" if shard == (0, 1) else f".lock.{shard[0]}-of-{shard[1]}"), "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -86,7 +91,7 @@ def open_workdir(workdir: Path, identity: dict[str, Any]) -> Iterator[Results]:
                           f"or use another workdir") from None
     try:
         if not ident_path.exists():
-            tmp = ident_path.with_suffix(".tmp")
+            tmp = ident_path.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps(identity, indent=1))
             os.replace(tmp, ident_path)
         yield Results(workdir / RESULTS)
