@@ -388,10 +388,12 @@ def ratio(num: list[float], den: list[float]) -> float:
     return statistics.median(num) / statistics.median(den)
 
 
-def warm_up() -> None:
-    """Pays the process's one-off first-compile costs before anything is timed."""
-    f = jax.jit(jax.value_and_grad(lambda w, x: jnp.square(jnp.tanh(x @ w)).sum()))
-    jax.block_until_ready(f(jnp.ones((8, 8)), jnp.ones((4, 8))))
+def warm_up(x_ND) -> None:
+    """Pays the process's one-off costs (first compile, first traces) on both sides before any timing."""
+    plan = small_plan(Sizes(steps=2, chunk=2))
+    run_hand, params = hand_program(plan.spec, x_ND, 0, 1e-3, plan.steps, plan.batch_size)
+    jax.block_until_ready(run_hand(params))
+    fit_cold(plan, x_ND, *sweep_settings(1))
 
 
 def torch_threads(x_ND, dims, steps: int, batch: int) -> tuple[int, dict[int, float]]:
@@ -410,7 +412,7 @@ def run(sizes: Sizes, with_torch: bool = True) -> dict:
     seeds, lrs = sweep_settings(sizes.members)
     use_torch = with_torch and torch_version() is not None
     dims = mlp_dims(plan.spec)
-    warm_up()
+    warm_up(x)
 
     t = {k: [] for k in ("seq_total_s", "seq_init_s", "seq_compile_s", "seq_first_run_s", "seq_warm_run_s",
                          "fit_cold_s", "engine_run_s", "fit_cold_1_s", "engine_run_1_s")}
@@ -479,7 +481,7 @@ def run_scaling(sizes: Sizes) -> str:
     """Markdown: steady member-steps/s vs members in one group, and vs forced host devices."""
     x = data_lib.load(small_config().data).x_train
     plan = small_plan(sizes, steps=sizes.scaling_steps)
-    warm_up()
+    warm_up(x)
     rows = ["| members | fit incl. compile (s) | training only (s) | member-steps/s (training only) "
             "| member-steps/s (incl. compile) |", "| ---: | ---: | ---: | ---: | ---: |"]
     for m in sizes.scaling_members:
@@ -525,7 +527,7 @@ def run_scaling(sizes: Sizes) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ae_jax.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: well under a minute on 2 cores")
+    parser.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 cores")
     parser.add_argument("--scaling", action="store_true",
                         help="print the scaling tables and write them to benchmarks/scaling.md")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")

@@ -92,6 +92,16 @@ def _with_learning_rate(opt_state, learning_rate):
     return opt_state._replace(hyperparams=hyper)
 
 
+@functools.lru_cache(maxsize=256)
+def _compile_init(spec: ModelSpec, group: ModelSpec):
+    """The vmapped initialisation of members of `spec`'s sizes, padded to `group`'s: compiled once."""
+    like = jax.eval_shape(functools.partial(models.init_params, group), jax.random.key(0))
+    init = jax.vmap(lambda seed: models.pad_params(
+        models.init_params(spec, jax.random.fold_in(jax.random.key(seed), 0)), like))
+    # Runs once per fit: backend O1 halves its compile time and gave bit-identical params.
+    return jax.jit(init, compiler_options={"xla_backend_optimization_level": 1})
+
+
 def init_params(plan: Plan, seeds_M: np.ndarray, sizes_M: np.ndarray) -> Any:
     """Each member initialised at its own (code size, width), zero-padded to the group's largest."""
     like = jax.eval_shape(functools.partial(models.init_params, plan.spec), jax.random.key(0))
@@ -99,9 +109,7 @@ def init_params(plan: Plan, seeds_M: np.ndarray, sizes_M: np.ndarray) -> Any:
     for code_size, width in sorted({tuple(s) for s in sizes_M.tolist()}):
         idx = np.flatnonzero((sizes_M[:, 0] == code_size) & (sizes_M[:, 1] == width))
         spec = dataclasses.replace(plan.spec, code_size=int(code_size), width=int(width))
-        init = jax.vmap(lambda seed: models.pad_params(
-            models.init_params(spec, jax.random.fold_in(jax.random.key(seed), 0)), like))
-        own = jax.device_get(jax.jit(init)(jnp.asarray(seeds_M[idx], jnp.uint32)))
+        own = jax.device_get(_compile_init(spec, plan.spec)(jnp.asarray(seeds_M[idx], jnp.uint32)))
         for leaf_all, leaf_own in zip(jax.tree.leaves(stacked), jax.tree.leaves(own)):
             leaf_all[idx] = leaf_own
     return stacked
@@ -218,8 +226,16 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
             last_save = time.monotonic()
     if pending is not None:
         _append(curves, pending)
-    state = jax.tree.map(lambda a: a[:m], state)
-    return state, {k: np.stack(v, axis=1)[:m] for k, v in curves.items()}
+    return _unpad(state, m), {k: np.stack(v, axis=1)[:m] for k, v in curves.items()}
+
+
+def _unpad(state: TrainState, m: int) -> TrainState:
+    """The first m members as host arrays: later work (diagnostics, logging) is per member, and
+    running it on member-sharded arrays would only add cross-device traffic (which on forced CPU host
+    devices can stall)."""
+    key_data = np.asarray(jax.device_get(jax.random.key_data(state.key)))[:m]
+    host = jax.tree.map(lambda a: np.asarray(a)[:m], jax.device_get(state._replace(key=key_data)))
+    return host._replace(key=jax.random.wrap_key_data(jnp.asarray(host.key)))
 
 
 def _append(curves, metrics):

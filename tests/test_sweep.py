@@ -107,7 +107,7 @@ def test_cli_runs_a_config_file_and_writes_the_report(tmp_path):
 # ----------------------------------------------------------------------------- the science it must show
 
 
-def linear_ae(steps=3000, **overrides):
+def linear_ae(steps=8000, **overrides):
     c = tiny(steps=steps, **{"model.activation": "linear", "model.depth": 0, "train.learning_rate": 1e-2,
                              "train.batch_size": 256, "train.schedule": "cosine", **overrides})
     c.train.log_every = 500
@@ -117,7 +117,9 @@ def linear_ae(steps=3000, **overrides):
 @pytest.mark.parametrize("data, codes", [
     ({"data.name": "digits"}, [2, 8, 16, 32, 48]),
     ({"data.name": "manifold", "data.manifold.kind": "linear", "data.manifold.intrinsic_dim": 6,
-      "data.manifold.ambient_dim": 16, "data.manifold.noise": 0.05}, [1, 3, 5, 8, 12, 15]),
+      "data.manifold.ambient_dim": 16}, [1, 2, 3, 4, 5]),
+    ({"data.name": "manifold", "data.manifold.kind": "sphere", "data.manifold.intrinsic_dim": 3,
+      "data.manifold.ambient_dim": 12}, [1, 2, 3]),
 ])
 def test_linear_autoencoder_matches_pca_k(tmp_path, data, codes):
     records = sweep.run_sweep(linear_ae(**data), axis("model.code_size", codes), tmp_path, report=False)
