@@ -244,8 +244,11 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
             datasets[dk] = data_lib.load(m.config.data)
     groups = group_members(members, datasets)  # model_spec checks (conv shapes) happen here
     if dry_run:
+        print(f"sweep {sweep_name}: {len(members)} members in {len(groups)} compiled groups")
         for g in groups:
-            print(f"group {g.plan.spec} x {len(g.members)}")
+            s = g.plan.spec
+            print(f"group {s.kind} depth={s.depth} code<={s.code_size} width<={s.width} "
+                  f"{g.plan.obj} steps={g.plan.steps} batch={g.plan.batch_size}: {len(g.members)} members")
             for m in g.members:
                 print(f"  [{m.index}] {m.name}")
         return []
@@ -285,6 +288,36 @@ def distributed_shard(coordinator: str | None, num_processes: int | None,
     return jax.process_index(), jax.process_count()
 
 
+def usage(fv, config_path: str | None) -> str:
+    """--help: the flags, the config files in configs/ and experiments/, and the sweep axes of --config."""
+    lines = [__doc__, "flags:"]
+    for flag in sorted(fv.get_key_flags_for_module(sys.modules[__name__]) or fv._flags().values(),
+                       key=lambda f: f.name):
+        if flag.name in ("config",) or len(flag.name) > 1:
+            lines.append(f"  --{flag.name}: {flag.help}")
+    lines.append("  --config.KEY=VALUE: any key of ae_jax/config.py:base_config (locked: typos are errors)")
+    lines.append("\nconfig files:")
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted(root.glob("configs/*.py")) + sorted(root.glob("experiments/*/config.py")):
+        doc = (path.read_text().split('"""')[1].strip().splitlines() or [""])[0] if '"""' in path.read_text() else ""
+        lines.append(f"  {path.relative_to(root)}: {doc}")
+    if config_path:
+        try:
+            _, grid, name = load_config_file(config_path)
+        except ConfigError as e:
+            lines.append(f"\n{e}")
+        else:
+            axes: dict[str, list] = {}
+            for overrides in grid:
+                for k, v in overrides.items():
+                    axes.setdefault(k, [])
+                    if v not in axes[k]:
+                        axes[k].append(v)
+            lines.append(f"\nsweep {name!r} ({config_path}): {len(grid)} members")
+            lines += [f"  {k}: {v}" for k, v in axes.items()] or ["  (a single member)"]
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str]) -> int:
     from absl import flags
     from ml_collections import config_flags
@@ -303,12 +336,14 @@ def main(argv: Sequence[str]) -> int:
     flags.DEFINE_string("coordinator", None, "host:port of process 0 (jax.distributed)", flag_values=fv)
     flags.DEFINE_integer("num_processes", None, "number of processes (jax.distributed)", flag_values=fv)
     flags.DEFINE_integer("process_id", None, "this process (jax.distributed)", flag_values=fv)
+    flags.DEFINE_string("compilation_cache", str(Path.home() / ".cache" / "ae_jax" / "xla"),
+                        "JAX's persistent compilation cache (per user; '' disables): a repeated or "
+                        "resumed sweep does not recompile", flag_values=fv)
     try:
-        if any(a in ("--help", "-h", "--helpfull") for a in argv[1:]):
-            print(__doc__)
-            print(fv.main_module_help() if hasattr(fv, "main_module_help") else "")
-            return 0
         config_path = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), None)
+        if any(a in ("--help", "-h", "--helpfull") for a in argv[1:]):
+            print(usage(fv, config_path))
+            return 0
         if not config_path:
             raise ConfigError("--config: required, e.g. --config=configs/quickstart.py:smoke")
         _, sweep, name = load_config_file(config_path)
@@ -316,13 +351,20 @@ def main(argv: Sequence[str]) -> int:
             fv(list(argv))
         except Exception as e:  # noqa: BLE001 - absl/ml_collections raise several kinds; all are user input
             raise ConfigError(str(e).splitlines()[0]) from None
-        if not fv.workdir:
+        if not fv.workdir and not fv.dry_run:
             raise ConfigError("--workdir: required")
         shard = parse_shard(fv.shard) if fv.shard else (0, 1)
         if fv.distributed:
             shard = distributed_shard(fv.coordinator, fv.num_processes, fv.process_id)
+        if fv.compilation_cache:
+            jax.config.update("jax_compilation_cache_dir", fv.compilation_cache)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        traces = sum(train.TRACE_COUNTS.values())
         run_sweep(fv.config, sweep, fv.workdir, sweep_name=name, only=fv.only, dry_run=fv.dry_run,
                   report=fv.report, shard=shard)
+        if not fv.dry_run:
+            print(f"training programs traced: {sum(train.TRACE_COUNTS.values()) - traces} "
+                  f"(compiled or loaded from {fv.compilation_cache or 'nowhere: cache off'})", flush=True)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,9 +1,7 @@
-"""One plain autoencoder; every key of `ae_jax.config.base_config` can be overridden.
+"""python -m ae_jax.sweep --config=configs/ae.py[:smoke] --workdir=runs/ae
 
-    python -m ae_jax.sweep --config=configs/ae.py --workdir=runs/ae
-    python -m ae_jax.sweep --config=configs/ae.py:smoke --config.model.code_size=8 --workdir=runs/ae_smoke
-
-Trains a 64-32-64 ReLU autoencoder on sklearn's digits and writes its identity diagnostics.
+One plain autoencoder (64-32-64 ReLU on sklearn's digits) and its identity diagnostics; every key of
+`ae_jax.config.base_config` can be overridden, e.g. `--config.model.code_size=8`.
 """
 
 from ae_jax import config as config_lib

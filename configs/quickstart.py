@@ -1,7 +1,6 @@
-"""The README's main job: code size (2 .. 4x the input) x depth (0 .. 3) on digits, three seeds.
+"""python -m ae_jax.sweep --config=configs/quickstart.py[:smoke] --workdir=runs/quickstart
 
-    python -m ae_jax.sweep --config=configs/quickstart.py --workdir=runs/quickstart
-
+The README's main job: code size (2 .. 4x the input) x depth (0 .. 3) on digits, three seeds.
 Produces `runs/quickstart/report.md` with the phase diagram: where the autoencoder turns into the
 identity (overcomplete, shallow), where it is PCA-like (small codes), and what depth does.
 `:smoke` runs 2 code sizes x 2 depths x 1 seed for a few hundred steps (under a minute).
