@@ -152,3 +152,23 @@ def test_overcomplete_relu_autoencoder_is_identity_and_an_8_unit_one_is_not(tmp_
     assert records[256]["regime"] == "identity", records[256]
     assert records[8]["regime"] != "identity", records[8]
     assert records[256]["jac_rank"] > 0.85 * records[256]["data_rank"] > records[8]["jac_rank"]
+
+
+def test_a_repeated_sweep_loads_its_programs_from_the_persistent_cache(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "disabled", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    cache = tmp_path / "cache"
+
+    def run(workdir):
+        out = subprocess.run([sys.executable, "-m", "ae_jax.sweep", "--config=configs/ae.py:smoke",
+                              "--config.train.steps=40", "--report=false", f"--compilation_cache={cache}",
+                              f"--workdir={workdir}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr
+        return sorted(p.name for p in cache.rglob("*") if p.is_file())
+
+    first = run(tmp_path / "a")
+    assert any("train_chunk" in name for name in first), first
+    new = set(run(tmp_path / "b")) - set(first)
+    # Tiny helper ops may enter the cache late (their compile time crosses the threshold under load);
+    # the training and diagnostics programs must not be compiled again.
+    assert not [name for name in new if "train_chunk" in name or "group" in name], new
