@@ -155,6 +155,10 @@ def test_two_jax_distributed_cpu_processes_split_the_sweep(cfg, reference, tmp_p
     assert_same_metrics(results(tmp_path), reference, rtol=1e-4)
 
 
-def test_four_host_devices_give_the_one_device_numbers(cfg, reference, tmp_path):
-    run(cli(cfg, tmp_path), devices=4)
-    assert_same_metrics(results(tmp_path), reference, rtol=1e-5)
+def test_four_host_devices_give_the_one_device_numbers_on_the_quickstart_smoke(tmp_path):
+    args = ["--config.train.steps=100", "--config.wandb.mode=disabled"]
+    run(cli(ROOT / "configs/quickstart.py:smoke", tmp_path / "one", *args), devices=1)
+    run(cli(ROOT / "configs/quickstart.py:smoke", tmp_path / "four", *args), devices=4)
+    # Equal to float32 rounding: the partitioned program may order a reduction differently.
+    assert_same_metrics(results(tmp_path / "four"), results(tmp_path / "one"), rtol=1e-6)
+
