@@ -172,3 +172,18 @@ def test_a_repeated_sweep_loads_its_programs_from_the_persistent_cache(tmp_path)
     # Tiny helper ops may enter the cache late (their compile time crosses the threshold under load);
     # the training and diagnostics programs must not be compiled again.
     assert not [name for name in new if "train_chunk" in name or "group" in name], new
+
+
+def test_a_member_driven_to_nan_is_recorded_diverged_and_its_group_mates_are_unaffected(tmp_path):
+    c = tiny(steps=40)
+    calm = sweep.run_sweep(c, axis("seed", [0, 2]), tmp_path / "calm", report=False)
+    grid = zipped(axis("seed", [0, 1, 2]), axis("train.learning_rate", [1e-3, 1e30, 1e-3]))
+    c.train.learning_rate = 1e-3
+    mixed = {r["name"]: r for r in sweep.run_sweep(c, grid, tmp_path / "mixed", report=False)}
+    bad = mixed["seed=1,learning_rate=1e+30"]
+    assert bad["status"] == "diverged" and 0 <= bad["diverged_at"] < 40
+    for r in calm:
+        twin = mixed[f"seed={r['config']['seed']},learning_rate=0.001"]
+        assert twin["status"] == "ok"
+        for k in ("train_mse", "test_mse", "jac_trace", "ood_fidelity"):
+            np.testing.assert_allclose(twin["metrics"][k], r["metrics"][k], rtol=1e-5, err_msg=k)
