@@ -36,9 +36,11 @@ def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
                curves: dict[str, np.ndarray], plan, params: Any, masks: Any, dataset, workdir: Path,
                sweep_name: str) -> None:
     """One W&B run for one member (none when `wandb.mode` is disabled); VAE samples also go to PNGs."""
-    want_images = c.wandb.images and len(dataset.shape) in (2, 3)
-    if want_images and plan.spec.variational:
-        save_generated(panels(c, plan.spec, params, masks, dataset), workdir / "samples" / _safe(name))
+    images = None
+    if c.wandb.images and len(dataset.shape) in (2, 3) and (plan.spec.variational or c.wandb.mode != "disabled"):
+        images = panels(c, plan.spec, params, masks, dataset)
+        if plan.spec.variational:  # the generative panels are results in their own right: keep them as files
+            save_generated(images, Path(workdir) / "samples" / _safe(name))
     if c.wandb.mode == "disabled":
         return
     writer = writers.open_writer(c.wandb, workdir=str(workdir), name=f"{sweep_name}/{name}",
@@ -48,8 +50,8 @@ def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
         for j in range(next(iter(curves.values())).shape[0]):
             step = min((j + 1) * plan.chunk, plan.steps)
             writer.scalars(step, {k: float(v[j]) for k, v in curves.items()})
-        if want_images:
-            writer.images(plan.steps, panels(c, plan.spec, params, masks, dataset))
+        if images is not None:
+            writer.images(plan.steps, images)
         writer.summary({**record["metrics"], "status": record["status"]})
     finally:
         writer.close()

@@ -138,7 +138,7 @@ class PatchConv(nn.Module):
     """SAME 2-D convolution (stride `stride`), or transposed convolution (`up` > 1), as one patch matmul.
 
     Same parameters, initialisation and outputs as nn.Conv / nn.ConvTranspose. Why not those: XLA:CPU
-    ran native convolutions inside the trainer's lax.scan about 4x slower than outside it, and vmapped
+    ran native convolutions inside the trainer's lax.scan about 5x slower than outside it, and vmapped
     over members they become grouped convolutions, slower still; slices and a batched matmul do not.
     """
 

@@ -5,7 +5,9 @@ dimensions (data or code units), then averaged over the batch. `loss/*` values a
 terms; `loss/total` is the weighted sum that is optimised:
   total = recon + sparsity.weight * sparsity + contractive.weight * contractive
           + vae.beta * kl + train.weight_decay * l2 + sparsity.aux_weight * aux
-The KL-sparsity term is a property of the batch's mean activation (Ng's CS294A), so it is per batch.
+recon is the squared error, or the Bernoulli cross-entropy in nats for a sigmoid output; kl is in nats.
+Two terms cannot be per example by nature: KL sparsity is a property of the batch's mean activation
+(Ng's CS294A), so it is per batch, summed over units; l2 is per model, summed over weights.
 """
 
 import dataclasses
