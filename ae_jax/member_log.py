@@ -1,5 +1,6 @@
 """What each member's W&B run shows: its config, training curves, final metrics and image panels."""
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -9,9 +10,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from ae_jax import models, objectives, writers
+from ae_jax import diagnostics, models, objectives, writers
 
 N_PANEL = 16
+N_SPECTRUM = 20  # test points whose span Jacobians are averaged into the logged spectrum
 N_PAIRS = 4  # latent interpolation: rows of test-example pairs ...
 N_INTERP = 8  # ... and points along each line, ends included
 
@@ -52,9 +54,48 @@ def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
             writer.scalars(step, {k: float(v[j]) for k, v in curves.items()})
         if images is not None:
             writer.images(plan.steps, images)
+        if record["status"] == "ok":
+            log_spectrum(writer, plan.spec, params, masks, dataset)
         writer.summary({**record["metrics"], "status": record["status"]})
     finally:
         writer.close()
+
+
+@functools.lru_cache(maxsize=16)
+def _reconstruct_of(spec: models.ModelSpec):
+    """One function object per spec, so every member's spectrum reuses one compiled program."""
+    return lambda net, x_BD: models.reconstruct(spec, net[0], x_BD, net[1])
+
+
+def log_spectrum(writer: writers.Writer, spec: models.ModelSpec, params: Any, masks: Any, dataset) -> np.ndarray:
+    """The singular values of J_f on the data span (mean over test points, largest first) as a W&B
+    table and figure: the identity is a flat line at 1, a rank-k map k values above the 0.5 gain line."""
+    sv_PR = diagnostics.jacobian_spectrum(_reconstruct_of(spec), (params, masks), dataset.x_train,
+                                          dataset.x_test[:N_SPECTRUM])
+    if sv_PR.shape[1] == 0:
+        return sv_PR
+    mean, lo, hi = sv_PR.mean(0), sv_PR.min(0), sv_PR.max(0)
+    writer.table("jacobian_spectrum", ["index", "singular_value", "min", "max"],
+                 [[i + 1, float(m), float(a), float(b)] for i, (m, a, b) in enumerate(zip(mean, lo, hi))])
+    writer.figure("jacobian_spectrum", spectrum_figure(mean, lo, hi))
+    return sv_PR
+
+
+def spectrum_figure(mean: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.2), layout="constrained")
+    ax = fig.subplots()
+    idx = np.arange(1, len(mean) + 1)
+    ax.fill_between(idx, lo, hi, alpha=0.25, label="min-max over test points")
+    ax.plot(idx, mean, marker=".", label="mean")
+    ax.axhline(1.0, color="black", lw=0.8, label="identity")
+    ax.axhline(diagnostics.JAC_GAIN, color="black", ls=":", lw=0.8, label="jac_rank threshold")
+    ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_xlabel("index on the data span (largest first)")
+    ax.set_ylabel("singular value of P J_f P")
+    ax.legend(fontsize=7)
+    return fig
 
 
 def panels(c: ml_collections.ConfigDict, spec: models.ModelSpec, params: Any, masks: Any,

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 X_KEY, Y_KEY = "model.code_size", "model.depth"
 REPLICATE_KEYS = ("seed", "data.split_seed")  # averaged over, like seeds
 IGNORED = ("name", "train.log_every", "wandb.")  # never a reason to split a figure
-COMPARED = ("test_mse", "mse_over_pca", "rank_frac", "jac_trace", "ood_fidelity", "denoise_gain")
+COMPARED = ("test_mse", "mse_over_pca", "rank_frac", "jac_trace", "span_ood_fidelity", "ood_fidelity",
+            "denoise_gain")
 VARIANTS = ("l0", "dead_fraction", "kl", "active_units", "test_elbo")  # table columns when present
 
 CAPTION = (
@@ -33,12 +34,13 @@ CAPTION = (
     "PCA-k (`pca_mse`) is the test MSE of PCA fitted on the training data with k = min(code size, D) "
     "components, the closed-form linear control: `test_mse/pca_mse` below 1 beats it (— where pca_mse "
     "is 0, i.e. PCA-k is exact). The identity map gives jac_rank/r = 1, jac_trace = 1, ood_fidelity = 1, "
-    "denoise_gain = 1 and attractor_fraction = 0. "
+    "span_ood_fidelity = 1 (the same uniform noise projected onto the data span), denoise_gain = 1 "
+    "and attractor_fraction = 0. "
     "The regime panel shows the majority over seeds of each member's regime ('mixed' is a tie), by the "
     "rule of `classify_regime` in `ae_jax/diagnostics.py`: `memorizing` when noisy training points are "
     "carried back onto training examples (high attractor_fraction) or the map is nearly constant; "
-    "`identity` when nearly every data direction passes (jac_rank/r near 1) and uniform noise is "
-    "copied too (high ood_fidelity); `structured` otherwise.")
+    "`identity` when nearly every data direction passes (jac_rank/r near 1) and uniform noise within "
+    "the data span is copied too (high span_ood_fidelity); `structured` otherwise.")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -223,7 +225,7 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
                 writer.figure(f"{stem}{suffix}", fig)
             doc += [("h2", "Phase diagram" + (f": {label}" if label else "")),
                     ("img", paths["phase_diagram"], "phase diagram"), ("p", CAPTION),
-                    ("p", "At a glance: majority regime, then jac_rank/r and ood_fidelity (seed means)."),
+                    ("p", "At a glance: majority regime, then jac_rank/r and span_ood_fidelity (seed means)."),
                     _glance_table(cells, dims),
                     ("img", paths["mse_vs_code"], "test MSE vs code size"),
                     ("p", "Test MSE against code size, one line per depth (mean ± std over seeds); the "
@@ -262,7 +264,7 @@ def _glance_table(cells: dict, dims: dict) -> tuple:
                 continue
             mean = lambda k: s[k][0] if s.get(k) else float("nan")
             rank = mean("rank_frac")
-            row.append(f"{s['regime']} {rank:.2f} {mean('ood_fidelity'):.2f}")
+            row.append(f"{s['regime']} {rank:.2f} {mean('span_ood_fidelity'):.2f}")
         rows.append(row)
     return ("table", ["depth \\ k"] + [str(c) for c in codes], rows)
 

@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from ae_jax import diagnostics as dg
 from ae_jax.config import base_config
 
-KEYS = {"train_mse", "test_mse", "test_fvu", "pca_mse", "ood_fidelity", "jac_rank", "jac_trace", "denoise_gain",
+KEYS = {"train_mse", "test_mse", "test_fvu", "pca_mse", "ood_fidelity", "span_ood_fidelity", "jac_rank", "jac_trace", "denoise_gain",
         "const_ratio", "attractor_fraction", "probe_acc", "data_rank", "regime", "input_dim"}
 
 
@@ -70,6 +70,7 @@ def controls(x_tr, r):
     evals, evecs = np.linalg.eigh(np.cov(x_tr.T.astype(np.float64), bias=True))
     s2 = base_config().diagnostics.noise_std ** 2
     out["wiener"] = (mu, evecs @ np.diag(evals / (evals + s2)) @ evecs.T, d)
+    out["span"] = (mu, dg.span_projector(x_tr)[0], d)  # the identity on the data span, zero off it
     out["const_mu"] = (mu, np.zeros((d, d)), d)
     for a in (0.3, 0.7, 1.3):
         out[f"scale{a}"] = (mu, a * np.eye(d), d)
@@ -119,6 +120,7 @@ def test_identity(case):
     for k in ("train_mse", "test_mse", "test_fvu"):
         assert m[k] == pytest.approx(0.0, abs=1e-9)
     assert m["ood_fidelity"] == pytest.approx(1.0, abs=1e-6)
+    assert m["span_ood_fidelity"] == pytest.approx(1.0, abs=1e-6)
     assert m["jac_rank"] == case["r"]
     assert m["jac_trace"] == pytest.approx(1.0, abs=1e-5)
     assert m["denoise_gain"] == pytest.approx(1.0, abs=1e-5)  # f(x + e) - x = e exactly
@@ -160,6 +162,11 @@ def test_pca(case, which):
     z = case["ood"] - mu
     exact_ood = 1 - (((case["ood"] - mu_k) @ (np.eye(d) - p_k)) ** 2).sum() / (z ** 2).sum()
     assert m["ood_fidelity"] == pytest.approx(exact_ood, abs=1e-4)
+    p_span, _ = dg.span_projector(case["x_tr"])
+    s_c = (case["ood"] - mu) @ p_span  # the uniform points seen through the span, centred
+    exact_span = 1 - (((s_c + mu - mu_k) @ (np.eye(d) - p_k)) ** 2).sum() / (s_c ** 2).sum()
+    assert m["span_ood_fidelity"] == pytest.approx(exact_span, abs=1e-4)
+    assert m["span_ood_fidelity"] >= m["ood_fidelity"] - 1e-4  # P_k lies inside the span
     # the uniform box's second moment about mu: diag((hi - lo)^2 / 12) + (mid - mu)(mid - mu)^T
     lo, hi = x_tr.min(0), x_tr.max(0)
     mom = np.diag((hi - lo) ** 2 / 12) + np.outer((hi + lo) / 2 - mu, (hi + lo) / 2 - mu)
@@ -170,6 +177,19 @@ def test_pca(case, which):
     assert m["attractor_fraction"] == 0.0
     expected_regime = "identity" if (case["name"] == "digits" and k == r - 2) else "structured"
     assert m["regime"] == expected_regime
+
+
+def test_span_projector_is_identity_on_the_span(case):
+    """SCIENCE.md: identity is measured on the data span. The projector onto it copies every span direction
+    and every span-projected uniform point, so it is `identity` even on rank-5 data in R^20, where it
+    discards most of the full-space uniform noise (ood_fidelity far below the 0.9 bar)."""
+    m, r = case["res"]["span"], case["r"]
+    assert m["jac_rank"] == r
+    assert m["span_ood_fidelity"] == pytest.approx(1.0, abs=1e-5)
+    assert m["test_mse"] == pytest.approx(0.0, abs=1e-9)
+    assert m["regime"] == "identity"
+    if case["name"] == "low_rank":
+        assert m["ood_fidelity"] < 0.5
 
 
 def test_wiener_filter(case):
@@ -276,10 +296,13 @@ def test_pca_mse_matches_sklearn():
 
 def test_classify_regime_edges():
     assert dg.classify_regime({}) == "structured"
-    ident = dict(jac_rank=61.0, data_rank=61, ood_fidelity=1.0, attractor_fraction=0.0, const_ratio=1.0)
+    ident = dict(jac_rank=61.0, data_rank=61, span_ood_fidelity=1.0, attractor_fraction=0.0, const_ratio=1.0)
     assert dg.classify_regime(ident) == "identity"
+    assert dg.classify_regime({**ident, "ood_fidelity": 0.1}) == "identity"  # off-span noise is not judged
     assert dg.classify_regime({**ident, "attractor_fraction": 0.5}) == "memorizing"
-    assert dg.classify_regime({**ident, "ood_fidelity": float("nan")}) == "structured"
+    assert dg.classify_regime({**ident, "span_ood_fidelity": float("nan")}) == "structured"
+    assert dg.classify_regime({**ident, "span_ood_fidelity": 0.89}) == "structured"
+    assert dg.classify_regime({**ident, "jac_rank": 51.0}) == "structured"
 
 
 # ----------------------------------------------------------------------------- compiled groups
@@ -374,3 +397,20 @@ def test_regime_separates_trained_relu_aes():
     assert got[256]["regime"] == "identity", got[256]
     assert got[8]["regime"] != "identity", got[8]
     assert got[256]["ood_fidelity"] > got[8]["ood_fidelity"] + 0.5  # SCIENCE.md: noise copied far better
+
+
+def test_jacobian_spectrum_of_linear_controls(case):
+    """The logged spectrum (W&B per member): all ones for the identity, k ones then zeros for PCA-k,
+    lambda / (lambda + s^2) for the Wiener filter; its count above 0.5 is jac_rank."""
+    x_tr, x_te, r, ctl = case["x_tr"], case["x_te"], case["r"], case["ctl"]
+    evals = np.linalg.eigvalsh(np.cov(x_tr.T.astype(np.float64), bias=True))[::-1][:r]
+    k = sorted(int(n[3:]) for n in ctl if n.startswith("pca"))[-1]
+    s2 = case["cfg"].noise_std ** 2
+    expected = {"identity": np.ones(r), f"pca{k}": np.r_[np.ones(k), np.zeros(r - k)], "wiener": evals / (evals + s2)}
+    for name, want in expected.items():
+        c, w, _ = ctl[name]
+        p = {"c": jnp.asarray(c, jnp.float32), "mu": jnp.asarray(c, jnp.float32), "W": jnp.asarray(w, jnp.float32)}
+        sv = dg.jacobian_spectrum(linear, p, x_tr, x_te[:5])
+        assert sv.shape == (5, r)
+        np.testing.assert_allclose(sv, np.broadcast_to(want, sv.shape), atol=2e-4, err_msg=name)
+        assert (sv[0] > dg.JAC_GAIN).sum() == case["res"][name]["jac_rank"]

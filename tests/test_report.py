@@ -26,7 +26,8 @@ def _metrics(k: int, depth: int, seed: int) -> dict:
     if (k, depth) == (8, 2):
         regime = ["memorizing", "structured", "identity"][seed]
     return {"train_mse": mse * 0.9, "test_mse": mse, "test_fvu": mse * 3, "pca_mse": pca,
-            "ood_fidelity": 0.9 if identity else 0.2, "jac_rank": min(k, R) * 1.0, "jac_trace": min(k, R) / R,
+            "ood_fidelity": 0.9 if identity else 0.2,
+            "span_ood_fidelity": 0.95 if identity else 0.3, "jac_rank": min(k, R) * 1.0, "jac_trace": min(k, R) / R,
             "denoise_gain": 1.0 if identity else 0.5, "const_ratio": 1.0, "attractor_fraction": 0.0,
             "probe_acc": 0.9, "data_rank": R, "input_dim": D, "regime": regime, "l0": float(k) / 2}
 

@@ -131,3 +131,35 @@ def test_offline_run_round_trips_through_wandbs_reader(fresh, tmp_path):
     assert got["summary"]["test_mse"] == 0.125 and got["summary"]["regime"] == "identity"
     assert got["summary"]["train/step"] == 10 and got["summary"]["loss/recon"] == 0.5
     assert got["summary"]["recon"]["_type"] == "image-file"
+
+
+def test_member_spectrum_is_logged_as_a_table_and_figure(tmp_path):
+    """A member's W&B run gets its span-Jacobian spectrum, sorted, one row per span direction; a linear
+    AE through an 8-unit code has at most 8 non-zero singular values, trained or not."""
+    import jax
+    from ae_jax import config as config_lib, data, member_log, models
+
+    class Recorder(writers.NullWriter):
+        def __init__(self):
+            self.tables, self.figures = {}, {}
+
+        def table(self, name, columns, rows):
+            self.tables[name] = (columns, rows)
+
+        def figure(self, name, fig):
+            self.figures[name] = fig
+
+    c = config_lib.base_config()
+    c.model.code_size, c.model.activation = 8, "linear"
+    ds = data.load(c.data)
+    spec = models.model_spec(c, ds.shape)
+    params = models.init_params(spec, jax.random.key(0))
+    w = Recorder()
+    sv = member_log.log_spectrum(w, spec, params, models.size_masks(spec, 8, c.model.width), ds)
+    assert sv.shape == (member_log.N_SPECTRUM, 61)
+    columns, rows = w.tables["jacobian_spectrum"]
+    assert columns[:2] == ["index", "singular_value"] and len(rows) == 61
+    means = [row[1] for row in rows]
+    assert all(np.isfinite(means)) and means == sorted(means, reverse=True)
+    assert sum(m > 1e-4 for m in means) <= 8  # a linear map through an 8-unit code has rank <= 8
+    assert "jacobian_spectrum" in w.figures
