@@ -1,0 +1,452 @@
+"""python experiments/use-cases/run.py --config=experiments/use-cases/config.py[:smoke] --workdir=DIR
+
+Trains the config's plain and denoising autoencoders with `ae_jax.train.fit` (one vmapped program per
+code size), then measures the two use cases on held-out data:
+1. denoising: gain E||f(x+e)-x||^2 / E||e||^2 on test images with fresh Gaussian noise at several
+   levels, against the identity (gain 1), the Wiener filter mu + C (C + s^2 I)^-1 (y - mu) (the optimal
+   linear denoiser; its expected gain on the train distribution is tr(W)/D = mean_i ev_i/(ev_i + s^2))
+   and the PCA-k projector (the optimal linear AE with code k);
+2. dimensionality reduction: t-SNE to 2-D of the raw inputs, of PCA-k codes and of the AEs' codes with
+   k < D; trustworthiness w.r.t. the raw inputs and w.r.t. each map's own input, and k-NN accuracy.
+Writes DIR/analysis.md, DIR/use_cases.json and DIR/figures/{denoise_examples,denoise_gain,tsne}.png,
+and logs them to W&B.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # `python experiments/use-cases/run.py` puts only this folder on the path
+    sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ae_jax import models, sweep as sweep_lib  # noqa: E402
+from ae_jax.errors import ConfigError  # noqa: E402
+from experiments import common  # noqa: E402
+
+RAW = "raw"
+WELL_BELOW = 0.5  # "denoise gain well below 1": at most half the noise energy survives
+ACTIVE = 1e-9  # covariance eigenvalues at or below this are constant pixels, not data directions
+
+
+# ----------------------------------------------------------------------------- denoising
+
+
+def covariance(x_ND: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, covariance normalised by N) of the train set, in float64."""
+    x = np.asarray(x_ND, np.float64)
+    mu = x.mean(0)
+    return mu, (x - mu).T @ (x - mu) / len(x)
+
+
+def wiener_filter(x_train_ND: np.ndarray, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, W) with W = C (C + s^2 I)^-1: f(y) = mu + (y - mu) W minimises E||f(x + e) - x||^2 over
+    affine maps when e ~ N(0, s^2 I) and x has the train mean and covariance."""
+    mu, c_DD = covariance(x_train_ND)
+    # C and (C + s^2 I)^-1 commute, so solving from the left gives the same (symmetric) W.
+    w_DD = np.linalg.solve(c_DD + s * s * np.eye(len(c_DD)), c_DD)
+    return mu, 0.5 * (w_DD + w_DD.T)
+
+
+def apply_linear(mu: np.ndarray, w_DD: np.ndarray, y_ND: np.ndarray) -> np.ndarray:
+    return mu + (np.asarray(y_ND, np.float64) - mu) @ w_DD
+
+
+def wiener_gain_closed_form(x_train_ND: np.ndarray, s: float) -> float:
+    """tr(W)/D = mean_i ev_i / (ev_i + s^2): the Wiener filter's expected gain on the train distribution."""
+    ev = np.linalg.eigvalsh(covariance(x_train_ND)[1]).clip(0.0)
+    return float(np.mean(ev / (ev + s * s)))
+
+
+def expected_linear_gain(x_ND: np.ndarray, mu: np.ndarray, w_DD: np.ndarray, s: float) -> float:
+    """E_e ||mu + (x + e - mu) W - x||^2 / E||e||^2 averaged over the rows of x, the noise integrated
+    out exactly: (mean ||(x - mu)(W - I)||^2 + s^2 ||W||_F^2) / (D s^2)."""
+    x = np.asarray(x_ND, np.float64) - mu
+    d = x.shape[1]
+    bias = np.square(x @ (w_DD - np.eye(d))).sum(1).mean()
+    return float((bias + s * s * np.square(w_DD).sum()) / (d * s * s))
+
+
+def pca_projector(x_train_ND: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, P) with P the projector onto the top-k principal directions: PCA-k as a denoiser."""
+    mu, c_DD = covariance(x_train_ND)
+    _, vecs = np.linalg.eigh(c_DD)
+    u = vecs[:, ::-1][:, :k]
+    return mu, u @ u.T
+
+
+def heldout_noise(shape: tuple[int, int], s: float, draws: int, seed: int) -> np.ndarray:
+    """(draws, N, D) Gaussian noise of std s from a NumPy generator keyed by (seed, s): never the
+    trainer's JAX keys, and the same draws for every model."""
+    rng = np.random.default_rng([seed, int(round(s * 1e6))])
+    return (s * rng.standard_normal((draws,) + tuple(shape))).astype(np.float32)
+
+
+def denoise_gain(f, x_ND: np.ndarray, e_RND: np.ndarray) -> float:
+    """sum ||f(x + e) - x||^2 / sum ||e||^2 over every image and draw."""
+    num = 0.0
+    for e_ND in e_RND:
+        num += float(np.square(np.asarray(f(x_ND + e_ND), np.float64) - x_ND).sum())
+    return num / float(np.square(e_RND.astype(np.float64)).sum())
+
+
+def model_fn(fit: dict):
+    """f(x) of one trained member on the deterministic path, jitted once."""
+    spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
+    fn = jax.jit(lambda x: models.reconstruct(spec, params, x, masks))
+    return lambda x: np.asarray(fn(np.asarray(x, np.float32)))
+
+
+def code_fn(fit: dict):
+    """The member's code (its own units only; packing pads with zero units)."""
+    spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
+    fn = jax.jit(lambda x: models.encode(spec, params, x, masks)["code"])
+    live = np.asarray(masks["code"]) > 0 if masks and "code" in masks else slice(None)
+    return lambda x: np.asarray(fn(np.asarray(x, np.float32)))[:, live]
+
+
+def label_of(fit: dict) -> str:
+    c = fit["member"].config
+    kind = f"DAE s={c.noise.level:g}" if c.noise.kind != "none" and c.noise.level > 0 else "AE"
+    deep = f" depth {c.model.depth}" if c.model.depth else ""
+    return f"{kind}, code {c.model.code_size}{deep}"
+
+
+def denoising(fits: list[dict], uc) -> dict:
+    """Held-out denoise gains of every member and of the linear controls, per noise level."""
+    ds = fits[0]["dataset"]
+    x_tr, x_te = ds.x_train, ds.x_test
+    train_levels = sorted({f["member"].config.noise.level for f in fits if f["member"].config.noise.level > 0})
+    codes_below = sorted({f["member"].config.model.code_size for f in fits
+                          if f["member"].config.model.code_size < ds.dim})
+    fns = {label_of(f): model_fn(f) for f in fits}
+    rows = {"identity": [], "Wiener (fitted at each s)": []}
+    rows.update({f"Wiener (fitted at s={t:g})": [] for t in train_levels})
+    rows.update({f"PCA-{k} projector": [] for k in codes_below})
+    rows.update({name: [] for name in fns})
+    checks = []
+    for s in uc.eval_noise:
+        e = heldout_noise(x_te.shape, s, uc.noise_draws, uc.eval_seed)
+        rows["identity"].append(denoise_gain(lambda y: y, x_te, e))
+        mu, w = wiener_filter(x_tr, s)
+        rows["Wiener (fitted at each s)"].append(denoise_gain(lambda y: apply_linear(mu, w, y), x_te, e))
+        checks.append(dict(s=s, closed_form=wiener_gain_closed_form(x_tr, s),
+                           expected_train=expected_linear_gain(x_tr, mu, w, s),
+                           expected_test=expected_linear_gain(x_te, mu, w, s),
+                           empirical_test=rows["Wiener (fitted at each s)"][-1]))
+        for t in train_levels:
+            mu_t, w_t = wiener_filter(x_tr, t)
+            rows[f"Wiener (fitted at s={t:g})"].append(denoise_gain(lambda y: apply_linear(mu_t, w_t, y), x_te, e))
+        for k in codes_below:
+            mu_k, p_k = pca_projector(x_tr, k)
+            rows[f"PCA-{k} projector"].append(denoise_gain(lambda y: apply_linear(mu_k, p_k, y), x_te, e))
+        for name, f in fns.items():
+            rows[name].append(denoise_gain(f, x_te, e))
+    return dict(levels=list(uc.eval_noise), train_levels=train_levels, gains=rows, wiener_checks=checks,
+                clean_test_mse={name: float(np.square(f(x_te) - x_te).mean()) for name, f in fns.items()})
+
+
+def example_images(fits: list[dict], uc) -> dict:
+    """One test image per class: clean, noisy at `figure_noise`, and every denoiser's output."""
+    ds = fits[0]["dataset"]
+    x_te = ds.x_test
+    if ds.y_test is not None:
+        idx = [int(np.flatnonzero(ds.y_test == c)[0]) for c in np.unique(ds.y_test)][:10]
+    else:
+        idx = list(range(min(10, len(x_te))))
+    x = x_te[idx]
+    s = uc.figure_noise
+    y = x + heldout_noise(x_te.shape, s, 1, uc.eval_seed + 1)[0][idx]
+    mu, w = wiener_filter(ds.x_train, s)
+    panels = {"clean": x, f"noisy s={s:g}": y}
+    panels.update({label_of(f): model_fn(f)(y) for f in fits})
+    panels[f"Wiener (s={s:g})"] = apply_linear(mu, w, y)
+    return dict(panels=panels, shape=ds.shape)
+
+
+# ----------------------------------------------------------------------------- t-SNE
+
+
+def tsne_inputs(fits: list[dict], uc) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """({name: (N, K) representation}, labels, is_test) over train + test (or a fixed subset of them);
+    codes come from nets and PCA fitted on the train split only."""
+    ds = fits[0]["dataset"]
+    if ds.y_train is None or ds.y_test is None:
+        raise ConfigError(f"config.data.name: {ds.name} has no labels; the t-SNE half needs them")
+    x = np.concatenate([ds.x_train, ds.x_test]).astype(np.float32)
+    y = np.concatenate([ds.y_train, ds.y_test])
+    is_test = np.arange(len(x)) >= len(ds.x_train)
+    if uc.tsne_points:
+        keep = np.sort(np.random.default_rng(0).permutation(len(x))[:uc.tsne_points])
+        x, y, is_test = x[keep], y[keep], is_test[keep]
+    reps = {RAW: x}
+    for k in sorted({f["member"].config.model.code_size for f in fits if f["member"].config.model.code_size < ds.dim}):
+        mu, c_DD = covariance(ds.x_train)
+        _, vecs = np.linalg.eigh(c_DD)
+        reps[f"PCA-{k}"] = ((x - mu) @ vecs[:, ::-1][:, :k]).astype(np.float32)
+        for f in fits:
+            if f["member"].config.model.code_size == k:
+                reps[label_of(f)] = code_fn(f)(x)
+    return reps, y, is_test
+
+
+def knn_heldout(z_NK: np.ndarray, y: np.ndarray, is_test: np.ndarray, k: int) -> float:
+    """Accuracy on the test points of a k-NN classifier fitted on the train points' positions."""
+    from sklearn.neighbors import KNeighborsClassifier
+    return float(KNeighborsClassifier(k).fit(z_NK[~is_test], y[~is_test]).score(z_NK[is_test], y[is_test]))
+
+
+def knn_cv(z_NK: np.ndarray, y: np.ndarray, k: int, folds: int) -> float:
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+    cv = StratifiedKFold(folds, shuffle=True, random_state=0)
+    return float(cross_val_score(KNeighborsClassifier(k), z_NK, y, cv=cv).mean())
+
+
+def trust(x_NK: np.ndarray, z_NJ: np.ndarray, k: int) -> float:
+    """sklearn's trustworthiness: 1 - penalty for 2-D neighbours that were not neighbours in x."""
+    from sklearn.manifold import trustworthiness
+    return float(trustworthiness(np.asarray(x_NK, np.float64), np.asarray(z_NJ, np.float64), n_neighbors=k))
+
+
+def embed(z_NK: np.ndarray, seed: int, uc) -> np.ndarray:
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+    # One OpenMP thread: on a loaded 2-core machine sklearn's Barnes-Hut threads spin-wait on each other
+    # (500 points took 25 s with 2 threads, 1.2 s with 1); the map does not depend on the thread count.
+    with threadpool_limits(limits=1):
+        return TSNE(n_components=2, perplexity=uc.perplexity, init="pca", learning_rate="auto",
+                    max_iter=uc.tsne_iter, random_state=seed).fit_transform(np.asarray(z_NK, np.float64))
+
+
+def dimensionality_reduction(reps: dict[str, np.ndarray], y: np.ndarray, is_test: np.ndarray, uc) -> dict:
+    """Per representation: how well the code itself keeps the raw neighbourhoods and labels, and the same
+    for its t-SNE maps (one per seed)."""
+    raw, k = reps[RAW], uc.trust_neighbors
+    out = {}
+    for name, z in reps.items():
+        maps = [embed(z, seed, uc) for seed in uc.tsne_seeds]
+        out[name] = dict(
+            dims=int(z.shape[1]),
+            code_trust_raw=trust(raw, z, k), code_knn=knn_heldout(z, y, is_test, uc.knn),
+            trust_raw=[trust(raw, m, k) for m in maps], trust_own=[trust(z, m, k) for m in maps],
+            knn_heldout=[knn_heldout(m, y, is_test, uc.knn) for m in maps],
+            knn_cv=[knn_cv(m, y, uc.knn, uc.cv_folds) for m in maps],
+            embedding=maps[0])
+    return out
+
+
+# ----------------------------------------------------------------------------- figures and text
+
+
+def plot_examples(examples: dict) -> Figure:
+    panels, shape = examples["panels"], examples["shape"]
+    n_rows, n_cols = len(panels), len(next(iter(panels.values())))
+    fig = Figure(figsize=(0.62 * n_cols + 2.2, 0.66 * n_rows + 0.4), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for i, (name, imgs) in enumerate(panels.items()):
+        for j in range(n_cols):
+            ax = axes[i, j]
+            ax.imshow(np.clip(imgs[j], 0, 1).reshape(shape[:2]), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle("held-out test digits, fresh noise (clipped to [0, 1] for display)", fontsize=9)
+    return fig
+
+
+def plot_gains(den: dict) -> Figure:
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.subplots()
+    s = den["levels"]
+    for j, (name, g) in enumerate(den["gains"].items()):
+        style = {"identity": dict(color="k", ls="-", lw=1)}.get(name)
+        if style is None:
+            style = dict(ls="--" if name.startswith(("Wiener", "PCA")) else "-", marker="o", ms=4, color=f"C{j % 10}")
+        ax.plot(s, g, label=name, **style)
+    for t in den["train_levels"]:
+        ax.axvline(t, color="grey", ls=":", lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="held-out noise std s", ylabel="E||f(x+e)-x||² / E||e||²",
+           title="denoise gain on test images (dotted: the DAEs' training s)")
+    ax.set_xticks(s, [f"{v:g}" for v in s])
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_tsne(dr: dict, y: np.ndarray) -> Figure:
+    names = list(dr)
+    fig = Figure(figsize=(3.3 * len(names), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names):
+        r, e = dr[name], dr[name]["embedding"]
+        sc = ax.scatter(e[:, 0], e[:, 1], c=y, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
+        ax.set_title(f"{name} ({r['dims']}-d)\ntrust {r['trust_raw'][0]:.3f}, kNN CV {r['knn_cv'][0]:.3f}",
+                     fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(sc, ax=axes, ticks=range(10), shrink=0.8, label="digit")
+    return fig
+
+
+def spread(v: list[float], digits: int = 3) -> str:
+    """mean ± half the range over t-SNE seeds."""
+    v = np.asarray(v)
+    return f"{v.mean():.{digits}f}" if len(v) == 1 else f"{v.mean():.{digits}f} ± {(v.max() - v.min()) / 2:.{digits}f}"
+
+
+def verdicts(den: dict, dr: dict) -> dict:
+    """The two claims, checked against the numbers."""
+    out = {}
+    levels = np.array(den["levels"])
+    dae = {n: np.array(g) for n, g in den["gains"].items() if n.startswith("DAE")}
+    out["denoising"] = {n: dict(below_1=levels[g < 1].tolist(), well_below=levels[g <= WELL_BELOW].tolist(),
+                                best=float(g.min()))
+                        for n, g in dae.items()}
+    raw = dr[RAW]
+    tol = lambda a, b: 0.5 * (np.ptp(a) + np.ptp(b))  # seed noise: the mean half-ranges of both maps
+    out["tsne"] = {}
+    for name, r in dr.items():
+        if name == RAW:
+            continue
+        d_trust = float(np.mean(r["trust_raw"]) - np.mean(raw["trust_raw"]))
+        d_knn = float(np.mean(r["knn_cv"]) - np.mean(raw["knn_cv"]))
+        out["tsne"][name] = dict(
+            d_trust=d_trust, d_knn_cv=d_knn,
+            trust_ok=bool(d_trust >= -tol(r["trust_raw"], raw["trust_raw"])),
+            knn_ok=bool(d_knn >= -tol(r["knn_cv"], raw["knn_cv"])))
+    return out
+
+
+def markdown(name: str, config, fits: list[dict], den: dict, dr: dict, ver: dict, elapsed: str) -> str:
+    c, uc = config, config.usecases
+    ds = fits[0]["dataset"]
+    train_rows = [[label_of(f), f["steps"], common.fmt(float(f["curves"]["loss/recon"][-1]), 4),
+                   common.fmt(den["clean_test_mse"][label_of(f)], 4)] for f in fits]
+    seen = set(den["train_levels"])
+    head = ["denoiser"] + [f"s={s:g}" + (" (trained)" if s in seen else "") for s in den["levels"]]
+    gain_rows = [[n] + [f"{v:.3f}" for v in g] for n, g in den["gains"].items()]
+    check_rows = [[f"{r['s']:g}", f"{r['closed_form']:.5f}", f"{r['expected_train']:.5f}",
+                   f"{r['expected_test']:.5f}", f"{r['empirical_test']:.5f}"] for r in den["wiener_checks"]]
+    tsne_rows = [[n, r["dims"], f"{r['code_trust_raw']:.3f}", f"{r['code_knn']:.3f}", spread(r["trust_raw"]),
+                  spread(r["trust_own"]), spread(r["knn_heldout"]), spread(r["knn_cv"])] for n, r in dr.items()]
+    n_pts = len(dr[RAW]["embedding"])
+    lines = [
+        f"# {name}: denoising and t-SNE of autoencoder codes", "",
+        f"{c.data.name} (D = {ds.dim}, {len(ds.x_train)} train / {len(ds.x_test)} test); ReLU MLP AEs, depth "
+        f"{c.model.depth}, {c.train.optimizer} {c.train.learning_rate:g}, {c.train.steps} steps of batch "
+        f"{c.train.batch_size}, trained on Gaussian noise of std 0 (plain) or {', '.join(f'{t:g}' for t in den['train_levels'])}; "
+        f"wall time {elapsed}.", "",
+        common.md_table(["net", "steps", "final train loss (sum over pixels)", "clean test MSE per pixel"], train_rows), "",
+        "## Denoising on held-out noise", "",
+        f"Denoise gain sum ||f(x+e) - x||² / sum ||e||² over the {len(ds.x_test)} test images x {uc.noise_draws} "
+        f"fresh draws of e ~ N(0, s² I) per level (NumPy generator seed {uc.eval_seed}; the nets were trained "
+        "with JAX keys). Identity = 1; below 1 the output is closer to the clean image than the input was.", "",
+        "![gain](figures/denoise_gain.png)", "",
+        common.md_table(head, gain_rows), "",
+        "Wiener filter W = C (C + s² I)^-1 (C: train covariance normalised by N): closed-form expected gain "
+        "tr(W)/D, the same with the noise integrated out exactly on the train and test images, and the "
+        "measured gain on the held-out draws above:", "",
+        common.md_table(["s", "tr(W)/D", "exact, train", "exact, test", "measured, test"], check_rows), "",
+        f"![examples](figures/denoise_examples.png)", "",
+        "## t-SNE of codes", "",
+        f"{n_pts} images (train + test), t-SNE to 2-D (perplexity {uc.perplexity:g}, PCA init, {uc.tsne_iter} "
+        f"iterations), seeds {list(uc.tsne_seeds)} (mean ± half-range). Trustworthiness with "
+        f"k = {uc.trust_neighbors}; kNN = {uc.knn}-NN accuracy, held-out (train points' positions classify "
+        f"the test points) and {uc.cv_folds}-fold CV over all points. 'code' columns: the representation "
+        "itself before t-SNE.", "",
+        "![tsne](figures/tsne.png)", "",
+        common.md_table(["input to t-SNE", "dims", "code trust vs raw", "code kNN", "2-D trust vs raw",
+                         "2-D trust vs own input", "2-D kNN held-out", "2-D kNN CV"], tsne_rows), "",
+        "## Verdict", ""]
+    for n, v in ver["denoising"].items():
+        lines.append(f"- {n}: gain below 1 at s = {v['below_1'] or 'none'}; at most {WELL_BELOW} at "
+                     f"s = {v['well_below'] or 'none'}; best {v['best']:.3f}.")
+    for n, v in ver["tsne"].items():
+        lines.append(f"- t-SNE of {n} vs raw: trust {v['d_trust']:+.4f} "
+                     f"({'within seed noise or better' if v['trust_ok'] else 'worse'}), kNN CV {v['d_knn_cv']:+.4f} "
+                     f"({'within seed noise or better' if v['knn_ok'] else 'worse'}).")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def check_usecases(uc, n_points: int) -> None:
+    """The experiment's own keys, checked before any training."""
+    def bad(key, msg):
+        raise ConfigError(f"config.usecases.{key}: {msg}")
+    if not uc.eval_noise or any(not isinstance(s, (int, float)) or s <= 0 for s in uc.eval_noise):
+        bad("eval_noise", f"must be a non-empty tuple of positive stds, got {uc.eval_noise!r}")
+    if uc.figure_noise <= 0:
+        bad("figure_noise", f"must be positive, got {uc.figure_noise}")
+    if uc.noise_draws < 1:
+        bad("noise_draws", f"must be at least 1, got {uc.noise_draws}")
+    if not uc.tsne_seeds or any(not isinstance(s, int) or s < 0 for s in uc.tsne_seeds):
+        bad("tsne_seeds", f"must be a non-empty tuple of non-negative integers, got {uc.tsne_seeds!r}")
+    n = uc.tsne_points or n_points
+    if uc.tsne_points < 0 or n > n_points:
+        bad("tsne_points", f"must be in [0, {n_points}], got {uc.tsne_points}")
+    if not 1 <= uc.trust_neighbors < n / 2:
+        bad("trust_neighbors", f"must be in [1, {n / 2:g}) (sklearn's trustworthiness), got {uc.trust_neighbors}")
+    if not 0 < uc.perplexity < n:
+        bad("perplexity", f"must be in (0, {n}), got {uc.perplexity}")
+    if uc.tsne_iter < 250:
+        bad("tsne_iter", f"must be at least 250 (sklearn's TSNE), got {uc.tsne_iter}")
+    if uc.knn < 1 or uc.cv_folds < 2:
+        bad("knn" if uc.knn < 1 else "cv_folds", "knn must be >= 1 and cv_folds >= 2")
+
+
+def main(argv: list[str]) -> dict:
+    clock = common.Clock()
+    config, overrides, name, workdir = common.parse_run_flags(argv, __doc__)
+    if "usecases" not in config:
+        raise ConfigError("config.usecases: missing; start from experiments/use-cases/config.py")
+    members = sweep_lib.expand(config, overrides)
+    for m in members:
+        mc = m.config
+        if mc.model.kind != "mlp" or mc.noise.kind not in ("none", "gaussian") or mc.vae.enabled:
+            raise ConfigError("use-cases: every member must be an MLP AE trained plain or on Gaussian noise "
+                              "(model.kind=mlp, noise.kind none|gaussian, vae.enabled=False)")
+    datasets = common.load_datasets(members)
+    if len(datasets) != 1:
+        raise ConfigError("use-cases: every member must use the same config.data")
+    ds = next(iter(datasets.values()))
+    uc = config.usecases
+    check_usecases(uc, len(ds.x_train) + len(ds.x_test))
+    fits = common.fit_members(members, datasets)
+    trained = str(clock)
+    den = denoising(fits, uc)
+    examples = example_images(fits, uc)
+    reps, y, is_test = tsne_inputs(fits, uc)
+    dr = dimensionality_reduction(reps, y, is_test, uc)
+    ver = verdicts(den, dr)
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = dict(denoising=den, tsne={n: {k: v for k, v in r.items() if k != "embedding"} for n, r in dr.items()},
+                  verdicts=ver, train_seconds=trained)
+    (workdir / "use_cases.json").write_text(json.dumps(result, indent=1))
+    writer = common.analysis_writer(config.wandb, workdir, name, config)
+    try:
+        common.save_figure(plot_examples(examples), workdir, "denoise_examples", writer)
+        common.save_figure(plot_gains(den), workdir, "denoise_gain", writer)
+        common.save_figure(plot_tsne(dr, y), workdir, "tsne", writer)
+        writer.table("denoise_gain", ["denoiser"] + [f"s={s:g}" for s in den["levels"]],
+                     [[n] + list(g) for n, g in den["gains"].items()])
+        writer.table("tsne", ["input", "dims", "trust_raw", "trust_own", "knn_heldout", "knn_cv"],
+                     [[n, r["dims"], float(np.mean(r["trust_raw"])), float(np.mean(r["trust_own"])),
+                       float(np.mean(r["knn_heldout"])), float(np.mean(r["knn_cv"]))] for n, r in dr.items()])
+        summary = {f"denoise_gain/{n}/s={s:g}": g[i] for n, g in den["gains"].items() for i, s in enumerate(den["levels"])}
+        summary.update({f"tsne_trust/{n}": float(np.mean(r["trust_raw"])) for n, r in dr.items()})
+        summary.update({f"tsne_knn_cv/{n}": float(np.mean(r["knn_cv"])) for n, r in dr.items()})
+        writer.summary(summary)
+        text = markdown(name, config, fits, den, dr, ver, str(clock))
+    finally:
+        writer.close()
+    (workdir / "analysis.md").write_text(text)
+    print(f"analysis: {workdir / 'analysis.md'}; figures: {workdir / 'figures'} (trained in {trained}, total {clock})")
+    return dict(result, fits=fits, embeddings={n: r["embedding"] for n, r in dr.items()}, labels=y)
+
+
+if __name__ == "__main__":
+    sys.exit(common.cli(main, sys.argv))
