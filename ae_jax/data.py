@@ -1,10 +1,14 @@
-"""Datasets as flat float32 arrays: sklearn digits, synthetic manifolds, npz files, prepared TFDS datasets."""
+"""Datasets as flat float32 arrays: sklearn digits, synthetic manifolds, npz files, prepared TFDS datasets.
+
+A TFDS dataset also keeps its training split's `array_record` data source (`Dataset.train_source`), so
+the grain loader (stream.py) can read training batches from disk instead of from `x_train`.
+"""
 
 import dataclasses
 import functools
 import os
 import zipfile
-from typing import Callable
+from typing import Any, Callable
 
 import ml_collections
 import numpy as np
@@ -23,6 +27,9 @@ class Dataset:
     y_train: np.ndarray | None
     y_test: np.ndarray | None
     shape: tuple[int, ...]
+    # Random-access training rows (`len`, `rows(idx_K)`) equal to x_train's, read from where the data is
+    # stored (TFDS array_record); None: the grain loader reads x_train itself.
+    train_source: Any = None
 
     @property
     def dim(self) -> int:
@@ -38,13 +45,14 @@ def load(data_cfg: ml_collections.ConfigDict) -> Dataset:
     name = data_cfg.name
     if not isinstance(name, str) or not name:
         raise ConfigError(f"config.data.name: must be a non-empty string, got {name!r}")
+    rows = None
     if name in LOADERS:
         raw = LOADERS[name](data_cfg)
     elif name.startswith("npz:"):
         raw = _load_npz(name[len("npz:"):])
     else:
-        raw = _load_tfds(name, data_cfg.tfds_dir)
-    return _finish(name, raw, data_cfg)
+        raw, rows = _load_tfds(name, data_cfg.tfds_dir)
+    return _finish(name, raw, data_cfg, rows)
 
 
 # ----------------------------------------------------------------------------- digits
@@ -184,7 +192,7 @@ def _check_y(y: np.ndarray, key: str, n: int, fail: Callable[[str], ConfigError]
 
 # ----------------------------------------------------------------------------- TFDS
 
-def _load_tfds(name: str, tfds_dir: str) -> Raw:
+def _load_tfds(name: str, tfds_dir: str) -> tuple[Raw, "TfdsRows"]:
     import tensorflow_datasets as tfds  # slow and heavy: only imported on this path
     shown_dir = tfds_dir or tfds.core.constants.DATA_DIR
     prepare = (f"run `python scripts/prepare_tfds.py {name} --data_dir {shown_dir}` on a connected machine, "
@@ -226,20 +234,49 @@ def _load_tfds(name: str, tfds_dir: str) -> Raw:
     x_tr, y_tr = _read_all(train, image_key, label_key)
     x_te, y_te = _read_all(test, image_key, label_key)
     shape = tuple(int(s) for s in x_tr.shape[1:])
-    return x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1), y_tr, y_te, shape
+    raw = x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1), y_tr, y_te, shape
+    return raw, TfdsRows(train, image_key, len(x_tr))
+
+
+class TfdsRows:
+    """Training rows read from a TFDS data source on demand, decoded, flattened, cut to `n` and scaled
+    exactly as `load` does the whole split: row i equals `x_train[i]` bit for bit."""
+
+    def __init__(self, src, image_key: str, n: int, scale: tuple[np.ndarray, np.ndarray] | None = None):
+        self.src, self.image_key, self.n, self.scale = src, image_key, n, scale
+
+    def __len__(self) -> int:
+        return self.n
+
+    def rows(self, idx_K: np.ndarray) -> np.ndarray:
+        if len(idx_K) and (np.min(idx_K) < 0 or np.max(idx_K) >= self.n):
+            raise IndexError(f"TFDS rows: indices outside [0, {self.n})")
+        x = _images(_read(self.src, [int(i) for i in idx_K]), self.image_key)
+        x = x.reshape(len(x), -1)
+        return x if self.scale is None else _apply_scale(x, self.scale)
+
+
+def _read(src, indices: list[int]) -> list[dict]:
+    """The examples at `indices`, in order."""
+    try:
+        return list(src.__getitems__(indices))
+    except (TypeError, AttributeError, NotImplementedError):
+        # Batched reads are much faster, but mocked sources (tfds.testing.mock_data) only support ds[i].
+        return [src[i] for i in indices]
+
+
+def _images(examples: list[dict], image_key: str) -> np.ndarray:
+    """Images as float32, scaled to [0, 1] if uint8."""
+    images = np.stack([np.asarray(e[image_key]) for e in examples])
+    return images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
 
 
 def _read_all(src, image_key: str, label_key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Every example of a TFDS data source as (images scaled to [0, 1] if uint8, int32 labels)."""
     n, chunk, examples = len(src), 4096, []
-    try:
-        for start in range(0, n, chunk):
-            examples.extend(src.__getitems__(list(range(start, min(n, start + chunk)))))
-    except (TypeError, AttributeError, NotImplementedError):
-        # Batched reads are much faster, but mocked sources (tfds.testing.mock_data) only support ds[i].
-        examples = [src[i] for i in range(n)]
-    images = np.stack([np.asarray(e[image_key]) for e in examples])
-    x = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+    for start in range(0, n, chunk):
+        examples.extend(_read(src, list(range(start, min(n, start + chunk)))))
+    x = _images(examples, image_key)
     y = None
     if label_key is not None:
         labels = np.asarray([e[label_key] for e in examples])
@@ -258,7 +295,7 @@ def _first_line(e: Exception) -> str:
 LOADERS: dict[str, Callable[[ml_collections.ConfigDict], Raw]] = {"digits": _digits, "manifold": _manifold}
 
 
-def _finish(name: str, raw: Raw, data_cfg: ml_collections.ConfigDict) -> Dataset:
+def _finish(name: str, raw: Raw, data_cfg: ml_collections.ConfigDict, rows: TfdsRows | None = None) -> Dataset:
     x_tr, x_te, y_tr, y_te, shape = raw
     n_train = data_cfg.n_train
     if not isinstance(n_train, int) or n_train < 0:
@@ -269,16 +306,21 @@ def _finish(name: str, raw: Raw, data_cfg: ml_collections.ConfigDict) -> Dataset
     if n_train:
         x_tr = x_tr[:n_train]
         y_tr = None if y_tr is None else y_tr[:n_train]
-    x_tr, x_te = _scale(x_tr, x_te, data_cfg.scale)
+    scale = _scale_params(x_tr, data_cfg.scale)
+    if scale is not None:
+        x_tr, x_te = _apply_scale(x_tr, scale), _apply_scale(x_te, scale)
+    if rows is not None:
+        rows = TfdsRows(rows.src, rows.image_key, len(x_tr), scale)
     return Dataset(name=name, x_train=_frozen(x_tr), x_test=_frozen(x_te), y_train=_frozen(y_tr),
-                   y_test=_frozen(y_te), shape=tuple(shape))
+                   y_test=_frozen(y_te), shape=tuple(shape), train_source=rows)
 
 
-def _scale(x_tr: np.ndarray, x_te: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray]:
-    """Fitted on the training examples only, so test data never leaks into the inputs."""
+def _scale_params(x_tr: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(shift, div) in float64, fitted on the training examples only (test data never leaks into the
+    inputs); None for `none`."""
     _check_choice("scale", scale, SCALES)
     if scale == "none":
-        return x_tr, x_te
+        return None
     lo, hi = x_tr.min(axis=0).astype(np.float64), x_tr.max(axis=0).astype(np.float64)
     constant = hi == lo  # exact, unlike a tolerance on a float std
     if scale == "minmax":
@@ -286,7 +328,13 @@ def _scale(x_tr: np.ndarray, x_te: np.ndarray, scale: str) -> tuple[np.ndarray, 
     else:
         shift = x_tr.mean(axis=0, dtype=np.float64)
         div = np.where(constant, 1.0, x_tr.std(axis=0, dtype=np.float64))
-    return ((x_tr - shift) / div).astype(np.float32), ((x_te - shift) / div).astype(np.float32)
+    return shift, div
+
+
+def _apply_scale(x: np.ndarray, scale: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Row by row the same float64 arithmetic for the whole split and for streamed rows."""
+    shift, div = scale
+    return ((x - shift) / div).astype(np.float32)
 
 
 def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from ae_jax import checkpoint, code_metrics, config as config_lib, data as data_lib, diagnostics, models, objectives
-from ae_jax import member_log, train, workdir as workdir_lib
+from ae_jax import member_log, stream, train, workdir as workdir_lib
 from ae_jax.errors import ConfigError
 
 
@@ -153,16 +153,17 @@ def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir:
     hp = {name: np.array([_get(m.config, key) for m in members], np.float32)
           for name, key in train.HPARAMS.items()}
     sizes = np.array([[m.config.model.code_size, m.config.model.width] for m in members], np.int32)
+    first = members[0].config
+    loader, x_train = stream.training_input(first.data, dataset)  # data.* is the same group-wide
     t0 = time.time()
     ckpt = checkpoint.GroupCheckpoint(checkpoint.group_dir(workdir, plan, [m.name for m in members]))
-    state, curves = train.fit(plan, seeds, hp, dataset.x_train, sizes,
+    state, curves = train.fit(plan, seeds, hp, x_train, sizes,
                               on_chunk=progress.chunk if progress else None, checkpoint=ckpt,
                               checkpoint_seconds=members[0].config.train.checkpoint_seconds)
     jax.block_until_ready(state.params)
     train_s = time.time() - t0
 
     spec = plan.spec
-    first = members[0].config
     metrics = diagnostics.evaluate(
         lambda net, x: models.reconstruct(spec, net[0], x, net[1]),
         lambda net, x: models.encode(spec, net[0], x, net[1])["code"],
@@ -197,7 +198,7 @@ def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir:
     ckpt.remove()
     eval_s = time.time() - t0 - train_s
     print(f"group {plan.spec.kind} depth={spec.depth} code<={spec.code_size} width<={spec.width}: "
-          f"{len(members)} members, train {train_s:.1f}s, diagnostics {eval_s:.1f}s, "
+          f"{len(members)} members, train {train_s:.1f}s ({loader} loader), diagnostics {eval_s:.1f}s, "
           f"test_mse {np.mean([r['metrics']['test_mse'] for r in records]):.4g}", flush=True)
     return records
 
@@ -247,8 +248,10 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
         print(f"sweep {sweep_name}: {len(members)} members in {len(groups)} compiled groups")
         for g in groups:
             s = g.plan.spec
+            loader = stream.choose_loader(g.members[0].config.data, datasets[g.data].x_train.nbytes)
             print(f"group {s.kind} depth={s.depth} code<={s.code_size} width<={s.width} "
-                  f"{g.plan.obj} steps={g.plan.steps} batch={g.plan.batch_size}: {len(g.members)} members")
+                  f"{g.plan.obj} steps={g.plan.steps} batch={g.plan.batch_size} loader={loader}: "
+                  f"{len(g.members)} members")
             for m in g.members:
                 print(f"  [{m.index}] {m.name}")
         return []

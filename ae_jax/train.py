@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ae_jax import models, objectives, sharding
+from ae_jax import models, objectives, sharding, stream
 from ae_jax.models import ModelSpec
 from ae_jax.objectives import Objective
 
@@ -77,7 +77,7 @@ class TrainState(NamedTuple):
 
 
 class Data(NamedTuple):
-    x_ND: jax.Array
+    x_ND: jax.Array | None  # None when batches are streamed from the host (stream.py)
     lo_D: jax.Array  # per-dimension train min and max (salt-and-pepper values)
     hi_D: jax.Array
 
@@ -116,17 +116,22 @@ def init_params(plan: Plan, seeds_M: np.ndarray, sizes_M: np.ndarray) -> Any:
 
 
 def init_state(params: Any, seed: jax.Array, hp: dict, size: jax.Array, *, plan: Plan) -> TrainState:
-    key = jax.random.key(seed)
     opt_state = _with_learning_rate(make_optimizer(plan.optimizer).init(params), hp["learning_rate"])
     return TrainState(params, opt_state, objectives.initial_stats(plan.spec),
                       models.size_masks(plan.spec, size[0], size[1]), jnp.int32(0),
-                      jax.random.fold_in(key, 1), jnp.int32(-1))
+                      stream.member_key(seed), jnp.int32(-1))
 
 
-def train_step(state: TrainState, hp: dict, data: Data, *, plan: Plan) -> tuple[TrainState, dict]:
-    """One optimiser step of one member; a non-finite loss freezes the member and records the step."""
-    k_batch, k_loss = jax.random.split(jax.random.fold_in(state.key, state.step))
-    x_BD = data.x_ND[jax.random.randint(k_batch, (plan.batch_size,), 0, data.x_ND.shape[0])]
+def train_step(state: TrainState, hp: dict, data: Data, x_BD: jax.Array | None = None, *,
+               plan: Plan) -> tuple[TrainState, dict]:
+    """One optimiser step of one member; a non-finite loss freezes the member and records the step.
+
+    The batch is drawn from `data.x_ND` here, or given as `x_BD` (streamed: the same indices, drawn
+    on the host by `stream.MemberSampler`).
+    """
+    k_batch, k_loss = stream.step_keys(state.key, state.step)
+    if x_BD is None:
+        x_BD = data.x_ND[stream.batch_indices(k_batch, plan.batch_size, data.x_ND.shape[0])]
     grad_fn = jax.value_and_grad(objectives.loss_fn, has_aux=True)
     (loss, (terms, stats)), grads = grad_fn(state.params, state.stats, state.masks, x_BD, k_loss, hp,
                                             spec=plan.spec,
@@ -153,10 +158,12 @@ def train_step(state: TrainState, hp: dict, data: Data, *, plan: Plan) -> tuple[
     return new_state, {**terms, "grad/norm": grad_norm, "_taken": take}
 
 
-def train_chunk(state: TrainState, hp: dict, data: Data, *, plan: Plan) -> tuple[TrainState, dict]:
-    """`plan.chunk` steps in one `lax.scan`; metrics are averaged over the steps actually taken."""
+def train_chunk(state: TrainState, hp: dict, data: Data, x_TBD: jax.Array | None = None, *,
+                plan: Plan) -> tuple[TrainState, dict]:
+    """`plan.chunk` steps in one `lax.scan` (over the streamed batches `x_TBD` if given); metrics are
+    averaged over the steps actually taken."""
     TRACE_COUNTS[plan] += 1
-    state, per_step = jax.lax.scan(lambda s, _: train_step(s, hp, data, plan=plan), state,
+    state, per_step = jax.lax.scan(lambda s, x: train_step(s, hp, data, x, plan=plan), state, x_TBD,
                                    length=plan.chunk)
     taken = per_step.pop("_taken").astype(jnp.float32)
     n = taken.sum()
@@ -178,10 +185,22 @@ def compile_plan(plan: Plan):
     return init, chunk
 
 
-def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: np.ndarray,
+@functools.lru_cache(maxsize=64)
+def compile_stream_chunk(plan: Plan):
+    """The chunk for streamed batches x_TMBD: members on axis 1, so the scan runs over axis 0 inside
+    each member. The batch is not donated: no output has its shape, so XLA could not reuse it."""
+    return jax.jit(jax.vmap(functools.partial(train_chunk, plan=plan), in_axes=(0, 0, None, 1)),
+                   donate_argnums=0)
+
+
+def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: np.ndarray | stream.Streamed,
         sizes_M: np.ndarray | None = None, on_chunk=None, checkpoint=None,
         checkpoint_seconds: float = 60.0) -> tuple[TrainState, dict[str, np.ndarray]]:
     """Train all members of a group; returns the final states and curves {name: (M, n_chunks)}.
+
+    `x_train` is an (N, D) array, put on the device whole, or a `stream.Streamed` source whose batches
+    grain gathers on the host, a chunk at a time; both draw the same indices (stream.py), so both
+    give the same states.
 
     `sizes_M` (M, 2) holds each member's own (code size, width), at most the plan's; default: the plan's.
     `on_chunk(i, n)` is called after each chunk is dispatched (progress); metrics of chunk i are
@@ -198,8 +217,12 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
     seeds_M, sizes_M, hp_M = sharding.pad_members(
         (np.asarray(seeds_M, np.uint32), np.asarray(sizes_M, np.int32),
          {k: np.asarray(v, np.float32) for k, v in hp_M.items()}), sharding.padded_size(m, mesh))
-    x = jnp.asarray(x_train)
-    data = sharding.replicate(Data(x, x.min(0), x.max(0)), mesh)
+    streamed = isinstance(x_train, stream.Streamed)
+    if streamed:
+        data = sharding.replicate(Data(None, jnp.asarray(x_train.lo_D), jnp.asarray(x_train.hi_D)), mesh)
+    else:
+        x = jnp.asarray(x_train)
+        data = sharding.replicate(Data(x, x.min(0), x.max(0)), mesh)
     hp = sharding.shard_members(hp_M, mesh)
     params = sharding.shard_members(init_params(plan, seeds_M, sizes_M), mesh)
     state = init(params, *sharding.shard_members((seeds_M, hp, sizes_M), mesh))
@@ -209,24 +232,51 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
         start, state, saved = restored
         state = sharding.shard_members(state, mesh)
         curves.update(saved)
+    if streamed:
+        batches = _device_chunks(x_train, seeds_M, plan, start, mesh)
+        run = lambda s: compile_stream_chunk(plan)(s, hp, data, next(batches))
+    else:
+        batches = None
+        run = lambda s: chunk(s, hp, data)
     last_save, pending = time.monotonic(), None
-    for i in range(start, plan.n_chunks):
-        state, metrics = chunk(state, hp, data)
-        if pending is not None:
-            _append(curves, pending)
-        pending = metrics
-        if on_chunk:
-            on_chunk(i, plan.n_chunks)
-        if checkpoint is not None and i + 1 < plan.n_chunks and (
-                time.monotonic() - last_save >= checkpoint_seconds):
-            _append(curves, pending)
-            pending = None
-            # Synchronous: the next chunk donates (overwrites) these buffers.
-            checkpoint.save(i + 1, state, curves)
-            last_save = time.monotonic()
+    try:
+        for i in range(start, plan.n_chunks):
+            # Dispatch is asynchronous: a streamed chunk i+1 is read and sent while chunk i trains.
+            state, metrics = run(state)
+            if pending is not None:
+                _append(curves, pending)
+            pending = metrics
+            if on_chunk:
+                on_chunk(i, plan.n_chunks)
+            if checkpoint is not None and i + 1 < plan.n_chunks and (
+                    time.monotonic() - last_save >= checkpoint_seconds):
+                _append(curves, pending)
+                pending = None
+                # Synchronous: the next chunk donates (overwrites) these buffers.
+                checkpoint.save(i + 1, state, curves)
+                last_save = time.monotonic()
+    finally:
+        if batches is not None:
+            batches.close()  # stops grain's reader threads, also when training raised
     if pending is not None:
         _append(curves, pending)
     return _unpad(state, m), {k: np.stack(v, axis=1)[:m] for k, v in curves.items()}
+
+
+def _device_chunks(streamed: "stream.Streamed", seeds_M: np.ndarray, plan: Plan, start: int, mesh):
+    """Streamed (T, M, B, D) batches on the device, members sharded like the state; one chunk ahead."""
+    host = stream.host_chunks(streamed, seeds_M, plan.batch_size, plan.chunk, plan.n_chunks, start)
+    spec = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
+        None, sharding.AXIS))
+    put = lambda x: jax.device_put(x, spec) if spec is not None else jax.device_put(x)
+    try:
+        ahead = put(next(host))
+        for _ in range(start + 1, plan.n_chunks):
+            current, ahead = ahead, put(next(host))
+            yield current
+        yield ahead
+    finally:
+        host.close()
 
 
 def _unpad(state: TrainState, m: int) -> TrainState:
