@@ -18,6 +18,7 @@ NOISE_KINDS = ("none", "gaussian", "mask", "salt_pepper")
 SPARSITY_KINDS = ("none", "l1", "kl", "topk")
 MANIFOLD_KINDS = ("linear", "sphere", "swiss_roll")
 SCALES = ("none", "minmax", "standardize")
+DATA_LOADERS = ("auto", "device", "grain")
 WANDB_MODES = ("offline", "online", "disabled")
 
 # Keys that never change array shapes or code paths: they become traced per-member arrays,
@@ -48,6 +49,12 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.n_train = 0  # 0 = all; k > 0 keeps the first k training examples
     c.data.scale = "none"  # none | minmax | standardize (fitted on train)
     c.data.tfds_dir = ""  # data_dir of a prepared TFDS dataset
+    # Where training batches come from (ae_jax/stream.py): the whole train set on the device, or
+    # grain streaming host batches to it; both give the same numbers. auto streams above the threshold.
+    c.data.loader = "auto"  # auto | device | grain
+    c.data.stream_above_mb = 4096.0
+    c.data.read_threads = 2  # grain: threads gathering batches on the host (0: the main thread)
+    c.data.prefetch = 2  # grain: chunks of batches read ahead on the host
     c.data.manifold = ml_collections.ConfigDict()
     c.data.manifold.kind = "sphere"  # linear | sphere | swiss_roll
     c.data.manifold.intrinsic_dim = 4
@@ -229,6 +236,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _int(c, "data.n_train", 0)
     _choice(c, "data.scale", SCALES)
     _check(isinstance(c.data.name, str) and c.data.name != "", "data.name", "must be a non-empty string")
+    _choice(c, "data.loader", DATA_LOADERS)
+    _float(c, "data.stream_above_mb", 0.0)
+    _int(c, "data.read_threads", 0, 256)
+    _int(c, "data.prefetch", 1, 64)
     _choice(c, "data.manifold.kind", MANIFOLD_KINDS)
     _int(c, "data.manifold.intrinsic_dim", 1)
     _int(c, "data.manifold.ambient_dim", 1)
