@@ -276,3 +276,16 @@ def test_prepare_script_then_real_tfds_source(tmp_path, capsys):
     got = sorted(zip(np.round(ds.x_train[:, 0] * 255).astype(int), ds.y_train))
     assert got == [(20 * i, i % 3) for i in range(9)]
     assert sorted(np.round(ds.x_test[:, 0] * 255).astype(int)) == [180, 200, 220, 240]
+
+
+@pytest.mark.parametrize("scale", ["none", "standardize"])
+def test_tfds_train_source_rows_equal_x_train_bit_for_bit(tmp_path, scale):
+    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE, num_examples=12):
+        ds = data.load(cfg(name="mnist", tfds_dir=str(tmp_path), n_train=10, scale=scale))
+        src = ds.train_source
+        assert len(src) == 10
+        idx = np.array([9, 0, 3, 3, 7])
+        np.testing.assert_array_equal(src.rows(idx), ds.x_train[idx])
+        with pytest.raises(IndexError):
+            src.rows(np.array([10]))  # beyond n_train, though the split holds 12
+    assert data.load(cfg()).train_source is None  # in-memory data: the grain loader reads x_train

@@ -84,11 +84,14 @@ def test_same_command_twice_gives_bit_identical_metrics(cfg, reference, tmp_path
     assert_same_metrics(results(tmp_path), reference)
 
 
-def test_sigkill_at_arbitrary_moments_then_resume_gives_the_uninterrupted_results(cfg, reference, tmp_path):
+@pytest.mark.parametrize("loader", ["auto", "grain"])
+def test_sigkill_at_arbitrary_moments_then_resume_gives_the_uninterrupted_results(cfg, reference, tmp_path, loader):
+    # The reference trains on the device; the grain loader must reproduce it, also across kills.
+    extra = [f"--config.data.loader={loader}"]
     rng = random.Random(0)
     kills = 0
     for attempt in range(6):
-        proc = subprocess.Popen(cli(cfg, tmp_path), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(cli(cfg, tmp_path, *extra), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         # Wait until this attempt has made progress (a checkpoint or a new member), then kill at a random moment.
         start_lines = len(results(tmp_path)) if (tmp_path / "results.jsonl").exists() else 0
@@ -107,7 +110,7 @@ def test_sigkill_at_arbitrary_moments_then_resume_gives_the_uninterrupted_result
         if kills >= 2:
             break
     assert kills >= 2, "the sweep finished before it could be killed twice; make it longer"
-    run(cli(cfg, tmp_path))
+    run(cli(cfg, tmp_path, *extra))
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert len(lines) == len(reference), "a member was written twice or lost"
     assert_same_metrics(results(tmp_path), reference)
