@@ -11,7 +11,7 @@ from ae_jax.errors import ConfigError
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "gelu", "elu", "softplus", "leaky_relu")
 CODE_ACTIVATIONS = ("",) + ACTIVATIONS
 OUTPUTS = ("linear", "sigmoid")
-MODEL_KINDS = ("mlp", "conv")
+MODEL_KINDS = ("mlp", "conv", "fullconv")
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
 SCHEDULES = ("constant", "cosine")
 NOISE_KINDS = ("none", "gaussian", "mask", "salt_pepper")
@@ -64,7 +64,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.manifold.noise = 0.0
 
     c.model = ml_collections.ConfigDict()
-    c.model.kind = "mlp"  # mlp | conv
+    c.model.kind = "mlp"  # mlp | conv | fullconv (stride 1, no dense layer: depth, width, code_size = channels)
     c.model.code_size = 32
     c.model.depth = 0
     c.model.width = 256

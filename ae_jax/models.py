@@ -1,5 +1,10 @@
 """One autoencoder, fully connected or convolutional, whose code stage is where variants plug in.
 
+Kinds: `mlp` (dense layers), `conv` (stride-2 convolutions down to a dense code, transposed
+convolutions back up) and `fullconv` (Zhang et al. 2020's fully convolutional net: every layer a stride-1
+SAME convolution that keeps the image size, no dense layer; `width` channels per hidden layer, and the
+code is a `code_size`-channel feature map of the input's height and width).
+
 The code stage turns the encoder's last hidden layer into the code the decoder reads:
   plain      code = code_activation(W h + b)                   (contract: depth 0 -> one layer each way)
   top-k      code = keep the k largest of code_activation(W h + b), zero the rest
@@ -75,10 +80,13 @@ def model_spec(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) 
         topk=config.sparsity.k if config.sparsity.kind == "topk" else 0,
         variational=config.vae.enabled,
     )
+    if spec.kind in ("conv", "fullconv") and len(spec.input_shape) != 3:
+        raise ConfigError(f"config.model.kind: {spec.kind!r} needs image data (H, W, C), got examples of shape "
+                          f"{spec.input_shape}")
+    if spec.kind == "fullconv" and (config.sparsity.kind != "none" or config.vae.enabled):
+        # Its code is a feature map, not a vector of code_size units: the code metrics assume the latter.
+        raise ConfigError("config.model.kind: 'fullconv' supports neither sparsity.kind nor vae.enabled")
     if spec.kind == "conv":
-        if len(spec.input_shape) != 3:
-            raise ConfigError(f"config.model.kind: 'conv' needs image data (H, W, C), got examples of shape "
-                              f"{spec.input_shape}")
         stride = 2 ** len(spec.channels)
         if spec.input_shape[0] % stride or spec.input_shape[1] % stride:
             raise ConfigError(f"config.model.channels: {len(spec.channels)} stride-2 layers need image sides "
@@ -91,10 +99,17 @@ def _masked(a: jax.Array, masks, name: str) -> jax.Array:
 
 
 def size_masks(spec: ModelSpec, code_size: int, width: int) -> dict[str, jax.Array]:
-    """1 for a member's own units, 0 for the padding up to the group's largest sizes."""
-    hidden = spec.width if spec.kind == "mlp" else 1
-    return {"code": (jnp.arange(spec.code_size) < code_size).astype(jnp.float32),
-            "hidden": (jnp.arange(hidden) < (width if spec.kind == "mlp" else 1)).astype(jnp.float32)}
+    """1 for a member's own units, 0 for the padding up to the group's largest sizes.
+
+    `fullconv` masks channels: its hidden mask broadcasts over (H, W, width) maps, and its code mask
+    covers the flat (H, W, code_size) code, so every position keeps the member's own channels.
+    """
+    by_width = spec.kind in ("mlp", "fullconv")  # `conv` has no width: its hidden mask is a constant 1
+    hidden = (jnp.arange(spec.width if by_width else 1) < (width if by_width else 1)).astype(jnp.float32)
+    code = (jnp.arange(spec.code_size) < code_size).astype(jnp.float32)
+    if spec.kind == "fullconv":
+        code = jnp.tile(code, spec.input_shape[0] * spec.input_shape[1])
+    return {"code": code, "hidden": hidden}
 
 
 def pad_params(params: Any, like: Any) -> Any:
@@ -177,6 +192,9 @@ class Autoencoder(nn.Module):
         if s.kind == "mlp":
             self.enc_hidden = [nn.Dense(s.width, name=f"enc_{i}") for i in range(s.depth)]
             self.dec_hidden = [nn.Dense(s.width, name=f"dec_{i}") for i in range(s.depth)]
+        elif s.kind == "fullconv":
+            self.enc_hidden = [PatchConv(s.width, s.kernel_size, name=f"enc_{i}") for i in range(s.depth)]
+            self.dec_hidden = [PatchConv(s.width, s.kernel_size, name=f"dec_{i}") for i in range(s.depth)]
         else:
             self.enc_hidden = [PatchConv(ch, s.kernel_size, stride=2, name=f"enc_{i}")
                                for i, ch in enumerate(s.channels)]
@@ -185,18 +203,21 @@ class Autoencoder(nn.Module):
             h, w, _ = s.input_shape
             self._bottom = (h // 2 ** len(s.channels), w // 2 ** len(s.channels), s.channels[-1])
             self.dec_in = nn.Dense(math.prod(self._bottom), name="dec_in")
-        self.code = nn.Dense(s.code_size, name="code")
+        if s.kind == "fullconv":
+            self.code = PatchConv(s.code_size, s.kernel_size, name="code")
+        else:
+            self.code = nn.Dense(s.code_size, name="code")
         if s.variational:
             self.code_logvar = nn.Dense(s.code_size, name="code_logvar")
-        out_features = s.input_shape[-1] if s.kind == "conv" else s.input_dim
-        self.out = (PatchConv(out_features, s.kernel_size, name="out")
-                    if s.kind == "conv" else nn.Dense(out_features, name="out"))
+        out_features = s.input_dim if s.kind == "mlp" else s.input_shape[-1]
+        self.out = (nn.Dense(out_features, name="out") if s.kind == "mlp"
+                    else PatchConv(out_features, s.kernel_size, name="out"))
         self._act = act
 
     def hidden(self, x_BD: jax.Array, masks=None) -> jax.Array:
         """The encoder's last hidden representation (the input itself at depth 0)."""
         h = x_BD
-        if self.spec.kind == "conv":
+        if self.spec.kind != "mlp":
             h = h.reshape((h.shape[0],) + self.spec.input_shape)
         for layer in self.enc_hidden:
             h = _masked(self._act(layer(h)), masks, "hidden")
@@ -206,7 +227,11 @@ class Autoencoder(nn.Module):
         """The code stage: `code` is what the decoder reads on the mean path; `pre` feeds penalties."""
         s = self.spec
         h = self.hidden(x_BD, masks)
-        pre = _masked(self.code(h), masks, "code")
+        if s.kind == "fullconv":  # the code layer convolves the last hidden map (flattened by `hidden`)
+            pre = self.code(h.reshape((h.shape[0],) + s.input_shape[:2] + (-1,))).reshape((h.shape[0], -1))
+        else:
+            pre = self.code(h)
+        pre = _masked(pre, masks, "code")
         if s.variational:
             logvar = _masked(self.code_logvar(h), masks, "code")
             return {"pre": pre, "code": pre, "mean": pre, "logvar": logvar}
@@ -225,6 +250,11 @@ class Autoencoder(nn.Module):
             for layer in self.dec_hidden:
                 h = _masked(self._act(layer(h)), masks, "hidden")
             return self.out(h)
+        if s.kind == "fullconv":
+            h = code_BK.reshape((code_BK.shape[0],) + s.input_shape[:2] + (s.code_size,))
+            for layer in self.dec_hidden:
+                h = _masked(self._act(layer(h)), masks, "hidden")
+            return self.out(h).reshape((code_BK.shape[0], -1))
         h = self._act(self.dec_in(code_BK)).reshape((code_BK.shape[0],) + self._bottom)
         for layer in self.dec_hidden:
             h = self._act(layer(h))

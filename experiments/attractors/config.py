@@ -1,0 +1,67 @@
+"""python experiments/attractors/run.py --config=experiments/attractors/config.py --workdir=runs/attractors
+
+Radhakrishnan, Belkin & Uhler (PNAS 2020), "Overparameterized neural networks implement associative
+memory": a wide, deep fully connected autoencoder trained to (near) zero loss on a few images stores
+them as attractors of the map f: the Jacobian of f at each training image has spectral radius below 1,
+and iterating f from a corrupted image carries it back to the training image. Here: the first 1, 2, 10
+or 100 training digits (8x8), leaky-ReLU MLPs (every layer but the output) with depth 1 or 2 hidden
+layers per side plus the code layer, all as wide as the code: width 256 or 512 (4 or 6 weight
+layers; the paper's nets are wider and deeper, scaled down for a CPU). Adam 1e-3 with cosine decay,
+3000 steps of batch n_train (sampled with replacement). `run.py` measures the spectral radius at every
+training image, iterates f from Gaussian-noised and pixel-masked training images, and compares with
+the library's `attractor_fraction` and `regime`: `analysis.md`, `figures/attractors_iterations.png`,
+`figures/attractors_summary.png`. `:smoke` is n_train 1 and 10, depth 1, width 256, 1500 steps.
+"""
+
+import ml_collections
+
+from ae_jax import config as config_lib
+from ae_jax.config import product, sweep, zipped
+
+N_TRAIN = [1, 2, 10, 100]
+DEPTHS = [1, 2]
+WIDTHS = [256, 512]
+
+
+def get_config(arg=None):
+    c = config_lib.base_config()
+    c.name = "attractors"
+    c.data.name = "digits"
+    c.model.activation = "leaky_relu"  # the code layer too (code_activation "" = same)
+    c.train.optimizer = "adam"
+    c.train.schedule = "cosine"
+    c.train.learning_rate = 1e-3
+    c.train.steps = 3000
+    c.train.log_every = 250
+    c.train.pack_ratio = 4.0  # widths 256 and 512 share one program per (depth, n_train)
+    c.diagnostics.jac_points = 20
+    c.diagnostics.ood_samples = 500
+    c.diagnostics.probe = False
+    # What run.py iterates from: each training image (at most `points`) corrupted `repeats` times per level.
+    c.attractors = ml_collections.ConfigDict()
+    c.attractors.gaussian = (0.1, 0.2, 0.4)  # noise std per pixel (pixels are in [0, 1])
+    c.attractors.mask = (0.25, 0.5)  # fraction of pixels set to 0
+    c.attractors.repeats = 5
+    c.attractors.points = 100
+    c.attractors.iters = 300
+    c.attractors.tolerance = 0.05  # recovered: |f^T(z) - x_i| <= tolerance * |x_i|, x_i the source image
+    if arg == "smoke":
+        c.name = "attractors_smoke"
+        c.train.steps = 1500
+        c.attractors.gaussian = (0.1, 0.4)
+        c.attractors.mask = (0.25,)
+        c.attractors.repeats = 3
+        c.attractors.iters = 100
+        c.diagnostics.attractor_points = 20
+        c.diagnostics.attractor_iters = 50
+        c.diagnostics.ood_samples = 200
+    return c
+
+
+def get_sweep(arg=None):
+    if arg == "smoke":
+        return product(zipped(sweep("data.n_train", [1, 10]), sweep("train.batch_size", [1, 10])),
+                       sweep("model.depth", [1]), zipped(sweep("model.width", [256]), sweep("model.code_size", [256])))
+    return product(zipped(sweep("data.n_train", N_TRAIN), sweep("train.batch_size", N_TRAIN)),
+                   sweep("model.depth", DEPTHS),
+                   zipped(sweep("model.width", WIDTHS), sweep("model.code_size", WIDTHS)))

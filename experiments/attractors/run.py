@@ -1,0 +1,261 @@
+"""python experiments/attractors/run.py --config=experiments/attractors/config.py[:smoke] --workdir=DIR
+
+Trains the config's sweep of wide leaky-ReLU MLP autoencoders on a few digits with
+`experiments/common.py: fit_members`, then tests Radhakrishnan et al.'s associative-memory claim:
+  rho        spectral radius (largest |eigenvalue|) of J_f(x_i) at every training image x_i
+             (all below 1: x_i is an attractor of the iteration z <- f(z))
+  recovery   fraction of corrupted training images z = corrupt(x_i) whose iterates f^T(z) end within
+             `attractors.tolerance * |x_i|` of their own source image x_i, per corruption level
+             (Gaussian noise of std s; masking: a fraction of the pixels set to 0)
+  to_any     fraction ending that close to some training image (a wrong one counts here only)
+  nn         fraction of corrupted images whose nearest training image is their source: what a
+             nearest-neighbour lookup would retrieve, the reference for `recovery`
+and the library's own diagnostics (`attractor_fraction`, `regime`, ...). Writes DIR/analysis.md,
+DIR/attractors.json, DIR/figures/attractors_{iterations,summary}.png and a W&B analysis run.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # `python experiments/attractors/run.py` puts only this folder on the path
+    sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ae_jax import diagnostics, models, sweep as sweep_lib  # noqa: E402
+from ae_jax.errors import ConfigError  # noqa: E402
+from experiments import common  # noqa: E402
+
+SNAPSHOTS = (0, 1, 2, 5, 10, 30, 100)  # iterations drawn in the figure (plus the last)
+
+
+def corruptions(x_ND: np.ndarray, cfg, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{level name: (z_KD corrupted images, src_K index of each one's source image)}, seeded."""
+    rng = np.random.default_rng(seed)
+    idx = np.repeat(np.arange(min(len(x_ND), cfg.points)), cfg.repeats)
+    x = np.asarray(x_ND, np.float32)[idx]
+    out = {}
+    for s in cfg.gaussian:
+        out[f"gauss {s:g}"] = ((x + s * rng.standard_normal(x.shape)).astype(np.float32), idx)
+    for p in cfg.mask:
+        out[f"mask {p:g}"] = (np.where(rng.random(x.shape) < p, 0.0, x).astype(np.float32), idx)
+    return out
+
+
+def spectral_radii(f, x_ND: np.ndarray) -> np.ndarray:
+    """Largest |eigenvalue| of J_f at each row of x (the Jacobian is square: f maps R^D to R^D)."""
+    jac = jax.jit(jax.vmap(jax.jacfwd(lambda v: f(v[None])[0])))(jnp.asarray(x_ND))
+    return np.abs(np.linalg.eigvals(np.asarray(jac, np.float64))).max(-1)
+
+
+def iterate(f, z_KD: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray]:
+    """(f^iters(z), snapshots at SNAPSHOTS) for every row of z, in one compiled loop."""
+    keep = [t for t in SNAPSHOTS if t <= iters]
+
+    def run(z):
+        def body(t, carry):
+            z, snaps = carry
+            z = f(z)
+            hit = jnp.asarray(keep) == t + 1
+            return z, jnp.where(hit[:, None, None], z[None], snaps)
+        snaps = jnp.broadcast_to(z[None], (len(keep),) + z.shape)
+        return jax.lax.fori_loop(0, iters, body, (z, snaps))
+
+    end, snaps = jax.jit(run)(jnp.asarray(z_KD))
+    return np.asarray(end), np.asarray(snaps)
+
+
+def recovery(end_KD: np.ndarray, src_K: np.ndarray, z_KD: np.ndarray, x_ND: np.ndarray, tol: float) -> dict:
+    x = np.asarray(x_ND, np.float64)
+    d_end = np.linalg.norm(end_KD[:, None, :] - x[None], axis=-1)  # (K, N)
+    d_start = np.linalg.norm(z_KD[:, None, :] - x[None], axis=-1)
+    radius = tol * np.linalg.norm(x, axis=-1)  # (N,)
+    close = d_end <= radius[None]
+    finite = np.all(np.isfinite(end_KD), -1)
+    own = close[np.arange(len(src_K)), src_K] & finite
+    return {"recovery": float(own.mean()), "to_any": float((close.any(1) & finite).mean()),
+            "nn": float((d_start.argmin(1) == src_K).mean())}
+
+
+def library_metrics(fit: dict, diag_cfg) -> dict:
+    """The library's diagnostics and regime for one member (evaluated as a group of one)."""
+    spec, data = fit["plan"].spec, fit["dataset"]
+    net = jax.tree.map(lambda a: np.asarray(a)[None], (fit["params"], fit["masks"]))
+    return diagnostics.evaluate(
+        lambda n, x: models.reconstruct(spec, n[0], x, n[1]),
+        lambda n, x: models.encode(spec, n[0], x, n[1])["code"],
+        net, data.x_train, data.x_test, None, None, [fit["member"].config.model.code_size], diag_cfg,
+        seed=diag_cfg.seed)[0]
+
+
+def analyse_member(fit: dict) -> dict:
+    c = fit["member"].config
+    spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
+    f = lambda x: models.reconstruct(spec, params, x, masks)  # noqa: E731
+    x = np.asarray(fit["dataset"].x_train)
+    rho = spectral_radii(f, x[:c.attractors.points])
+    levels = corruptions(x, c.attractors, c.seed)
+    names = list(levels)
+    z_all = np.concatenate([levels[k][0] for k in names])
+    end_all, snaps_all = iterate(f, z_all, c.attractors.iters)
+    sizes = np.cumsum([len(levels[k][0]) for k in names])[:-1]
+    rec = {}
+    for k, end, z in zip(names, np.split(end_all, sizes), np.split(z_all, sizes)):
+        rec[k] = recovery(end, levels[k][1], z, x, c.attractors.tolerance)
+    lib = library_metrics(fit, c.diagnostics)
+    first = np.cumsum([0] + [len(levels[k][0]) for k in names])[:-1]
+    show = {k: dict(start=z_all[i0:i0 + 2].tolist(), snaps=snaps_all[:, i0:i0 + 2].tolist(),
+                    end=end_all[i0:i0 + 2].tolist(), src=levels[k][1][:2].tolist()) for k, i0 in zip(names, first)}
+    return dict(
+        name=fit["member"].name, n_train=len(x), depth=c.model.depth, width=c.model.width,
+        layers=2 * c.model.depth + 2, steps=fit["steps"], diverged_at=fit["diverged_at"],
+        final_loss=float(fit["curves"]["loss/recon"][-1]), train_mse=lib["train_mse"],
+        rho_max=float(rho.max()), rho_mean=float(rho.mean()), rho_below_1=float((rho < 1).mean()),
+        rho=rho.tolist(), recovery=rec,
+        library={k: lib.get(k) for k in ("regime", "attractor_fraction", "const_ratio", "ood_fidelity",
+                                         "span_ood_fidelity", "jac_rank", "data_rank", "denoise_gain",
+                                         "test_mse")},
+        show=show, snapshots=[t for t in SNAPSHOTS if t <= c.attractors.iters] + [c.attractors.iters],
+    )
+
+
+def plot_iterations(r: dict, x_ND: np.ndarray, shape) -> Figure:
+    """Rows: corrupted inputs (two per corruption level); columns: iterates of f, then the source image."""
+    rows = [(k, j) for k in r["show"] for j in range(len(r["show"][k]["src"]))]
+    cols = r["snapshots"]
+    fig = Figure(figsize=(0.9 * (len(cols) + 1) + 0.8, 0.95 * len(rows) + 0.7), layout="constrained")
+    axes = fig.subplots(len(rows), len(cols) + 1, squeeze=False)
+    for i, (k, j) in enumerate(rows):
+        s = r["show"][k]
+        images = [np.asarray(s["snaps"])[t, j] for t in range(len(cols) - 1)] + [s["end"][j], x_ND[s["src"][j]]]
+        for col, img in enumerate(images):
+            ax = axes[i, col]
+            ax.imshow(np.clip(np.asarray(img).reshape(shape[:2]), 0, 1), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title("source" if col == len(cols) else f"t={cols[col]}", fontsize=7)
+            if col == 0:
+                ax.set_ylabel(k, fontsize=7)
+    fig.suptitle(f"z <- f(z) from corrupted training digits ({r['name']}; max spectral radius "
+                 f"{r['rho_max']:.3f})", fontsize=8)
+    return fig
+
+
+def plot_summary(results: list[dict]) -> Figure:
+    fig = Figure(figsize=(12, 4), layout="constrained")
+    ax_rho, ax_rec = fig.subplots(1, 2)
+    ns = sorted({r["n_train"] for r in results})
+    levels = list(results[0]["recovery"])
+    for j, (depth, width) in enumerate(sorted({(r["depth"], r["width"]) for r in results})):
+        rs = sorted((r for r in results if (r["depth"], r["width"]) == (depth, width)), key=lambda r: r["n_train"])
+        label = f"{2 * depth + 2} layers, width {width}"
+        ax_rho.plot([r["n_train"] for r in rs], [r["rho_max"] for r in rs], "o-", color=f"C{j}", label=f"{label}: max")
+        ax_rho.plot([r["n_train"] for r in rs], [r["rho_mean"] for r in rs], "s--", color=f"C{j}", ms=3,
+                    label=f"{label}: mean")
+        for li, level in enumerate(levels):
+            ax_rec.plot([r["n_train"] for r in rs], [r["recovery"][level]["recovery"] for r in rs],
+                        ("o-", "s--", "^-.", "v:", "d-")[li % 5], color=f"C{j}", ms=3,
+                        label=f"{label}, {level}" if j == 0 or li == 0 else None)
+    ax_rho.axhline(1.0, color="k", lw=0.8, ls=":")
+    ax_rho.set(xscale="log", yscale="log", xlabel="training images n", ylabel="spectral radius of J_f(x_i)",
+               title="spectral radius at the training images (< 1: attractor)")
+    ax_rec.set(xscale="log", xlabel="training images n", ylabel="fraction recovered", ylim=(-0.03, 1.03),
+               title="iterating f from corrupted training images: back to the source")
+    ax_rho.legend(fontsize=6)
+    ax_rec.legend(fontsize=6, ncol=2)
+    ax_rho.set_xticks(ns, [str(n) for n in ns])
+    ax_rec.set_xticks(ns, [str(n) for n in ns])
+    return fig
+
+
+def claim(results: list[dict]) -> tuple[str, str]:
+    """Every training image an attractor (rho < 1) and most lightly corrupted images recovered."""
+    light = next(iter(results[0]["recovery"]))
+    attract = [r for r in results if r["rho_below_1"] == 1.0]
+    recovered = [r for r in results if r["recovery"][light]["recovery"] >= 0.9]
+    text = (f"{len(attract)}/{len(results)} nets have spectral radius < 1 at every training image; "
+            f"{len(recovered)}/{len(results)} recover >= 90% of the images corrupted by {light}")
+    if len(attract) == len(results) and len(recovered) == len(results):
+        return "reproduced", text
+    return ("partly reproduced" if attract or recovered else "not reproduced"), text
+
+
+def markdown(name: str, config, results: list[dict], figures: list[str], elapsed: str) -> tuple[str, list, list]:
+    levels = list(results[0]["recovery"])
+    head = (["n", "layers", "width", "steps", "final loss", "rho max", "rho mean", "rho < 1"]
+            + [f"{k}: recovered / nn" for k in levels] + ["lib attractor", "regime", "const_ratio", "ood_fid",
+                                                           "span_ood_fid", "jac_rank / r"])
+    rows = []
+    for r in sorted(results, key=lambda r: (r["n_train"], r["depth"], r["width"])):
+        lib = r["library"]
+        rows.append([r["n_train"], r["layers"], r["width"], r["steps"], f"{r['final_loss']:.1e}",
+                     f"{r['rho_max']:.3f}", f"{r['rho_mean']:.3f}", f"{r['rho_below_1']:.2f}"]
+                    + [f"{r['recovery'][k]['recovery']:.2f} / {r['recovery'][k]['nn']:.2f}" for k in levels]
+                    + [common.fmt(lib["attractor_fraction"], 2), lib["regime"], common.fmt(lib["const_ratio"], 2),
+                       common.fmt(lib["ood_fidelity"], 2), common.fmt(lib["span_ood_fidelity"], 2),
+                       f"{common.fmt(lib['jac_rank'], 3)} / {lib['data_rank']}"])
+    verdict, text = claim(results)
+    c, a = config, config.attractors
+    md = "\n".join([
+        f"# {name}: training images as attractors of z <- f(z)", "",
+        f"digits (8x8), first n training images; {c.model.activation} MLP (every layer but the output), code as "
+        f"wide as the hidden layers; {c.train.optimizer} {c.train.learning_rate:g}, {c.train.schedule} schedule, "
+        f"{c.train.steps} steps of batch n; {a.repeats} corruptions per image and level, {a.iters} iterations, "
+        f"recovered = within {a.tolerance:g} x |x_i| of the source image; {len(results)} members; "
+        f"wall time {elapsed}.", "",
+        *[f"![{Path(f).stem}]({f})" for f in figures], "",
+        "rho: spectral radius of J_f at the training images. recovered / nn: fraction of corrupted images "
+        "that iterating f returns to their own source image / whose nearest training image is the source "
+        "(a nearest-neighbour lookup's score). lib attractor: the library's `attractor_fraction` "
+        f"(Gaussian noise std {c.diagnostics.noise_std:g}, {c.diagnostics.attractor_iters} iterations, radius "
+        f"{c.diagnostics.attractor_radius:g} x the noise norm). final loss: per-example sum of squares.", "",
+        common.md_table(head, rows), "",
+        "Where the wrongly recovered ones go (fraction ending at any training image, own or not):", "",
+        common.md_table(["n", "layers", "width"] + levels,
+                        [[r["n_train"], r["layers"], r["width"]] + [f"{r['recovery'][k]['to_any']:.2f}" for k in levels]
+                         for r in sorted(results, key=lambda r: (r["n_train"], r["depth"], r["width"]))]), "",
+        f"Verdict: **{verdict}**: {text}.", ""])
+    return md, head, rows
+
+
+def main(argv: list[str]) -> list[dict]:
+    clock = common.Clock()
+    config, overrides, name, workdir = common.parse_run_flags(argv, __doc__)
+    members = sweep_lib.expand(config, overrides)
+    for m in members:
+        mc = m.config.model
+        if mc.kind != "mlp" or m.config.noise.kind != "none" or m.config.sparsity.kind != "none" \
+                or m.config.vae.enabled or mc.code_size != mc.width:
+            raise ConfigError("attractors: every member must be a plain mlp with model.code_size == model.width")
+    datasets = common.load_datasets(members)
+    fits = common.fit_members(members, datasets)
+    results = [analyse_member(f) for f in fits]
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "attractors.json").write_text(json.dumps(results))
+    # the figure's net: the most training images, then the widest and deepest
+    pick = max(range(len(results)), key=lambda i: (results[i]["n_train"] <= 10, results[i]["n_train"],
+                                                   results[i]["depth"], results[i]["width"]))
+    writer = common.analysis_writer(config.wandb, workdir, name, config)
+    try:
+        data = fits[pick]["dataset"]
+        paths = [common.save_figure(plot_iterations(results[pick], data.x_train, data.shape), workdir,
+                                    "attractors_iterations", writer),
+                 common.save_figure(plot_summary(results), workdir, "attractors_summary", writer)]
+        text, head, rows = markdown(name, config, results, [f"figures/{p.name}" for p in paths], str(clock))
+        writer.table("members", head, rows)
+        writer.summary({"verdict": claim(results)[0]})
+    finally:
+        writer.close()
+    (workdir / "analysis.md").write_text(text)
+    print(f"analysis: {workdir / 'analysis.md'}; figures: {', '.join(map(str, paths))} ({clock})")
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(common.cli(main, sys.argv))

@@ -1,0 +1,63 @@
+"""python experiments/identity-crisis/run.py --config=experiments/identity-crisis/config.py --workdir=runs/identity-crisis
+
+Zhang, Bengio, Hardt, Mozer & Singer (ICLR 2020), "Identity Crisis": autoencoders trained on ONE
+digit (and on 2, 10, 100 via `data.n_train`), fully connected (`mlp`, width 256) against fully
+convolutional (`fullconv`: stride-1 3x3 SAME convolutions with 32 channels, no dense layer), with
+L = 2 * depth + 1 = 1, 3, ..., 11 layers. The code layer is linear and as wide as the hidden layers,
+so it and the next layer compose into one layer: L counts the weight layers of the map, with a ReLU
+between consecutive ones (L = 1 is a linear map). Adam 1e-3 with cosine decay, 3000 steps of
+batch n_train (sampled with replacement).
+`run.py` measures, for unseen test digits and uniform-noise images, the correlation of the output with
+the input (identity) and with the nearest training example (memorisation), the Jacobian gain on the
+training example's direction and off it, and the library's diagnostics and `regime`:
+`analysis.md`, `figures/identity_crisis_outputs.png`, `figures/identity_crisis_correlation.png`.
+`:smoke` is one example, L = 1 and 5, FC and CNN, 800 steps (about 30 s of CPU time).
+"""
+
+from ae_jax import config as config_lib
+from ae_jax.config import product, sweep, zipped
+
+DEPTHS = [0, 1, 2, 3, 4, 5]  # L = 1, 3, 5, 7, 9, 11 layers
+FEW_DEPTHS = [0, 2, 5]  # n_train > 1: L = 1, 5, 11
+N_TRAIN = [2, 10, 100]
+WIDTH = {"mlp": 256, "fullconv": 32}  # hidden units / channels; the code layer has as many
+
+
+def get_config(arg=None):
+    c = config_lib.base_config()
+    c.name = "identity-crisis"
+    c.data.name = "digits"
+    c.data.n_train = 1
+    c.model.activation = "relu"
+    c.model.code_activation = "linear"
+    c.model.kernel_size = 3
+    c.train.optimizer = "adam"
+    c.train.schedule = "cosine"
+    c.train.learning_rate = 1e-3
+    c.train.steps = 3000
+    c.train.batch_size = 1  # full batch: each step sees every training example (sampled with replacement)
+    c.train.log_every = 250
+    c.train.pack_ratio = 0.0  # every member is its own shape group anyway
+    c.diagnostics.jac_points = 20
+    c.diagnostics.ood_samples = 500
+    c.diagnostics.attractor_iters = 50
+    c.diagnostics.probe = False
+    if arg == "smoke":
+        c.name = "identity-crisis_smoke"
+        c.train.steps = 800
+        c.diagnostics.attractor_points = 20
+        c.diagnostics.ood_samples = 200
+    return c
+
+
+def _kinds(depths):
+    return [{**d, "model.kind": kind, "model.width": w, "model.code_size": w}
+            for kind, w in WIDTH.items() for d in sweep("model.depth", depths)]
+
+
+def get_sweep(arg=None):
+    if arg == "smoke":
+        return product(sweep("data.n_train", [1]), _kinds([0, 2]))
+    one = product(zipped(sweep("data.n_train", [1]), sweep("train.batch_size", [1])), _kinds(DEPTHS))
+    few = product(zipped(sweep("data.n_train", N_TRAIN), sweep("train.batch_size", N_TRAIN)), _kinds(FEW_DEPTHS))
+    return one + few

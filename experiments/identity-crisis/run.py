@@ -1,0 +1,273 @@
+"""python experiments/identity-crisis/run.py --config=experiments/identity-crisis/config.py[:smoke] --workdir=DIR
+
+Trains the config's sweep (one or a few training digits; fully connected vs fully convolutional; L
+layers) with `experiments/common.py: fit_members`, then asks Zhang et al.'s question of each net: on
+inputs it never saw, does it copy the input (identity) or output a training example (memorisation)?
+Writes DIR/analysis.md, DIR/identity_crisis.json, DIR/figures/identity_crisis_{outputs,correlation}.png
+and logs them to a W&B analysis run.
+
+Per member, on 100 unseen test digits and 100 uniform-noise images z (`PROBES`):
+  corr_in     mean Pearson correlation over pixels of f(z) with z                    (identity: 1)
+  corr_train  mean over z of the largest correlation of f(z) with a training example (memorising: 1)
+  base        the same largest correlation for z itself: what the identity map scores on corr_train
+and the Jacobian J of f at the (first) training example x, with u = x / |x| and P = I - u u^T:
+  gain_x      u^T J u                      (1 = identity along the example's direction)
+  off_trace   tr(P J P) / (D - 1)          (1 = identity off it, 0 = no identity there)
+  off_norm    |J P|_F / sqrt(D - 1)        (0 = flat off it: constant; ~1 with off_trace ~0: random)
+plus the library's own diagnostics (`ae_jax.diagnostics.evaluate`) and its `regime` label.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # `python experiments/identity-crisis/run.py` puts only this folder on the path
+    sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ae_jax import diagnostics, models, sweep as sweep_lib  # noqa: E402
+from ae_jax.errors import ConfigError  # noqa: E402
+from experiments import common  # noqa: E402
+
+N_PROBES = 100
+KIND_LABEL = {"mlp": "FC", "fullconv": "CNN"}
+SHOW = 5  # probe images per family in the outputs figure
+
+
+def layers(depth: int) -> int:
+    """Weight layers of the map: depth hidden layers per side, the code layer and the output layer, where
+    the linear code layer composes with the next one into a single layer."""
+    return 2 * depth + 1
+
+
+def make_probes(x_test: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Unseen test digits and uniform noise in [0, 1] (the digits' range), `N_PROBES` of each."""
+    rng = np.random.default_rng(seed)
+    return {"digits": np.asarray(x_test[:N_PROBES], np.float32),
+            "noise": rng.uniform(0.0, 1.0, (N_PROBES, x_test.shape[1])).astype(np.float32)}
+
+
+def pearson(a_PD: np.ndarray, b_QD: np.ndarray) -> np.ndarray:
+    """(P, Q) Pearson correlations over the last axis; 0 where a row is constant."""
+    a = a_PD - a_PD.mean(-1, keepdims=True)
+    b = b_QD - b_QD.mean(-1, keepdims=True)
+    na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = (a @ b.T) / np.outer(na, nb)
+    return np.nan_to_num(c)
+
+
+def correlations(out_PD: np.ndarray, z_PD: np.ndarray, x_train_ND: np.ndarray) -> dict[str, float]:
+    """corr_in, corr_train and base (module docstring) averaged over the probes."""
+    z, out, xt = (np.asarray(a, np.float64) for a in (z_PD, out_PD, x_train_ND))
+    return {"corr_in": float(np.diag(pearson(out, z)).mean()),
+            "corr_train": float(pearson(out, xt).max(1).mean()),
+            "base": float(pearson(z, xt).max(1).mean())}
+
+
+def outputs_and_jacobian(f, z_PD: np.ndarray, x_D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(f(z), J_f(x)) in one compiled program (compiling dominates this analysis on a CPU)."""
+    both = jax.jit(lambda z, x: (f(z), jax.jacfwd(lambda v: f(v[None])[0])(x)))
+    out, jac = both(jnp.asarray(z_PD), jnp.asarray(x_D))
+    return np.asarray(out), np.asarray(jac, np.float64)  # jac[i, j] = d f_i / d x_j
+
+
+def jacobian_gains(jac: np.ndarray, x_D: np.ndarray) -> dict[str, float]:
+    """gain_x, off_trace, off_norm (module docstring) of the Jacobian `jac` of f at x."""
+    d = len(x_D)
+    u = np.asarray(x_D, np.float64) / np.linalg.norm(x_D)
+    p = np.eye(d) - np.outer(u, u)
+    return {"gain_x": float(u @ jac @ u), "off_trace": float(np.trace(p @ jac @ p) / (d - 1)),
+            "off_norm": float(np.linalg.norm(jac @ p) / np.sqrt(d - 1))}
+
+
+def library_metrics(fit: dict, diag_cfg) -> dict:
+    """The library's diagnostics and regime for one member (a group of one)."""
+    spec, data = fit["plan"].spec, fit["dataset"]
+    net = jax.tree.map(lambda a: np.asarray(a)[None], (fit["params"], fit["masks"]))
+    return diagnostics.evaluate(
+        lambda n, x: models.reconstruct(spec, n[0], x, n[1]),
+        lambda n, x: models.encode(spec, n[0], x, n[1])["code"],
+        net, data.x_train, data.x_test, None, None, [fit["member"].config.model.code_size], diag_cfg,
+        seed=diag_cfg.seed)[0]
+
+
+def analyse_member(fit: dict) -> dict:
+    c = fit["member"].config
+    spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
+    data = fit["dataset"]
+    probes = make_probes(data.x_test, c.diagnostics.seed)
+    x0 = np.asarray(data.x_train[0])
+    out, jac = outputs_and_jacobian(lambda x: models.reconstruct(spec, params, x, masks),
+                                    np.concatenate([*probes.values(), x0[None]]), x0)
+    outputs = dict(zip(probes, np.split(out[:-1], len(probes))))
+    lib = library_metrics(fit, c.diagnostics)
+    loss = fit["curves"]["loss/recon"]
+    return dict(
+        name=fit["member"].name, kind=c.model.kind, depth=c.model.depth, layers=layers(c.model.depth),
+        width=c.model.width, n_train=len(data.x_train), steps=fit["steps"], diverged_at=fit["diverged_at"],
+        final_loss=float(loss[-1]), train_mse=lib["train_mse"],
+        **{f"{name}/{k}": v for name in probes
+           for k, v in correlations(outputs[name], probes[name], data.x_train).items()},
+        **jacobian_gains(jac, x0),
+        library={k: lib[k] for k in ("regime", "attractor_fraction", "const_ratio", "ood_fidelity",
+                                     "span_ood_fidelity", "jac_rank", "data_rank", "denoise_gain", "test_mse")
+                 if k in lib},
+        panel={name: outputs[name][:SHOW].tolist() for name in probes},
+        train_out=out[-1].tolist(),
+    )
+
+
+def plot_outputs(results: list[dict], probes: dict[str, np.ndarray], x_train: np.ndarray, shape) -> Figure:
+    """Rows: the inputs, then one row per depth; columns: the training example, then unseen inputs.
+    Left block fully connected, right block convolutional (single-example members only)."""
+    single = [r for r in results if r["n_train"] == 1]
+    kinds = [k for k in KIND_LABEL if any(r["kind"] == k for r in single)]
+    depths = sorted({r["layers"] for r in single})
+    inputs = [x_train[0]] + [z for name in probes for z in probes[name][:SHOW]]
+    cols = len(inputs)
+    fig = Figure(figsize=(1.0 * cols * len(kinds) + 1, 1.05 * (len(depths) + 1) + 0.6), layout="constrained")
+    subs = fig.subfigures(1, len(kinds), squeeze=False)[0]
+    for sub, kind in zip(subs, kinds):
+        axes = sub.subplots(len(depths) + 1, cols, squeeze=False)
+        rows = [("input", inputs)]
+        for depth in depths:
+            r = next(r for r in single if r["kind"] == kind and r["layers"] == depth)
+            rows.append((f"L={depth}", [r["train_out"]] + [o for name in probes for o in r["panel"][name]]))
+        for i, (label, images) in enumerate(rows):
+            for j, img in enumerate(images):
+                ax = axes[i, j]
+                ax.imshow(np.asarray(img).reshape(shape[:2]), cmap="gray", vmin=0, vmax=1)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j == 0:
+                    ax.set_ylabel(label, fontsize=8)
+                if i == 0:
+                    ax.set_title("train" if j == 0 else ("digit" if j <= SHOW else "noise"), fontsize=7)
+        sub.suptitle(f"{KIND_LABEL[kind]}: f(input), one training example", fontsize=9)
+    return fig
+
+
+def plot_correlation(results: list[dict]) -> Figure:
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    styles = {1: "-", 2: "--", 10: "-.", 100: ":"}
+    for ax, probe in zip(axes, ("digits", "noise")):
+        for j, kind in enumerate(KIND_LABEL):
+            for n in sorted({r["n_train"] for r in results}):
+                rs = sorted((r for r in results if r["kind"] == kind and r["n_train"] == n), key=lambda r: r["layers"])
+                if not rs:
+                    continue
+                xs = [r["layers"] for r in rs]
+                lw = 2.0 if n == 1 else 1.0
+                ax.plot(xs, [r[f"{probe}/corr_in"] for r in rs], styles.get(n, "-"), color=f"C{2 * j}", marker="o",
+                        ms=3, lw=lw, label=f"{KIND_LABEL[kind]} n={n}: corr(f(z), z)")
+                ax.plot(xs, [r[f"{probe}/corr_train"] for r in rs], styles.get(n, "-"), color=f"C{2 * j + 1}",
+                        marker="s", ms=3, lw=lw, label=f"{KIND_LABEL[kind]} n={n}: corr(f(z), train)")
+        base = np.mean([r[f"{probe}/base"] for r in results if r["n_train"] == 1])
+        ax.axhline(base, color="grey", lw=0.8, ls=":", label="corr(z, train), n=1")
+        ax.set(xlabel="layers L", ylabel="correlation", ylim=(-0.2, 1.05),
+               title=f"unseen {'test digits' if probe == 'digits' else 'uniform noise'} z")
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.suptitle("Identity (output ~ input) or memorisation (output ~ training example), by depth")
+    return fig
+
+
+def claim(results: list[dict]) -> tuple[str, list[str]]:
+    """SCIENCE.md's identity-crisis row, checked on the single-example members; one line per part."""
+    one = {(r["kind"], r["layers"]): r for r in results if r["n_train"] == 1}
+    fc = [one[k] for k in sorted(one) if k[0] == "mlp"]
+    cnn = [one[k] for k in sorted(one) if k[0] == "fullconv"]
+    if not fc or not cnn:
+        return "not measured (needs FC and CNN members with one training example)", []
+    memo = lambda r: r["noise/corr_train"] > r["noise/corr_in"]  # noqa: E731 - noise is uncorrelated with x
+    parts = []
+    f1 = fc[0]
+    ok1 = f1["layers"] == 1 and f1["gain_x"] > 0.9 and abs(f1["off_trace"]) < 0.2 and f1["off_norm"] > 0.2
+    parts.append((ok1, f"FC L=1: gain along the example {f1['gain_x']:.3f}, off it trace {f1['off_trace']:.3f} "
+                       f"and norm {f1['off_norm']:.3f} (identity on x, random elsewhere: "
+                       f"{'yes' if ok1 else 'no'})"))
+    deep_fc = [r for r in fc if r["layers"] > 1]
+    ok2 = all(memo(r) for r in deep_fc)
+    parts.append((ok2, "FC L>1 output the training example for noise inputs: " + ", ".join(
+        f"L={r['layers']} {r['noise/corr_train']:.2f} vs {r['noise/corr_in']:.2f}" for r in deep_fc)))
+    shallow = [r for r in cnn if not memo(r)]
+    ok3 = not memo(cnn[0]) and memo(cnn[-1])
+    parts.append((ok3, f"CNN copies the input up to L={max((r['layers'] for r in shallow), default=0)} and "
+                       f"outputs the training image at L={cnn[-1]['layers']}: " + ", ".join(
+                           f"L={r['layers']} in {r['noise/corr_in']:.2f} / train {r['noise/corr_train']:.2f}"
+                           for r in cnn)))
+    n_ok = sum(ok for ok, _ in parts)
+    verdict = "reproduced" if n_ok == len(parts) else ("partly reproduced" if n_ok else "not reproduced")
+    return verdict, [text for _, text in parts]
+
+
+def markdown(name: str, config, results: list[dict], figures: list[str], elapsed: str) -> tuple[str, list, list]:
+    head = ["kind", "L", "n", "steps", "final loss", "digits: corr in / train (base)", "noise: corr in / train (base)",
+            "gain_x", "off_trace", "off_norm", "regime", "attractor", "const_ratio", "ood_fid", "span_ood_fid",
+            "jac_rank / r"]
+    rows = []
+    for r in sorted(results, key=lambda r: (r["n_train"], r["kind"], r["layers"])):
+        lib = r["library"]
+        rows.append([KIND_LABEL[r["kind"]], r["layers"], r["n_train"], r["steps"], f"{r['final_loss']:.2e}",
+                     f"{r['digits/corr_in']:.2f} / {r['digits/corr_train']:.2f} ({r['digits/base']:.2f})",
+                     f"{r['noise/corr_in']:.2f} / {r['noise/corr_train']:.2f} ({r['noise/base']:.2f})",
+                     f"{r['gain_x']:.3f}", f"{r['off_trace']:.3f}", f"{r['off_norm']:.3f}", lib["regime"],
+                     common.fmt(lib["attractor_fraction"], 2), common.fmt(lib["const_ratio"], 2),
+                     common.fmt(lib["ood_fidelity"], 2), common.fmt(lib.get("span_ood_fidelity"), 2),
+                     f"{common.fmt(lib['jac_rank'], 3)} / {lib['data_rank']}"])
+    verdict, parts = claim(results)
+    c = config
+    text = "\n".join([
+        f"# {name}: identity or memorisation from a single training example", "",
+        f"digits (8x8); FC = mlp width {c.model.width if c.model.kind == 'mlp' else 256}, CNN = fullconv "
+        f"{c.model.kernel_size}x{c.model.kernel_size} SAME convolutions; linear code layer as wide as the "
+        f"hidden layers; {c.train.optimizer} {c.train.learning_rate:g}, {c.train.schedule} schedule, "
+        f"{c.train.steps} steps, batch = n_train; {len(results)} members; wall time {elapsed}.", "",
+        *[f"![{Path(f).stem}]({f})" for f in figures], "",
+        "corr in / train: mean correlation of f(z) with z / with the nearest training example, over 100 unseen "
+        "z; base = the nearest-example correlation of z itself (what the identity scores on 'train'). "
+        "gain_x, off_trace, off_norm: the Jacobian at the training example along / off its direction. "
+        "final loss: per-example sum of squares, mean of the last logging chunk.", "",
+        common.md_table(head, rows), "",
+        f"Verdict: **{verdict}**", "", *[f"- {p}" for p in parts], ""])
+    return text, head, rows
+
+
+def main(argv: list[str]) -> list[dict]:
+    clock = common.Clock()
+    config, overrides, name, workdir = common.parse_run_flags(argv, __doc__)
+    members = sweep_lib.expand(config, overrides)
+    for m in members:
+        if m.config.model.kind not in KIND_LABEL or m.config.data.name != "digits":
+            raise ConfigError("identity-crisis: every member must be model.kind 'mlp' or 'fullconv' on digits")
+    datasets = common.load_datasets(members)
+    fits = common.fit_members(members, datasets)
+    results = [analyse_member(f) for f in fits]
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "identity_crisis.json").write_text(json.dumps(results, indent=1))
+    one = next(f for f in fits if len(f["dataset"].x_train) == 1) if any(
+        len(f["dataset"].x_train) == 1 for f in fits) else fits[0]
+    writer = common.analysis_writer(config.wandb, workdir, name, config)
+    try:
+        probes = make_probes(one["dataset"].x_test, config.diagnostics.seed)
+        paths = [common.save_figure(plot_outputs(results, probes, one["dataset"].x_train, one["dataset"].shape),
+                                    workdir, "identity_crisis_outputs", writer),
+                 common.save_figure(plot_correlation(results), workdir, "identity_crisis_correlation", writer)]
+        text, head, rows = markdown(name, config, results, [f"figures/{p.name}" for p in paths], str(clock))
+        writer.table("members", head, rows)
+        writer.summary({"verdict": claim(results)[0]})
+    finally:
+        writer.close()
+    (workdir / "analysis.md").write_text(text)
+    print(f"analysis: {workdir / 'analysis.md'}; figures: {', '.join(map(str, paths))} ({clock})")
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(common.cli(main, sys.argv))

@@ -1,0 +1,121 @@
+"""The memorisation experiments (experiments/identity-crisis, experiments/attractors) and the fully
+convolutional model they need: each `:smoke` end to end, checked on the property it exists to show."""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ae_jax import config as config_lib, models, objectives, train
+from ae_jax.errors import ConfigError
+from experiments import common
+
+ROOT = Path(__file__).resolve().parents[1]
+EXP = ROOT / "experiments"
+
+
+def run_smoke(name: str, workdir: Path) -> list[dict]:
+    run = common.load_module(EXP / name / "run.py")
+    return run.main(["run.py", f"--config={EXP / name / 'config.py'}:smoke", f"--workdir={workdir}",
+                     "--config.wandb.mode=disabled"])
+
+
+def fullconv_config(depth=0, width=8, code_size=4):
+    c = config_lib.base_config()
+    c.model.kind, c.model.depth, c.model.width, c.model.code_size = "fullconv", depth, width, code_size
+    c.model.code_activation = "linear"
+    config_lib.validate(c)
+    return c
+
+
+def test_fullconv_keeps_the_image_size_and_can_be_the_identity():
+    """Stride-1 convolutions only, no dense layer: with delta kernels the map is exactly the identity."""
+    spec = models.model_spec(fullconv_config(), (8, 8, 1))
+    params = models.init_params(spec, jax.random.key(0))
+    assert set(params) == {"code", "out"} and params["code"]["kernel"].shape == (3, 3, 1, 4)
+    delta_code = np.zeros((3, 3, 1, 4), np.float32)
+    delta_code[1, 1, 0, 0] = 1.0
+    delta_out = np.zeros((3, 3, 4, 1), np.float32)
+    delta_out[1, 1, 0, 0] = 1.0
+    ident = {"code": {"kernel": delta_code, "bias": np.zeros(4, np.float32)},
+             "out": {"kernel": delta_out, "bias": np.zeros(1, np.float32)}}
+    x = jax.random.uniform(jax.random.key(1), (5, 64))
+    np.testing.assert_allclose(models.reconstruct(spec, ident, x), x, atol=1e-6)
+    assert models.encode(spec, ident, x)["code"].shape == (5, 8 * 8 * 4)  # a feature map, not a vector
+    with pytest.raises(ConfigError, match="image data"):
+        models.model_spec(fullconv_config(), (64,))
+    c = fullconv_config()
+    c.vae.enabled = True
+    with pytest.raises(ConfigError, match="fullconv"):
+        models.model_spec(c, (8, 8, 1))
+
+
+def test_fullconv_packed_member_trains_like_its_solo_self():
+    """Channels beyond a member's own width / code size are masked: packed == solo, to float32 rounding."""
+    x = np.asarray(jax.random.uniform(jax.random.key(2), (16, 64)), np.float32)
+    hp = {k: np.zeros(1, np.float32) for k in train.HPARAMS}
+    hp["learning_rate"] = np.full(1, 1e-2, np.float32)
+
+    def fit(width, code_size, sizes):
+        c = fullconv_config(depth=1, width=width, code_size=code_size)
+        plan = train.Plan(models.model_spec(c, (8, 8, 1)), objectives.objective_spec(c, False), "adam",
+                          "constant", 4, 20, 10)
+        state, _ = train.fit(plan, np.array([3], np.uint32), hp, x, np.array([sizes], np.int32))
+        net = jax.tree.map(lambda a: a[0], (state.params, state.masks))
+        return np.asarray(models.reconstruct(plan.spec, net[0], jnp.asarray(x), net[1]))
+
+    solo = fit(4, 2, (2, 4))
+    packed = fit(8, 6, (2, 4))
+    assert np.abs(solo - x).max() > 1e-3  # it trained to something, not the input
+    np.testing.assert_allclose(packed, solo, atol=2e-5)
+
+
+def test_identity_crisis_smoke_deep_fc_memorises_shallow_cnn_copies(tmp_path):
+    results = run_smoke("identity-crisis", tmp_path)
+    by = {(r["kind"], r["layers"]): r for r in results}
+    assert set(by) == {("mlp", 1), ("mlp", 5), ("fullconv", 1), ("fullconv", 5)}
+    fc1, fc5, cnn1 = by["mlp", 1], by["mlp", 5], by["fullconv", 1]
+    for r in (fc1, fc5):
+        assert r["final_loss"] < 1e-6, (r["name"], r["final_loss"])  # trained to ~0 on its one example
+    # deep FC: every unseen input comes out as the training digit
+    assert fc5["noise/corr_train"] > 0.95 and fc5["noise/corr_in"] < 0.2, fc5
+    assert fc5["digits/corr_train"] > fc5["digits/corr_in"] + 0.3
+    assert fc5["library"]["regime"] == "memorizing" and fc5["library"]["attractor_fraction"] == 1.0
+    # 1-layer FC: identity along the example's direction, no identity (but not flat) off it
+    assert fc1["gain_x"] > 0.9 and abs(fc1["off_trace"]) < 0.2 and fc1["off_norm"] > 0.3, fc1
+    # 1-layer CNN: copies inputs it never saw, noise included
+    assert cnn1["noise/corr_in"] > 0.8 > 0.4 > cnn1["noise/corr_train"], cnn1
+    text = (tmp_path / "analysis.md").read_text()
+    assert "Verdict" in text and "| FC | 5 | 1 |" in text
+    for stem in ("identity_crisis_outputs", "identity_crisis_correlation"):
+        assert (tmp_path / "figures" / f"{stem}.png").stat().st_size > 0
+
+
+def test_attractor_measures_on_a_known_contraction():
+    """f(z) = x + a (z - x) around one stored image x: spectral radius a, every start recovered."""
+    run = common.load_module(EXP / "attractors" / "run.py")
+    x = np.asarray(jax.random.uniform(jax.random.key(4), (1, 64)), np.float32)
+    for a, recovered in ((0.5, 1.0), (1.2, 0.0)):
+        f = lambda z, a=a: x + a * (z - x)  # noqa: E731
+        np.testing.assert_allclose(run.spectral_radii(f, x), [a], rtol=1e-5)
+        z = x + 0.1 * np.asarray(jax.random.normal(jax.random.key(5), (6, 64)), np.float32)
+        end, snaps = run.iterate(f, z, 30)
+        np.testing.assert_allclose(snaps[1], x + a * (z - x), rtol=1e-5)  # snapshot t=1 is f(z)
+        rec = run.recovery(end, np.zeros(6, int), z, x, 0.05)
+        assert rec["recovery"] == recovered and rec["nn"] == 1.0
+
+
+def test_attractors_smoke_training_images_are_attractors(tmp_path):
+    results = run_smoke("attractors", tmp_path)
+    assert sorted(r["n_train"] for r in results) == [1, 10]
+    for r in results:
+        assert r["final_loss"] < 1e-4, (r["name"], r["final_loss"])
+        assert r["rho_max"] < 1.0, (r["name"], r["rho"])  # every training image an attractor
+        light = r["recovery"]["gauss 0.1"]
+        assert light["recovery"] >= 0.9, (r["name"], r["recovery"])
+    one = next(r for r in results if r["n_train"] == 1)
+    assert one["library"]["attractor_fraction"] == 1.0 and one["library"]["regime"] == "memorizing"
+    assert "Verdict" in (tmp_path / "analysis.md").read_text()
+    assert (tmp_path / "figures" / "attractors_iterations.png").stat().st_size > 0
