@@ -30,6 +30,7 @@ LABEL = {"plain": "plain", "gaussian": "denoising (Gaussian, std)", "mask": "den
          "contractive": "contractive (weight)"}
 # SCIENCE.md: denoising at s = 0.2 on digits gives a Jacobian rank of about 12 of 60.
 SCIENCE_LEVEL, SCIENCE_RANK, SCIENCE_TOLERANCE = 0.2, 12.0, 6.0
+RANK_DROP = 0.5  # "pulled off the identity": at least half a span direction (mean over points) lost
 STAT_KEYS = ("jac_rank", "jac_trace", "denoise_gain", "ood_fidelity", "span_ood_fidelity", "test_mse",
              "const_ratio", "attractor_fraction", "l0", "dead_fraction")
 
@@ -127,8 +128,9 @@ HEAD = ["regulariser", "strength", "seeds", "regime", "jac_rank", "jac_rank / r"
 
 
 def checks(table: dict) -> tuple[list[list[str]], dict[str, bool]]:
-    """The claim, per data set: each regulariser's rank and denoise gain against the plain AE's, top-k's
-    rank against k, the regime labels, the SCIENCE.md denoising point."""
+    """The claim, per data set and regulariser: at its strongest setting (top-k: the smallest k) the
+    Jacobian rank is at least RANK_DROP below the reference's (the plain AE; for KL the weight-0
+    sigmoid-code AE), and the best setting's denoise_gain is below the reference's."""
     rows, ok = [], {}
     for data in sorted({k[0] for k in table}):
         plain = table[(data, "plain", 0.0)]
@@ -138,9 +140,10 @@ def checks(table: dict) -> tuple[list[list[str]], dict[str, bool]]:
             on = [table[(data, name, s)] for s in strengths if not (name == "kl" and s == 0.0)]
             if not on or ref is None:
                 continue
-            rank_falls = all(v["jac_rank"] < ref["jac_rank"] for v in on)
+            strongest = on[0] if name == "topk" else on[-1]
+            rank_falls = strongest["jac_rank"] <= ref["jac_rank"] - RANK_DROP
             gain_falls = min(v["denoise_gain"] for v in on) < ref["denoise_gain"]
-            ok[f"{data}/{name}/rank"] = rank_falls
+            ok[f"{data}/{name}"] = rank_falls
             rows.append([data, SHORT[name], f"{ref['jac_rank']:.1f}",
                          " / ".join(f"{v['jac_rank']:.1f}" for v in on), "yes" if rank_falls else "**no**",
                          f"{ref['denoise_gain']:.3f}", " / ".join(f"{v['denoise_gain']:.3f}" for v in on),
@@ -247,9 +250,10 @@ def main(argv: list[str]) -> Path:
             lines += [f"## {data} (D = {plain['input_dim']}, data rank r = {plain['data_rank']}, code "
                       f"{plain['code_size']})", "", common.md_table(HEAD, rows), ""]
         lines += ["## Does each regulariser pull the map off the identity?", "",
-                  "Rank: every strength below the reference (the plain AE; for KL the weight-0 sigmoid-code AE). "
-                  "Gain: the best strength's denoise_gain below the reference's. Values listed weakest to "
-                  "strongest (top-k: smallest k first).", "",
+                  f"Rank falls: the strongest setting's jac_rank at least {RANK_DROP:g} below the reference's (the "
+                  "plain AE; for KL the weight-0 sigmoid-code AE). Gain falls: the best setting's denoise_gain "
+                  "below the reference's. Values listed by increasing strength (top-k: by increasing k, so the "
+                  "strongest first).", "",
                   common.md_table(["data", "regulariser", "ref jac_rank", "jac_rank by strength", "rank falls",
                                    "ref denoise_gain", "denoise_gain by strength", "gain falls", "regimes"],
                                   check_rows), ""]
@@ -260,12 +264,17 @@ def main(argv: list[str]) -> Path:
         science = ("not measured" if dae is None else
                    f"jac_rank {dae['jac_rank']:.1f} of r = {dae['data_rank']} (seeds {dae['rank_range'][0]:.1f}-"
                    f"{dae['rank_range'][1]:.1f}; SCIENCE.md: about {SCIENCE_RANK:g} of 60)")
-        every_rank = all(ok.values())
-        verdict = "reproduced" if (every_rank and topk_ok and science_ok) else "partly reproduced"
-        lines += ["## Verdict", "",
-                  f"- Every regulariser at every strength lowers jac_rank below its reference on every data set: "
-                  f"**{every_rank}**" + ("" if every_rank else f" (fails: {', '.join(k for k, v in ok.items() if not v)})"),
-                  f"- Top-k: jac_rank <= k and l0 <= k for every top-k member: **{topk_ok}** ({topk_text})",
+        per_data = {d: all(v for k, v in ok.items() if k.startswith(d + "/")) for d in sorted(datasets)}
+        regime_ok = {d: all(r[-1] == "yes" for r in regimes if r[0] == d) for d in sorted(datasets)}
+        verdict = "reproduced" if (all(per_data.values()) and topk_ok and science_ok) else (
+            "reproduced on digits only" if per_data.get("digits") and topk_ok and science_ok else "not reproduced")
+        lines += ["## Verdict", ""]
+        for d in sorted(datasets):
+            fails = [k.split("/")[1] for k, v in ok.items() if k.startswith(d + "/") and not v]
+            lines.append(f"- {d}: every regulariser's strongest setting lowers jac_rank: **{per_data[d]}**"
+                         + (f" (not: {', '.join(SHORT[f] for f in fails)})" if fails else "")
+                         + f"; regime labels as the issue wants: **{regime_ok[d]}**")
+        lines += [f"- Top-k: jac_rank <= k and l0 <= k for every top-k member: **{topk_ok}** ({topk_text})",
                   f"- Denoising, Gaussian s = {SCIENCE_LEVEL:g}, digits: {science}: **{science_ok}** "
                   f"(tolerance +-{SCIENCE_TOLERANCE:g})",
                   f"- Overall: **{verdict}**", ""]

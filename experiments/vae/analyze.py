@@ -71,6 +71,28 @@ def linear_closed_form(ds: data_lib.Dataset, latent: int, beta: float, threshold
                 kl_train=float(0.5 * np.log(lam / sigma2).sum()), kl_test=float(kl_test))
 
 
+def closed_form_params(like: dict, x_train: np.ndarray, beta: float, noise_factor: float = 0.5) -> dict:
+    """The linear VAE optimum as the library's depth-0 params (shaped like `like`): encoder mean
+    sqrt(lambda - s2) / lambda u^T (x - mu), log-variance log(s2 / lambda), decoder sqrt(lambda - s2) u + mu,
+    with s2 = noise_factor * beta (0.5 is this library's convention; the tests use 1 as the wrong one)."""
+    x = np.asarray(x_train, np.float64)
+    mu = x.mean(0)
+    evals, evecs = np.linalg.eigh((x - mu).T @ (x - mu) / len(x))
+    evals, evecs = evals[::-1], evecs[:, ::-1]
+    d, k = like["code"]["kernel"].shape
+    s2 = noise_factor * beta
+    n = min(int(np.sum(evals > s2)), k)
+    lam, u = evals[:n], evecs[:, :n]
+    enc, dec, logvar = np.zeros((d, k)), np.zeros((k, d)), np.zeros(k)
+    enc[:, :n] = u * (np.sqrt(lam - s2) / lam)
+    dec[:n] = (u * np.sqrt(lam - s2)).T
+    logvar[:n] = np.log(s2 / lam)
+    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    return {"code": {"kernel": f32(enc), "bias": f32(-mu @ enc)},
+            "code_logvar": {"kernel": f32(np.zeros((d, k))), "bias": f32(logvar)},
+            "out": {"kernel": f32(dec), "bias": f32(mu)}}
+
+
 def grid(table: dict, fam: str, key: str, fmt=lambda v: f"{v:.3g}") -> tuple[list[str], list[list[str]]]:
     latents = sorted({k[1] for k in table if k[0] == fam})
     betas = sorted({k[2] for k in table if k[0] == fam})

@@ -1,0 +1,127 @@
+"""The regularisers and vae experiments (experiments/regularisers, experiments/vae): each `:smoke` end to
+end with its defining properties, and the linear VAE's closed form checked on the library's own loss."""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ae_jax import config as config_lib, models, objectives, sweep, train
+from experiments import common
+
+ROOT = Path(__file__).resolve().parents[1]
+EXP = ROOT / "experiments"
+
+
+def smoke_sweep(name: str, workdir: Path) -> list[dict]:
+    config, overrides, sweep_name = sweep.load_config_file(str(EXP / name / "config.py") + ":smoke")
+    config.wandb.mode = "disabled"
+    return sweep.run_sweep(config, overrides, workdir, sweep_name=sweep_name, report=False)
+
+
+def test_regularisers_smoke_pull_the_map_off_the_identity(tmp_path):
+    records = smoke_sweep("regularisers", tmp_path)
+    analyze = common.load_module(EXP / "regularisers" / "analyze.py")
+    by = {analyze.family(r["config"])[0]: r for r in records}
+    assert set(by) == {"plain", "gaussian", "topk"} and all(r["status"] == "ok" for r in records)
+    plain, dae, topk = (by[k]["metrics"] for k in ("plain", "gaussian", "topk"))
+    assert plain["data_rank"] == 61 and by["plain"]["config"]["model.code_size"] == 256  # 4x overcomplete
+    # Vincent et al.: denoising lowers the Jacobian rank and the noise passed through.
+    assert dae["jac_rank"] < 0.6 * plain["jac_rank"], (dae["jac_rank"], plain["jac_rank"])
+    assert dae["denoise_gain"] < plain["denoise_gain"] - 0.03
+    assert dae["span_ood_fidelity"] < plain["span_ood_fidelity"] - 0.1
+    # Makhzani & Frey: with k active units the map's Jacobian has rank <= k by construction.
+    k = by["topk"]["config"]["sparsity.k"]
+    assert topk["jac_rank"] <= k and topk["l0"] <= k + 1e-6
+    assert plain["jac_rank"] > 4 * k
+
+    out = analyze.main(["analyze.py", str(tmp_path)])
+    text = out.read_text()
+    assert "## Verdict" in text and f"digits k={k}: {topk['jac_rank']:.1f}" in text
+    assert "top-k: jac_rank <= k and l0 <= k for every top-k member: **True**" in text.replace("Top-k", "top-k")
+    assert (tmp_path / "figures" / "regulariser_paths.png").stat().st_size > 10_000
+
+
+def test_regularisers_pca_frontier_is_the_closed_form_projector():
+    """The figure's reference: PCA-0 is the mean (MSE = total variance / D, denoise_gain above 1),
+    PCA-r is the identity on the span (MSE 0, span fidelity 1, denoise_gain r / D)."""
+    analyze = common.load_module(EXP / "regularisers" / "analyze.py")
+    ds = analyze.load_data([{"config": {"data.name": "digits"}}])["digits"]
+    fr = analyze.pca_frontier(ds, noise_std=0.1)
+    r = int(fr["k"][-1])
+    assert r == 61
+    assert fr["test_mse"][-1] < 1e-10 and abs(fr["span_ood_fidelity"][-1] - 1) < 1e-10
+    assert abs(fr["denoise_gain"][-1] - r / 64) < 0.03
+    assert np.all(np.diff(fr["test_mse"]) <= 1e-12) and np.all(np.diff(fr["span_ood_fidelity"]) >= -1e-12)
+    x = np.asarray(ds.x_test, np.float64)
+    assert abs(fr["test_mse"][0] - np.mean((x - np.asarray(ds.x_train, np.float64).mean(0)) ** 2)) < 1e-9
+
+
+def test_vae_smoke_units_fall_with_beta_and_the_linear_vae_meets_its_closed_form(tmp_path):
+    records = smoke_sweep("vae", tmp_path)
+    analyze = common.load_module(EXP / "vae" / "analyze.py")
+    table = analyze.cells(records)
+    linear = sorted((k[2], v) for k, v in table.items() if k[0] == "linear")
+    digits = sorted((k[2], v) for k, v in table.items() if k[0] == "digits")
+    assert len(linear) == 3 and len(digits) == 2
+    for fam in (linear, digits):
+        units = [v["active_units"] for _, v in fam]
+        kls = [v["kl"] for _, v in fam]
+        assert units == sorted(units, reverse=True) and units[0] > units[-1], units
+        assert all(a > b for a, b in zip(kls, kls[1:])), kls
+    # Lucas et al.: the linear VAE keeps the eigen-directions with variance above beta / 2.
+    ds = analyze.load_data(linear[0][1]["config"])
+    for beta, m in linear:
+        cf = analyze.linear_closed_form(ds, 16, beta, 0.01)
+        assert m["active_units"] == cf["active_test"], (beta, m["active_units"], cf)
+        assert abs(m["kl"] - cf["kl_test"]) < 0.1 * cf["kl_test"] + 0.3, (beta, m["kl"], cf)
+    assert [analyze.linear_closed_form(ds, 16, b, 0.01)["active_train"] for b, _ in linear] == [10, 3, 0]
+
+    out = analyze.main(["analyze.py", str(tmp_path)])
+    text = out.read_text()
+    assert "## The linear VAE against its closed form" in text and "**no**" not in text.split("## The claim")[0]
+    for fig in ("vae_active_units", "vae_kl", "vae_samples"):
+        assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
+
+
+def _mean_loss_grad_norm(plan, params, x, beta, keys=1024):
+    """|grad| of the library's loss, averaged over `keys` reparameterisation draws on the full batch."""
+    hp = {k: jnp.float32(0.0) for k in train.HPARAMS}
+    hp["beta"] = jnp.float32(beta)
+    x = jnp.asarray(x)
+
+    def loss(p, key):
+        return objectives.loss_fn(p, {}, None, x, key, hp, spec=plan.spec, obj=plan.obj,
+                                  lo_D=x.min(0), hi_D=x.max(0))[0]
+
+    def mean_loss(p):
+        return jax.vmap(lambda i: loss(p, jax.random.key(i)))(jnp.arange(keys)).mean()
+
+    value, grads = jax.jit(jax.value_and_grad(mean_loss))(jax.tree.map(jnp.asarray, params))
+    return float(value), float(optax.global_norm(grads))
+
+
+def test_linear_vae_closed_form_is_a_stationary_point_of_the_library_loss():
+    """README's derivation on the library's own loss: with recon = sum of squares and beta x KL, the
+    probabilistic-PCA solution with noise variance beta / 2 has zero expected gradient and a lower loss;
+    the one with noise variance beta (the 1/2-squared-error convention) does not. The expectation over
+    the reparameterisation noise is a mean over 1024 draws: its Monte Carlo error is about 0.015 here."""
+    beta = 0.5
+    analyze = common.load_module(EXP / "vae" / "analyze.py")
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(500, 6)) * [2.0, 1.5, 1.0, 0.8, 0.3, 0.1] + 1.0).astype(np.float32)
+    c = config_lib.base_config()
+    c.model.activation, c.model.output, c.model.depth, c.model.code_size = "linear", "linear", 0, 5
+    c.vae.enabled = True
+    plan = train.Plan(models.model_spec(c, (6,)), objectives.objective_spec(c, False), "adam", "constant", 8, 1, 1)
+    like = jax.tree.map(np.asarray, models.init_params(plan.spec, jax.random.key(0)))
+    good = analyze.closed_form_params(like, x, beta)
+    bad = analyze.closed_form_params(like, x, beta, noise_factor=1.0)
+    kept = (np.asarray(good["out"]["kernel"]) ** 2).sum(1) > 0
+    assert 0 < kept.sum() < 5  # some directions switched off, the latent size does not bind
+    loss_good, grad_good = _mean_loss_grad_norm(plan, good, x, beta)
+    loss_bad, grad_bad = _mean_loss_grad_norm(plan, bad, x, beta)
+    assert grad_good < 0.05 < 0.5 < grad_bad, (grad_good, grad_bad)
+    assert loss_good < loss_bad
