@@ -5,6 +5,7 @@ packages: `load_module` imports one by path (the tests use it). A script run as
 `python experiments/NAME/run.py ...` puts the repo root on `sys.path` itself before importing this.
 """
 
+import contextlib
 import importlib.util
 import json
 import sys
@@ -71,6 +72,32 @@ def analysis_writer(wandb_cfg: Any, workdir: Path, name: str, config: Any) -> wr
     """The W&B run (job_type "analysis") an experiment logs its figures and tables to."""
     return writers.open_writer(wandb_cfg, workdir=str(workdir), name=f"{name}/analysis", group=name,
                                job_type="analysis", config=config, tags=("analysis",))
+
+
+@contextlib.contextmanager
+def analysis(wandb_cfg: Any, workdir: Path, name: str, config: Any):
+    """Yields (analysis W&B run, markdown lines); the run is closed however the block ends, and on a clean
+    exit the lines become WORKDIR/analysis.md (a failed analysis leaves the previous one in place)."""
+    writer = analysis_writer(wandb_cfg, workdir, name, config)
+    doc: list[str] = []
+    try:
+        yield writer, doc
+    finally:
+        writer.close()
+    out = Path(workdir) / "analysis.md"
+    out.write_text("\n".join(doc).rstrip("\n") + "\n")
+    print(f"analysis: {out}; figures: {Path(workdir) / 'figures'}")
+
+
+def sweep_results(argv: Sequence[str], script: str) -> tuple[Path, list[dict], str]:
+    """`python experiments/NAME/analyze.py WORKDIR`: the workdir, its ok results and the sweep's name."""
+    if len(argv) != 2:
+        raise ConfigError(f"usage: python {script} WORKDIR")
+    workdir = Path(argv[1])
+    records = read_results(workdir)
+    if not records:
+        raise ConfigError(f"{workdir / 'results.jsonl'}: no finished (ok) member to analyse")
+    return workdir, records, records[0]["config"].get("name") or Path(script).parent.name
 
 
 def wandb_of_results(records: list[dict]) -> dict:

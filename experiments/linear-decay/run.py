@@ -177,19 +177,14 @@ def main(argv: list[str]) -> list[dict]:
     results = [analyse_member(f, f["member"].config.train.weight_decay) for f in fits]
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "linear_decay.json").write_text(json.dumps(results, indent=1))
-    writer = common.analysis_writer(config.wandb, workdir, name, config)
-    try:
+    with common.analysis(config.wandb, workdir, name, config) as (writer, doc):
         path = common.save_figure(plot(results), workdir, "linear_decay", writer)
-        text = markdown(name, config, results, f"figures/{path.name}", str(clock))
+        doc.append(markdown(name, config, results, f"figures/{path.name}", str(clock)))
         evals = results[0]["eigenvalues"]
         writer.table("directions", ["i", "eigenvalue", "weight_decay", "closed_form", "learned_sv"],
                      [[i + 1, evals[i], r["weight_decay"], r["closed_form"][i], r["learned_sv"][i]]
                       for r in results for i in range(len(evals))])
         writer.summary({f"sv_max_abs_error/lambda={r['weight_decay']:g}": r["sv_max_abs_error"] for r in results})
-    finally:
-        writer.close()
-    (workdir / "analysis.md").write_text(text)
-    print(f"analysis: {workdir / 'analysis.md'}; figure: {path} ({clock})")
     return results
 
 

@@ -250,18 +250,13 @@ def main(argv: list[str]) -> dict:
                         test_mse=r["_test_mse"], train_loss=np.asarray(loss), eigenvalues=r["eigenvalues"])
     (workdir / "linear_dynamics.json").write_text(json.dumps({k: v for k, v in r.items() if not k.startswith("_")},
                                                             indent=1))
-    writer = common.analysis_writer(c.wandb, workdir, name, c)
-    try:
+    with common.analysis(c.wandb, workdir, name, c) as (writer, doc):
         path = common.save_figure(plot(c, steps, r), workdir, "linear_dynamics", writer)
-        text = markdown(name, c, r, f"figures/{path.name}", str(clock))
+        doc.append(markdown(name, c, r, f"figures/{path.name}", str(clock)))
         writer.table("half_times", ["direction", "eigenvalue"] + [f"t_half seed {s}" for s in seeds],
                      [[i + 1, r["eigenvalues"][i], *np.array(r["t_half"])[:, i]] for i in range(c.dynamics.directions)])
         writer.summary({"order_ok": all(r["order_ok"]), "t_half_times_ev": r["fitted_constant"],
                         "spread_t_half_times_ev": r["spread_t_half_times_ev"]})
-    finally:
-        writer.close()
-    (workdir / "analysis.md").write_text(text)
-    print(f"analysis: {workdir / 'analysis.md'}; figure: {path} ({clock})")
     return r
 
 

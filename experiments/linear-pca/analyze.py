@@ -90,20 +90,15 @@ def plot(summary: dict[str, list[dict]], records: list[dict]) -> Figure:
 
 def main(argv: list[str]) -> Path:
     """Writes WORKDIR/analysis.md and WORKDIR/figures/linear_pca.png; returns the analysis path."""
-    if len(argv) != 2:
-        raise common.ConfigError("usage: python experiments/linear-pca/analyze.py WORKDIR")
-    workdir = Path(argv[1])
-    records = common.read_results(workdir)
+    workdir, records, name = common.sweep_results(argv, "experiments/linear-pca/analyze.py")
     summary = summarise(records)
     first = records[0]["config"]
-    name = first.get("name") or "linear-pca"
-    writer = common.analysis_writer(common.wandb_of_results(records), workdir, name,
-                                    {"sweep": name, "members": len(records)})
-    try:
+    with common.analysis(common.wandb_of_results(records), workdir, name,
+                         {"sweep": name, "members": len(records)}) as (writer, lines):
         path = common.save_figure(plot(summary, records), workdir, "linear_pca", writer)
         worst = max(row["worst"] for rows in summary.values() for row in rows)
         verdict = "reproduced" if worst <= TOLERANCE else "not reproduced"
-        lines = [f"# {name}: linear autoencoder vs PCA-k", "",
+        lines += [f"# {name}: linear autoencoder vs PCA-k", "",
                  f"Adam {first['train.learning_rate']:g}, {first['train.schedule']} schedule, "
                  f"{first['train.steps']} steps of batch {first['train.batch_size']}; {len(records)} members.", "",
                  f"![linear AE vs PCA-k](figures/{path.name})", ""]
@@ -123,12 +118,7 @@ def main(argv: list[str]) -> Path:
                   f"Verdict: **{verdict}**: the largest |test_mse / pca_mse - 1| over all members is "
                   f"{worst:.4f} (tolerance {TOLERANCE}); the largest train ratio is {worst_train:.4f}."]
         writer.summary({"worst_relative_gap": worst, "worst_train_ratio": worst_train, "verdict": verdict})
-    finally:
-        writer.close()
-    out = workdir / "analysis.md"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"analysis: {out}; figure: {path}")
-    return out
+    return workdir / "analysis.md"
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def cells(records: list[dict]) -> dict[tuple, dict]:
         pca = mean("pca_mse")
         regimes = collections.Counter(m["regime"] for m in ms).most_common()
         out[key] = dict(rank_frac=mean("jac_rank") / ms[0]["data_rank"], ood_fidelity=mean("ood_fidelity"),
-                        mse_over_pca=mean("test_mse") / pca if pca > 1e-12 else float("nan"),
+                        span_ood_fidelity=mean("span_ood_fidelity"), mse_over_pca=mean("test_mse") / pca if pca > 1e-12 else float("nan"),
                         test_mse=mean("test_mse"), pca_mse=pca, denoise_gain=mean("denoise_gain"),
                         const_ratio=mean("const_ratio"), attractor_fraction=mean("attractor_fraction"),
                         regime=regimes[0][0], data_rank=ms[0]["data_rank"], input_dim=ms[0]["input_dim"], n=len(ms))
@@ -112,7 +112,7 @@ def glance(table: dict[tuple, dict], data: str, width: int) -> str:
         for code in codes:
             v = table.get((data, width, depth, code))
             row.append("" if v is None else f"{SHORT.get(v['regime'], v['regime'])} {v['rank_frac']:.2f} "
-                                            f"{v['ood_fidelity']:.2f}")
+                                            f"{v['span_ood_fidelity']:.2f}")
         rows.append(row)
     return common.md_table(["depth \\ code"] + [str(c) for c in codes], rows)
 
@@ -143,23 +143,18 @@ def claim(records: list[dict]) -> tuple[str, str]:
 
 def main(argv: list[str]) -> Path:
     """Writes WORKDIR/analysis.md and WORKDIR/figures/overcomplete_lines.png; returns the analysis path."""
-    if len(argv) != 2:
-        raise common.ConfigError("usage: python experiments/overcomplete/analyze.py WORKDIR")
-    workdir = Path(argv[1])
-    records = common.read_results(workdir)
+    workdir, records, name = common.sweep_results(argv, "experiments/overcomplete/analyze.py")
     table = cells(records)
     first = records[0]["config"]
-    name = first.get("name") or "overcomplete"
-    writer = common.analysis_writer(common.wandb_of_results(records), workdir, name,
-                                    {"sweep": name, "members": len(records)})
-    try:
+    with common.analysis(common.wandb_of_results(records), workdir, name,
+                         {"sweep": name, "members": len(records)}) as (writer, lines):
         path = common.save_figure(plot(table, records), workdir, "overcomplete_lines", writer)
         verdict, text = claim(records)
         head = ["code", "code / D", "regimes", "jac_rank / r (min-max)", "ood_fidelity (min-max)", "test_mse",
                 "PCA-k", "denoise_gain"]
         writer.summary({"verdict": verdict})
-        lines = [f"# {name}: overcomplete ReLU autoencoders", "",
-                 f"ReLU MLP AEs, Adam {first['train.learning_rate']:g}, {first['train.steps']} steps of batch "
+        lines += [f"# {name}: overcomplete ReLU autoencoders", "",
+                  f"ReLU MLP AEs, Adam {first['train.learning_rate']:g}, {first['train.steps']} steps of batch "
                  f"{first['train.batch_size']}; {len(records)} members. Phase diagrams: `report.md`.", "",
                  f"![lines](figures/{path.name})", "",
                  "## The claim: depth 0 (one hidden ReLU layer, the code), seed means", ""]
@@ -171,16 +166,11 @@ def main(argv: list[str]) -> Path:
                 lines += [f"### {data} (D = {rows[0]['input_dim']}, data rank {rows[0]['data_rank']})", "",
                           common.md_table(head, table_rows), ""]
         lines += [f"Verdict (digits): **{verdict}**: {text}.", "",
-                 "## At a glance: regime, jac_rank / r, ood_fidelity (depth rows x code columns)", ""]
+                 "## At a glance: regime, jac_rank / r, span_ood_fidelity (depth rows x code columns)", ""]
         for data in sorted({k[0] for k in table}):
             for width in sorted({k[1] for k in table if k[0] == data}):
                 lines += [f"### {data}, width {width}", "", glance(table, data, width), ""]
-    finally:
-        writer.close()
-    out = workdir / "analysis.md"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"analysis: {out}; figure: {path}")
-    return out
+    return workdir / "analysis.md"
 
 
 if __name__ == "__main__":
