@@ -94,19 +94,22 @@ def denoise_gain(f, x_ND: np.ndarray, e_RND: np.ndarray) -> float:
     return num / float(np.square(e_RND.astype(np.float64)).sum())
 
 
+# Params are arguments, not constants: the members of a group share one compiled program per input shape.
+_reconstruct = jax.jit(models.reconstruct, static_argnums=0)
+_encode = jax.jit(lambda spec, params, x, masks: models.encode(spec, params, x, masks)["code"], static_argnums=0)
+
+
 def model_fn(fit: dict):
-    """f(x) of one trained member on the deterministic path, jitted once."""
+    """f(x) of one trained member on the deterministic path."""
     spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
-    fn = jax.jit(lambda x: models.reconstruct(spec, params, x, masks))
-    return lambda x: np.asarray(fn(np.asarray(x, np.float32)))
+    return lambda x: np.asarray(_reconstruct(spec, params, np.asarray(x, np.float32), masks))
 
 
 def code_fn(fit: dict):
     """The member's code (its own units only; packing pads with zero units)."""
     spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
-    fn = jax.jit(lambda x: models.encode(spec, params, x, masks)["code"])
     live = np.asarray(masks["code"]) > 0 if masks and "code" in masks else slice(None)
-    return lambda x: np.asarray(fn(np.asarray(x, np.float32)))[:, live]
+    return lambda x: np.asarray(_encode(spec, params, np.asarray(x, np.float32), masks))[:, live]
 
 
 def label_of(fit: dict) -> str:
@@ -116,18 +119,27 @@ def label_of(fit: dict) -> str:
     return f"{kind}, code {c.model.code_size}{deep}"
 
 
+def by_label(fits: list[dict]) -> dict[str, list[dict]]:
+    """{label: the members that differ only in their seed}, in member order."""
+    out: dict[str, list[dict]] = {}
+    for f in fits:
+        out.setdefault(label_of(f), []).append(f)
+    return out
+
+
 def denoising(fits: list[dict], uc) -> dict:
-    """Held-out denoise gains of every member and of the linear controls, per noise level."""
+    """Held-out denoise gains of every member (seed mean per label) and of the linear controls."""
     ds = fits[0]["dataset"]
     x_tr, x_te = ds.x_train, ds.x_test
     train_levels = sorted({f["member"].config.noise.level for f in fits if f["member"].config.noise.level > 0})
     codes_below = sorted({f["member"].config.model.code_size for f in fits
                           if f["member"].config.model.code_size < ds.dim})
-    fns = {label_of(f): model_fn(f) for f in fits}
+    fns = {name: [model_fn(f) for f in fs] for name, fs in by_label(fits).items()}
     rows = {"identity": [], "Wiener (fitted at each s)": []}
     rows.update({f"Wiener (fitted at s={t:g})": [] for t in train_levels})
     rows.update({f"PCA-{k} projector": [] for k in codes_below})
     rows.update({name: [] for name in fns})
+    per_seed = {name: [] for name in fns}
     checks = []
     for s in uc.eval_noise:
         e = heldout_noise(x_te.shape, s, uc.noise_draws, uc.eval_seed)
@@ -144,10 +156,12 @@ def denoising(fits: list[dict], uc) -> dict:
         for k in codes_below:
             mu_k, p_k = pca_projector(x_tr, k)
             rows[f"PCA-{k} projector"].append(denoise_gain(lambda y: apply_linear(mu_k, p_k, y), x_te, e))
-        for name, f in fns.items():
-            rows[name].append(denoise_gain(f, x_te, e))
-    return dict(levels=list(uc.eval_noise), train_levels=train_levels, gains=rows, wiener_checks=checks,
-                clean_test_mse={name: float(np.square(f(x_te) - x_te).mean()) for name, f in fns.items()})
+        for name, fs in fns.items():
+            per_seed[name].append([denoise_gain(f, x_te, e) for f in fs])
+            rows[name].append(float(np.mean(per_seed[name][-1])))
+    return dict(levels=list(uc.eval_noise), train_levels=train_levels, gains=rows, gains_per_seed=per_seed,
+                wiener_checks=checks,
+                clean_test_mse={name: [float(np.square(f(x_te) - x_te).mean()) for f in fs] for name, fs in fns.items()})
 
 
 def example_images(fits: list[dict], uc) -> dict:
@@ -163,7 +177,7 @@ def example_images(fits: list[dict], uc) -> dict:
     y = x + heldout_noise(x_te.shape, s, 1, uc.eval_seed + 1)[0][idx]
     mu, w = wiener_filter(ds.x_train, s)
     panels = {"clean": x, f"noisy s={s:g}": y}
-    panels.update({label_of(f): model_fn(f)(y) for f in fits})
+    panels.update({name: model_fn(fs[0])(y) for name, fs in by_label(fits).items()})
     panels[f"Wiener (s={s:g})"] = apply_linear(mu, w, y)
     return dict(panels=panels, shape=ds.shape)
 
@@ -171,9 +185,9 @@ def example_images(fits: list[dict], uc) -> dict:
 # ----------------------------------------------------------------------------- t-SNE
 
 
-def tsne_inputs(fits: list[dict], uc) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """({name: (N, K) representation}, labels, is_test) over train + test (or a fixed subset of them);
-    codes come from nets and PCA fitted on the train split only."""
+def tsne_inputs(fits: list[dict], uc) -> tuple[dict[str, list[np.ndarray]], np.ndarray, np.ndarray]:
+    """({name: [(N, K) representation per net seed]}, labels, is_test) over train + test (or a fixed
+    subset of them); codes come from nets and PCA fitted on the train split only."""
     ds = fits[0]["dataset"]
     if ds.y_train is None or ds.y_test is None:
         raise ConfigError(f"config.data.name: {ds.name} has no labels; the t-SNE half needs them")
@@ -183,14 +197,15 @@ def tsne_inputs(fits: list[dict], uc) -> tuple[dict[str, np.ndarray], np.ndarray
     if uc.tsne_points:
         keep = np.sort(np.random.default_rng(0).permutation(len(x))[:uc.tsne_points])
         x, y, is_test = x[keep], y[keep], is_test[keep]
-    reps = {RAW: x}
+    reps = {RAW: [x]}
+    groups = by_label(fits)
     for k in sorted({f["member"].config.model.code_size for f in fits if f["member"].config.model.code_size < ds.dim}):
         mu, c_DD = covariance(ds.x_train)
         _, vecs = np.linalg.eigh(c_DD)
-        reps[f"PCA-{k}"] = ((x - mu) @ vecs[:, ::-1][:, :k]).astype(np.float32)
-        for f in fits:
-            if f["member"].config.model.code_size == k:
-                reps[label_of(f)] = code_fn(f)(x)
+        reps[f"PCA-{k}"] = [((x - mu) @ vecs[:, ::-1][:, :k]).astype(np.float32)]
+        for name, fs in groups.items():
+            if fs[0]["member"].config.model.code_size == k:
+                reps[name] = [code_fn(f)(x) for f in fs]
     return reps, y, is_test
 
 
@@ -219,24 +234,32 @@ def embed(z_NK: np.ndarray, seed: int, uc) -> np.ndarray:
     # One OpenMP thread: on a loaded 2-core machine sklearn's Barnes-Hut threads spin-wait on each other
     # (500 points took 25 s with 2 threads, 1.2 s with 1); the map does not depend on the thread count.
     with threadpool_limits(limits=1):
-        return TSNE(n_components=2, perplexity=uc.perplexity, init="pca", learning_rate="auto",
+        return TSNE(n_components=2, perplexity=uc.perplexity, init=uc.tsne_init, learning_rate="auto",
                     max_iter=uc.tsne_iter, random_state=seed).fit_transform(np.asarray(z_NK, np.float64))
 
 
-def dimensionality_reduction(reps: dict[str, np.ndarray], y: np.ndarray, is_test: np.ndarray, uc) -> dict:
+def tsne_runs(zs: list[np.ndarray], seeds: tuple[int, ...]) -> list[tuple[np.ndarray, int]]:
+    """(representation, t-SNE seed) pairs: a fixed input gets every seed; the nets' seeds are paired
+    with the t-SNE seeds in turn, so each map is a fresh draw of both and the cost stays one map per net."""
+    if len(zs) == 1:
+        return [(zs[0], seed) for seed in seeds]
+    return [(z, seeds[i % len(seeds)]) for i, z in enumerate(zs)]
+
+
+def dimensionality_reduction(reps: dict[str, list[np.ndarray]], y: np.ndarray, is_test: np.ndarray, uc) -> dict:
     """Per representation: how well the code itself keeps the raw neighbourhoods and labels, and the same
-    for its t-SNE maps (one per seed)."""
-    raw, k = reps[RAW], uc.trust_neighbors
+    for its t-SNE maps (one per (net seed, t-SNE seed) run)."""
+    raw, k = reps[RAW][0], uc.trust_neighbors
     out = {}
-    for name, z in reps.items():
-        maps = [embed(z, seed, uc) for seed in uc.tsne_seeds]
+    for name, zs in reps.items():
+        runs = [(z, embed(z, seed, uc)) for z, seed in tsne_runs(zs, tuple(uc.tsne_seeds))]
         out[name] = dict(
-            dims=int(z.shape[1]),
-            code_trust_raw=trust(raw, z, k), code_knn=knn_heldout(z, y, is_test, uc.knn),
-            trust_raw=[trust(raw, m, k) for m in maps], trust_own=[trust(z, m, k) for m in maps],
-            knn_heldout=[knn_heldout(m, y, is_test, uc.knn) for m in maps],
-            knn_cv=[knn_cv(m, y, uc.knn, uc.cv_folds) for m in maps],
-            embedding=maps[0])
+            dims=int(zs[0].shape[1]), maps=len(runs), nets=len(zs),
+            code_trust_raw=[trust(raw, z, k) for z in zs], code_knn=[knn_heldout(z, y, is_test, uc.knn) for z in zs],
+            trust_raw=[trust(raw, m, k) for _, m in runs], trust_own=[trust(z, m, k) for z, m in runs],
+            knn_heldout=[knn_heldout(m, y, is_test, uc.knn) for _, m in runs],
+            knn_cv=[knn_cv(m, y, uc.knn, uc.cv_folds) for _, m in runs],
+            embedding=runs[0][1])
     return out
 
 
@@ -292,10 +315,10 @@ def plot_tsne(dr: dict, y: np.ndarray) -> Figure:
     return fig
 
 
-def spread(v: list[float], digits: int = 3) -> str:
-    """mean ± half the range over t-SNE seeds."""
+def spread(v: list[float], fmt: str = ".3f") -> str:
+    """mean ± half the range over seeds (just the value when there is one)."""
     v = np.asarray(v)
-    return f"{v.mean():.{digits}f}" if len(v) == 1 else f"{v.mean():.{digits}f} ± {(v.max() - v.min()) / 2:.{digits}f}"
+    return f"{v.mean():{fmt}}" if len(v) == 1 else f"{v.mean():{fmt}} ± {np.ptp(v) / 2:{fmt}}"
 
 
 def verdicts(den: dict, dr: dict) -> dict:
@@ -307,7 +330,7 @@ def verdicts(den: dict, dr: dict) -> dict:
                                 best=float(g.min()))
                         for n, g in dae.items()}
     raw = dr[RAW]
-    tol = lambda a, b: 0.5 * (np.ptp(a) + np.ptp(b))  # seed noise: the mean half-ranges of both maps
+    tol = lambda a, b: 0.5 * (np.ptp(a) + np.ptp(b))  # seed noise: the half-ranges of both, added
     out["tsne"] = {}
     for name, r in dr.items():
         if name == RAW:
@@ -315,7 +338,8 @@ def verdicts(den: dict, dr: dict) -> dict:
         d_trust = float(np.mean(r["trust_raw"]) - np.mean(raw["trust_raw"]))
         d_knn = float(np.mean(r["knn_cv"]) - np.mean(raw["knn_cv"]))
         out["tsne"][name] = dict(
-            d_trust=d_trust, d_knn_cv=d_knn,
+            d_trust=d_trust, d_knn_cv=d_knn, tol_trust=float(tol(r["trust_raw"], raw["trust_raw"])),
+            tol_knn_cv=float(tol(r["knn_cv"], raw["knn_cv"])),
             trust_ok=bool(d_trust >= -tol(r["trust_raw"], raw["trust_raw"])),
             knn_ok=bool(d_knn >= -tol(r["knn_cv"], raw["knn_cv"])))
     return out
@@ -324,14 +348,15 @@ def verdicts(den: dict, dr: dict) -> dict:
 def markdown(name: str, config, fits: list[dict], den: dict, dr: dict, ver: dict, elapsed: str) -> str:
     c, uc = config, config.usecases
     ds = fits[0]["dataset"]
-    train_rows = [[label_of(f), f["steps"], common.fmt(float(f["curves"]["loss/recon"][-1]), 4),
-                   common.fmt(den["clean_test_mse"][label_of(f)], 4)] for f in fits]
+    train_rows = [[name, len(fs), fs[0]["steps"], spread([float(f["curves"]["loss/recon"][-1]) for f in fs], ".3g"),
+                   spread(den["clean_test_mse"][name], ".2e")] for name, fs in by_label(fits).items()]
     seen = set(den["train_levels"])
     head = ["denoiser"] + [f"s={s:g}" + (" (trained)" if s in seen else "") for s in den["levels"]]
-    gain_rows = [[n] + [f"{v:.3f}" for v in g] for n, g in den["gains"].items()]
+    gain_rows = [[n] + ([spread(v) for v in den["gains_per_seed"][n]] if n in den["gains_per_seed"]
+                        else [f"{v:.3f}" for v in g]) for n, g in den["gains"].items()]
     check_rows = [[f"{r['s']:g}", f"{r['closed_form']:.5f}", f"{r['expected_train']:.5f}",
                    f"{r['expected_test']:.5f}", f"{r['empirical_test']:.5f}"] for r in den["wiener_checks"]]
-    tsne_rows = [[n, r["dims"], f"{r['code_trust_raw']:.3f}", f"{r['code_knn']:.3f}", spread(r["trust_raw"]),
+    tsne_rows = [[n, r["dims"], r["maps"], spread(r["code_trust_raw"]), spread(r["code_knn"]), spread(r["trust_raw"]),
                   spread(r["trust_own"]), spread(r["knn_heldout"]), spread(r["knn_cv"])] for n, r in dr.items()]
     n_pts = len(dr[RAW]["embedding"])
     lines = [
@@ -340,11 +365,13 @@ def markdown(name: str, config, fits: list[dict], den: dict, dr: dict, ver: dict
         f"{c.model.depth}, {c.train.optimizer} {c.train.learning_rate:g}, {c.train.steps} steps of batch "
         f"{c.train.batch_size}, trained on Gaussian noise of std 0 (plain) or {', '.join(f'{t:g}' for t in den['train_levels'])}; "
         f"wall time {elapsed}.", "",
-        common.md_table(["net", "steps", "final train loss (sum over pixels)", "clean test MSE per pixel"], train_rows), "",
+        common.md_table(["net", "seeds", "steps", "final train loss (sum over pixels)", "clean test MSE per pixel"],
+                        train_rows), "",
         "## Denoising on held-out noise", "",
         f"Denoise gain sum ||f(x+e) - x||² / sum ||e||² over the {len(ds.x_test)} test images x {uc.noise_draws} "
         f"fresh draws of e ~ N(0, s² I) per level (NumPy generator seed {uc.eval_seed}; the nets were trained "
-        "with JAX keys). Identity = 1; below 1 the output is closer to the clean image than the input was.", "",
+        "with JAX keys). Identity = 1; below 1 the output is closer to the clean image than the input was. "
+        "Nets with several seeds: mean ± half-range over seeds.", "",
         "![gain](figures/denoise_gain.png)", "",
         common.md_table(head, gain_rows), "",
         "Wiener filter W = C (C + s² I)^-1 (C: train covariance normalised by N): closed-form expected gain "
@@ -353,22 +380,25 @@ def markdown(name: str, config, fits: list[dict], den: dict, dr: dict, ver: dict
         common.md_table(["s", "tr(W)/D", "exact, train", "exact, test", "measured, test"], check_rows), "",
         f"![examples](figures/denoise_examples.png)", "",
         "## t-SNE of codes", "",
-        f"{n_pts} images (train + test), t-SNE to 2-D (perplexity {uc.perplexity:g}, PCA init, {uc.tsne_iter} "
-        f"iterations), seeds {list(uc.tsne_seeds)} (mean ± half-range). Trustworthiness with "
+        f"{n_pts} images (train + test), t-SNE to 2-D (perplexity {uc.perplexity:g}, {uc.tsne_init} init, {uc.tsne_iter} "
+        f"iterations), t-SNE seeds {list(uc.tsne_seeds)}: every seed for raw and PCA, net seed i paired with "
+        f"t-SNE seed i for the AEs ('maps' = t-SNE runs; mean ± half-range over them). Trustworthiness with "
         f"k = {uc.trust_neighbors}; kNN = {uc.knn}-NN accuracy, held-out (train points' positions classify "
         f"the test points) and {uc.cv_folds}-fold CV over all points. 'code' columns: the representation "
         "itself before t-SNE.", "",
         "![tsne](figures/tsne.png)", "",
-        common.md_table(["input to t-SNE", "dims", "code trust vs raw", "code kNN", "2-D trust vs raw",
+        common.md_table(["input to t-SNE", "dims", "maps", "code trust vs raw", "code kNN", "2-D trust vs raw",
                          "2-D trust vs own input", "2-D kNN held-out", "2-D kNN CV"], tsne_rows), "",
         "## Verdict", ""]
     for n, v in ver["denoising"].items():
         lines.append(f"- {n}: gain below 1 at s = {v['below_1'] or 'none'}; at most {WELL_BELOW} at "
                      f"s = {v['well_below'] or 'none'}; best {v['best']:.3f}.")
+    judge = lambda ok, tol: (f"at least as good (seed noise ±{tol:.4f})" if ok
+                             else f"worse, beyond seed noise ±{tol:.4f}")
     for n, v in ver["tsne"].items():
-        lines.append(f"- t-SNE of {n} vs raw: trust {v['d_trust']:+.4f} "
-                     f"({'within seed noise or better' if v['trust_ok'] else 'worse'}), kNN CV {v['d_knn_cv']:+.4f} "
-                     f"({'within seed noise or better' if v['knn_ok'] else 'worse'}).")
+        lines.append(f"- t-SNE of {n} vs raw (difference of means): trust {v['d_trust']:+.4f}, "
+                     f"{judge(v['trust_ok'], v['tol_trust'])}; kNN CV {v['d_knn_cv']:+.4f}, "
+                     f"{judge(v['knn_ok'], v['tol_knn_cv'])}.")
     lines.append("")
     return "\n".join(lines)
 
@@ -392,6 +422,8 @@ def check_usecases(uc, n_points: int) -> None:
         bad("trust_neighbors", f"must be in [1, {n / 2:g}) (sklearn's trustworthiness), got {uc.trust_neighbors}")
     if not 0 < uc.perplexity < n:
         bad("perplexity", f"must be in (0, {n}), got {uc.perplexity}")
+    if uc.tsne_init not in ("pca", "random"):
+        bad("tsne_init", f"must be 'pca' or 'random', got {uc.tsne_init!r}")
     if uc.tsne_iter < 250:
         bad("tsne_iter", f"must be at least 250 (sklearn's TSNE), got {uc.tsne_iter}")
     if uc.knn < 1 or uc.cv_folds < 2:
