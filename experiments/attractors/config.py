@@ -37,12 +37,13 @@ def get_config(arg=None):
     c.diagnostics.jac_points = 20
     c.diagnostics.ood_samples = 500
     c.diagnostics.probe = False
-    # What run.py iterates from: each training image (at most `points`) corrupted `repeats` times per level.
+    # What run.py iterates from: each of the first `points` training images corrupted `repeats` times per
+    # level (the spectral radius is measured at every training image).
     c.attractors = ml_collections.ConfigDict()
     c.attractors.gaussian = (0.1, 0.2, 0.4)  # noise std per pixel (pixels are in [0, 1])
     c.attractors.mask = (0.25, 0.5)  # fraction of pixels set to 0
-    c.attractors.repeats = 5
-    c.attractors.points = 100
+    c.attractors.repeats = 3
+    c.attractors.points = 50
     c.attractors.iters = 300
     c.attractors.tolerance = 0.05  # recovered: |f^T(z) - x_i| <= tolerance * |x_i|, x_i the source image
     if arg == "smoke":

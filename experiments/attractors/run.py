@@ -4,7 +4,7 @@ Trains the config's sweep of wide leaky-ReLU MLP autoencoders on a few digits wi
 `experiments/common.py: fit_members`, then tests Radhakrishnan et al.'s associative-memory claim:
   rho        spectral radius (largest |eigenvalue|) of J_f(x_i) at every training image x_i
              (all below 1: x_i is an attractor of the iteration z <- f(z))
-  recovery   fraction of corrupted training images z = corrupt(x_i) whose iterates f^T(z) end within
+  recovery   fraction of corrupted training images z = corrupt(x_i) (the first `attractors.points`) whose iterates f^T(z) end within
              `attractors.tolerance * |x_i|` of their own source image x_i, per corruption level
              (Gaussian noise of std s; masking: a fraction of the pixels set to 0)
   to_any     fraction ending that close to some training image (a wrong one counts here only)
@@ -55,7 +55,7 @@ def spectral_radii(f, x_ND: np.ndarray) -> np.ndarray:
 
 def iterate(f, z_KD: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray]:
     """(f^iters(z), snapshots at SNAPSHOTS) for every row of z, in one compiled loop."""
-    keep = [t for t in SNAPSHOTS if t <= iters]
+    keep = [t for t in SNAPSHOTS if t < iters]  # the last iterate is returned on its own
 
     def run(z):
         def body(t, carry):
@@ -98,7 +98,7 @@ def analyse_member(fit: dict) -> dict:
     spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
     f = lambda x: models.reconstruct(spec, params, x, masks)  # noqa: E731
     x = np.asarray(fit["dataset"].x_train)
-    rho = spectral_radii(f, x[:c.attractors.points])
+    rho = spectral_radii(f, x)
     levels = corruptions(x, c.attractors, c.seed)
     names = list(levels)
     z_all = np.concatenate([levels[k][0] for k in names])
@@ -120,7 +120,7 @@ def analyse_member(fit: dict) -> dict:
         library={k: lib.get(k) for k in ("regime", "attractor_fraction", "const_ratio", "ood_fidelity",
                                          "span_ood_fidelity", "jac_rank", "data_rank", "denoise_gain",
                                          "test_mse")},
-        show=show, snapshots=[t for t in SNAPSHOTS if t <= c.attractors.iters] + [c.attractors.iters],
+        show=show, snapshots=[t for t in SNAPSHOTS if t < c.attractors.iters] + [c.attractors.iters],
     )
 
 

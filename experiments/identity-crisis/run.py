@@ -125,14 +125,14 @@ def analyse_member(fit: dict) -> dict:
 
 def plot_outputs(results: list[dict], probes: dict[str, np.ndarray], x_train: np.ndarray, shape) -> Figure:
     """Rows: the inputs, then one row per depth; columns: the training example, then unseen inputs.
-    Left block fully connected, right block convolutional (single-example members only)."""
+    Top block fully connected, bottom block convolutional (single-example members only)."""
     single = [r for r in results if r["n_train"] == 1]
     kinds = [k for k in KIND_LABEL if any(r["kind"] == k for r in single)]
     depths = sorted({r["layers"] for r in single})
     inputs = [x_train[0]] + [z for name in probes for z in probes[name][:SHOW]]
     cols = len(inputs)
-    fig = Figure(figsize=(1.0 * cols * len(kinds) + 1, 1.05 * (len(depths) + 1) + 0.6), layout="constrained")
-    subs = fig.subfigures(1, len(kinds), squeeze=False)[0]
+    fig = Figure(figsize=(0.85 * cols + 0.6, (0.9 * (len(depths) + 1) + 0.4) * len(kinds)), layout="constrained")
+    subs = fig.subfigures(len(kinds), 1, squeeze=False)[:, 0]
     for sub, kind in zip(subs, kinds):
         axes = sub.subplots(len(depths) + 1, cols, squeeze=False)
         rows = [("input", inputs)]
