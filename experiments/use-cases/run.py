@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:  # `python experiments/use-cases/run.py` puts only
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from ae_jax import models, sweep as sweep_lib  # noqa: E402
 from ae_jax.errors import ConfigError  # noqa: E402
@@ -283,7 +284,7 @@ def plot_examples(examples: dict) -> Figure:
 
 
 def plot_gains(den: dict) -> Figure:
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    fig = Figure(figsize=(8.4, 4.2), layout="constrained")
     ax = fig.subplots()
     s = den["levels"]
     for j, (name, g) in enumerate(den["gains"].items()):
@@ -296,19 +297,25 @@ def plot_gains(den: dict) -> Figure:
     ax.set(xscale="log", yscale="log", xlabel="held-out noise std s", ylabel="E||f(x+e)-x||² / E||e||²",
            title="denoise gain on test images (dotted: the DAEs' training s)")
     ax.set_xticks(s, [f"{v:g}" for v in s])
-    ax.legend(fontsize=7)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
-def plot_tsne(dr: dict, y: np.ndarray) -> Figure:
+def plot_tsne(dr: dict, y: np.ndarray, knn: int) -> Figure:
+    """The first map of every input, coloured by digit, titled with that map's scores."""
     names = list(dr)
-    fig = Figure(figsize=(3.3 * len(names), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(3.0 * cols + 0.8, 3.1 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(names):]:
+        ax.set_axis_off()
     for ax, name in zip(axes, names):
         r, e = dr[name], dr[name]["embedding"]
         sc = ax.scatter(e[:, 0], e[:, 1], c=y, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
-        ax.set_title(f"{name} ({r['dims']}-d)\ntrust {r['trust_raw'][0]:.3f}, kNN CV {r['knn_cv'][0]:.3f}",
-                     fontsize=8)
+        ax.set_title(f"t-SNE of {name} ({r['dims']}-d)\ntrust {r['trust_raw'][0]:.3f}, "
+                     f"{knn}-NN CV {r['knn_cv'][0]:.3f}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(sc, ax=axes, ticks=range(10), shrink=0.8, label="digit")
@@ -345,7 +352,7 @@ def verdicts(den: dict, dr: dict) -> dict:
     return out
 
 
-def markdown(name: str, config, fits: list[dict], den: dict, dr: dict, ver: dict, elapsed: str) -> str:
+def markdown(name: str, config, fits: list[dict], den: dict, dr: dict, ver: dict, trained: str, elapsed: str) -> str:
     c, uc = config, config.usecases
     ds = fits[0]["dataset"]
     train_rows = [[name, len(fs), fs[0]["steps"], spread([float(f["curves"]["loss/recon"][-1]) for f in fs], ".3g"),
@@ -361,10 +368,10 @@ def markdown(name: str, config, fits: list[dict], den: dict, dr: dict, ver: dict
     n_pts = len(dr[RAW]["embedding"])
     lines = [
         f"# {name}: denoising and t-SNE of autoencoder codes", "",
-        f"{c.data.name} (D = {ds.dim}, {len(ds.x_train)} train / {len(ds.x_test)} test); ReLU MLP AEs, depth "
-        f"{c.model.depth}, {c.train.optimizer} {c.train.learning_rate:g}, {c.train.steps} steps of batch "
+        f"{c.data.name} (D = {ds.dim}, {len(ds.x_train)} train / {len(ds.x_test)} test); ReLU MLP AEs (hidden width "
+        f"{c.model.width} where depth > 0), {c.train.optimizer} {c.train.learning_rate:g}, {c.train.steps} steps of batch "
         f"{c.train.batch_size}, trained on Gaussian noise of std 0 (plain) or {', '.join(f'{t:g}' for t in den['train_levels'])}; "
-        f"wall time {elapsed}.", "",
+        f"wall time {elapsed} (training {trained}).", "",
         common.md_table(["net", "seeds", "steps", "final train loss (sum over pixels)", "clean test MSE per pixel"],
                         train_rows), "",
         "## Denoising on held-out noise", "",
@@ -458,11 +465,10 @@ def main(argv: list[str]) -> dict:
     result = dict(denoising=den, tsne={n: {k: v for k, v in r.items() if k != "embedding"} for n, r in dr.items()},
                   verdicts=ver, train_seconds=trained)
     (workdir / "use_cases.json").write_text(json.dumps(result, indent=1))
-    writer = common.analysis_writer(config.wandb, workdir, name, config)
-    try:
+    with common.analysis(config.wandb, workdir, name, config) as (writer, doc):
         common.save_figure(plot_examples(examples), workdir, "denoise_examples", writer)
         common.save_figure(plot_gains(den), workdir, "denoise_gain", writer)
-        common.save_figure(plot_tsne(dr, y), workdir, "tsne", writer)
+        common.save_figure(plot_tsne(dr, y, uc.knn), workdir, "tsne", writer)
         writer.table("denoise_gain", ["denoiser"] + [f"s={s:g}" for s in den["levels"]],
                      [[n] + list(g) for n, g in den["gains"].items()])
         writer.table("tsne", ["input", "dims", "trust_raw", "trust_own", "knn_heldout", "knn_cv"],
@@ -472,11 +478,8 @@ def main(argv: list[str]) -> dict:
         summary.update({f"tsne_trust/{n}": float(np.mean(r["trust_raw"])) for n, r in dr.items()})
         summary.update({f"tsne_knn_cv/{n}": float(np.mean(r["knn_cv"])) for n, r in dr.items()})
         writer.summary(summary)
-        text = markdown(name, config, fits, den, dr, ver, str(clock))
-    finally:
-        writer.close()
-    (workdir / "analysis.md").write_text(text)
-    print(f"analysis: {workdir / 'analysis.md'}; figures: {workdir / 'figures'} (trained in {trained}, total {clock})")
+        doc.append(markdown(name, config, fits, den, dr, ver, trained, str(clock)))
+    print(f"trained in {trained}, total {clock}")
     return dict(result, fits=fits, embeddings={n: r["embedding"] for n, r in dr.items()}, labels=y)
 
 
