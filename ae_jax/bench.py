@@ -1,9 +1,10 @@
-"""Measures the training engine side by side in one run: `python -m ae_jax.bench [--quick] [--scaling]`.
+"""Measures the training engine side by side in one run: `python -m ae_jax.bench [--quick] [--scaling|--stream]`.
 
 Prints one JSON object with the contract keys (CONTRACT.md, "Benchmark keys") and the raw timings
 behind each ratio. The machine may be shared, so the two sides of every ratio are timed alternately
 in the same process, `repeats` times, and medians are divided. `--scaling` instead prints (and writes
 to benchmarks/scaling.md) member-steps/s against the number of members and of forced host devices.
+`--stream` instead times the grain loader against the device loader on a train set of a few hundred MB.
 PyTorch is optional (requirements-bench.txt): without it `over_pytorch` is null.
 """
 
@@ -18,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 from pathlib import Path
 
 # Threads pinned to the core count before torch (if present) starts its OpenMP pool (PITFALLS.md).
@@ -29,7 +31,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from ae_jax import config as config_lib, data as data_lib, models, objectives, sharding, train  # noqa: E402
+from ae_jax import config as config_lib, data as data_lib, models, objectives, sharding, stream, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT_KEYS = ("vectorized_over_sequential", "over_pytorch", "peak_fraction", "device")
@@ -55,12 +57,15 @@ class Sizes:
     scaling_steps: int = 200
     device_counts: tuple[int, ...] = (1, 2, 4)
     device_members: int = 64
+    stream_examples: int = 100_000  # x 784 float32 = 314 MB
+    stream_dim: int = 784
+    stream_steps: int = 300
 
 
 FULL = Sizes()
 QUICK = Sizes(steps=40, chunk=20, repeats=1, peak_batch=1024, peak_width=256, peak_steps=2,
               peak_repeats=3, matmul_n=1024, memory_steps=10, scaling_members=(1, 4, 16),
-              scaling_steps=40, device_members=8)
+              scaling_steps=40, device_members=8, stream_examples=10_000, stream_steps=40)
 
 
 # ----------------------------------------------------------------------------- the small AE sweep
@@ -525,18 +530,80 @@ def run_scaling(sizes: Sizes) -> str:
     ])
 
 
+# ----------------------------------------------------------------------------- grain vs device loader
+
+def run_stream(sizes: Sizes) -> dict:
+    """steps/s of the same 16-member sweep fed by the grain loader and by the device loader, alternated."""
+    load_before = os.getloadavg()
+    x = np.random.default_rng(0).random((sizes.stream_examples, sizes.stream_dim), dtype=np.float32)
+    c = small_config()
+    plan = train.Plan(models.model_spec(c, (sizes.stream_dim,)), objectives.objective_spec(c, False), "adam",
+                      "constant", sizes.batch, sizes.stream_steps, min(sizes.chunk, sizes.stream_steps))
+    seeds, lrs = sweep_settings(sizes.members)
+    streamed = stream.Streamed(stream.ArraySource(x), x.min(0), x.max(0))  # the config defaults
+
+    def timed_fit(x_train) -> tuple[float, Any]:
+        t0 = time.perf_counter()
+        state, _ = train.fit(plan, seeds, hparams(lrs), x_train)
+        jax.block_until_ready(state.params)
+        return time.perf_counter() - t0, state.params
+
+    def timed_read() -> float:
+        t0 = time.perf_counter()
+        for _ in stream.host_chunks(streamed, seeds, plan.batch_size, plan.chunk, plan.n_chunks):
+            pass
+        return time.perf_counter() - t0
+
+    timed_fit(x), timed_fit(streamed)  # compiles both programs
+    t = {"device_fit_s": [], "grain_fit_s": [], "grain_reader_only_s": []}
+    for _ in range(sizes.repeats):
+        dt, p_device = timed_fit(x)
+        t["device_fit_s"].append(dt)
+        dt, p_grain = timed_fit(streamed)
+        t["grain_fit_s"].append(dt)
+        t["grain_reader_only_s"].append(timed_read())
+    steps = plan.n_chunks * plan.chunk
+    rate = lambda key: steps / statistics.median(t[key])
+    diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), p_device, p_grain))
+    return {
+        "grain_over_device_steps_per_s": rate("grain_fit_s") / rate("device_fit_s"),
+        "device_steps_per_s": rate("device_fit_s"),
+        "grain_steps_per_s": rate("grain_fit_s"),
+        "grain_reader_only_steps_per_s": rate("grain_reader_only_s"),
+        "max_abs_param_difference": max(diffs),
+        "train_set_mb": x.nbytes / 2**20,
+        "device": {**device_info(), "load_average_before": load_before[0], "load_average_after": os.getloadavg()[0]},
+        "timings_s": t,
+        "settings": {
+            "data": f"{x.shape[0]}x{x.shape[1]} float32 uniform in [0, 1], host memory",
+            "sweep": f"{sizes.members} members, {'-'.join(map(str, mlp_dims(plan.spec)))} ReLU, batch "
+                     f"{plan.batch_size}, {steps} Adam steps, {plan.chunk} steps per chunk",
+            "grain": f"read_threads={streamed.read_threads}, prefetch={streamed.prefetch} chunks; batches of "
+                     f"(T, M, B, D) = ({plan.chunk}, {sizes.members}, {plan.batch_size}, {x.shape[1]}) float32, "
+                     f"{plan.chunk * sizes.members * plan.batch_size * x.shape[1] * 4 / 2**20:.0f} MB per chunk",
+            "timing": "whole train.fit calls (programs compiled beforehand), device and grain alternated, "
+                      f"{sizes.repeats} repeats, medians; reader_only: the grain pipeline iterated alone",
+        },
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ae_jax.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 cores")
     parser.add_argument("--scaling", action="store_true",
                         help="print the scaling tables and write them to benchmarks/scaling.md")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
+    parser.add_argument("--stream", action="store_true",
+                        help="time the grain loader against the device loader on a few hundred MB")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child_main(json.loads(args.child))))
         return 0
     sizes = QUICK if args.quick else FULL
+    if args.stream:
+        print(json.dumps(run_stream(sizes), indent=1))
+        return 0
     if args.scaling:
         table = run_scaling(sizes)
         print(table)

@@ -8,7 +8,8 @@ draws its own batches (seeds differ in data order as well as in initialisation, 
 The two loaders (`config.data.loader`):
 - `device`: the train set is put on the device once; the scanned chunk draws the indices and gathers.
 - `grain`: `grain.MapDataset.range(steps).map(read_step)` draws the same indices on the host (JAX's
-  CPU backend: threefry is bit-exact across backends), gathers those rows from a random-access source
+  CPU backend; threefry and randint are integer arithmetic, so every backend draws the same bits,
+  checked against the device loader in tests/test_stream.py on CPU), gathers those rows from a random-access source
   (an in-memory/memory-mapped array, or a TFDS `array_record` data source) in `read_threads` threads,
   batches `plan.chunk` steps into one (T, M, B, D) array, keeps `prefetch` chunks ready, and `fit`
   puts chunk i+1 on the device while chunk i trains.
@@ -56,7 +57,10 @@ class MemberSampler:
     """Every member's indices at a global step, computed on the host CPU (M, B) int32."""
 
     def __init__(self, seeds_M: np.ndarray, batch: int, n: int):
-        self._cpu = jax.devices("cpu")[0]
+        try:
+            self._cpu = jax.devices("cpu")[0]
+        except RuntimeError:  # JAX_PLATFORMS without cpu: draw on the default device instead
+            self._cpu = jax.devices()[0]
         self._seeds = jax.device_put(np.asarray(seeds_M, np.uint32), self._cpu)
         self._n = jax.device_put(np.int32(n), self._cpu)
         self.batch = batch
