@@ -54,7 +54,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.loader = "auto"  # auto | device | grain
     c.data.stream_above_mb = 4096.0
     c.data.read_threads = 2  # grain: threads gathering batches on the host (0: the main thread)
-    c.data.prefetch = 2  # grain: chunks of batches read ahead on the host
+    c.data.prefetch = 2  # grain: transfers of batches read ahead on the host
+    c.data.transfer_mb = 64.0  # grain: at most this much batch data per host-to-device transfer
     c.data.manifold = ml_collections.ConfigDict()
     c.data.manifold.kind = "sphere"  # linear | sphere | swiss_roll
     c.data.manifold.intrinsic_dim = 4
@@ -240,6 +241,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _float(c, "data.stream_above_mb", 0.0)
     _int(c, "data.read_threads", 0, 256)
     _int(c, "data.prefetch", 1, 64)
+    _float(c, "data.transfer_mb", 0.0, lo_open=True)
     _choice(c, "data.manifold.kind", MANIFOLD_KINDS)
     _int(c, "data.manifold.intrinsic_dim", 1)
     _int(c, "data.manifold.ambient_dim", 1)
