@@ -11,8 +11,9 @@ The two loaders (`config.data.loader`):
   CPU backend; threefry and randint are integer arithmetic, so every backend draws the same bits,
   checked against the device loader in tests/test_stream.py on CPU), gathers those rows from a random-access source
   (an in-memory/memory-mapped array, or a TFDS `array_record` data source) in `read_threads` threads,
-  batches `plan.chunk` steps into one (T, M, B, D) array, keeps `prefetch` chunks ready, and `fit`
-  puts chunk i+1 on the device while chunk i trains.
+  batches S steps into one (S, M, B, D) array (S: the most steps of a `train.log_every` chunk whose
+  batches fit in `data.transfer_mb`), keeps `prefetch` of them ready, and `fit` puts transfer i+1 on
+  the device while transfer i trains.
 Same indices, same rows, same step function: both loaders give the same trajectory, so the loader is a
 memory and speed choice that never changes a number, and `auto` may pick either by size. grain's own
 `IndexSampler` (an epoch-wise shuffle shared by all members) was not used for that reason: it would
@@ -94,12 +95,21 @@ class Streamed:
     lo_D: np.ndarray
     hi_D: np.ndarray
     read_threads: int = 2
-    prefetch: int = 2  # chunks read ahead on the host
+    prefetch: int = 2  # transfers read ahead on the host
+    transfer_mb: float = 64.0  # at most this much batch data per host-to-device transfer
+
+
+def steps_per_transfer(chunk: int, step_bytes: int, transfer_mb: float) -> int:
+    """The most steps of a `chunk` (a divisor of it, so every transfer has one shape) whose batches fit
+    in `transfer_mb`; at least 1."""
+    fit = max(1, int(transfer_mb * 2**20 // max(step_bytes, 1)))
+    return max(d for d in range(1, min(chunk, fit) + 1) if chunk % d == 0)
 
 
 def host_chunks(streamed: Streamed, seeds_M: np.ndarray, batch: int, chunk: int, n_chunks: int,
                 start_chunk: int = 0) -> Iterator[np.ndarray]:
-    """(T, M, B, D) float32 host batches of chunks start_chunk .. n_chunks-1, in order, via grain."""
+    """(T, M, B, D) float32 host batches of steps [c T, (c + 1) T) for c = start_chunk .. n_chunks-1,
+    in order, via grain (T = `chunk`)."""
     import grain  # imported on this path only: 1.7 s
 
     sampler = MemberSampler(seeds_M, batch, len(streamed.source))
@@ -134,4 +144,4 @@ def training_input(data_cfg, dataset) -> tuple[str, "np.ndarray | Streamed"]:
         return loader, dataset.x_train
     source = dataset.train_source if dataset.train_source is not None else ArraySource(dataset.x_train)
     return loader, Streamed(source, dataset.x_train.min(0), dataset.x_train.max(0),
-                            int(data_cfg.read_threads), int(data_cfg.prefetch))
+                            int(data_cfg.read_threads), int(data_cfg.prefetch), float(data_cfg.transfer_mb))

@@ -30,6 +30,7 @@ HPARAMS = {
     "aux_weight": "sparsity.aux_weight",
     "contractive_weight": "contractive.weight",
     "beta": "vae.beta",
+    **{f"penalty_{name}": f"penalty.{name}" for name in objectives.PENALTIES},
 }
 
 OPTIMIZERS = {
@@ -158,18 +159,28 @@ def train_step(state: TrainState, hp: dict, data: Data, x_BD: jax.Array | None =
     return new_state, {**terms, "grad/norm": grad_norm, "_taken": take}
 
 
-def train_chunk(state: TrainState, hp: dict, data: Data, x_TBD: jax.Array | None = None, *,
-                plan: Plan) -> tuple[TrainState, dict]:
-    """`plan.chunk` steps in one `lax.scan` (over the streamed batches `x_TBD` if given); metrics are
-    averaged over the steps actually taken."""
+def train_chunk(state: TrainState, hp: dict, data: Data, *, plan: Plan) -> tuple[TrainState, dict]:
+    """`plan.chunk` steps in one `lax.scan`; metrics are averaged over the steps actually taken."""
     TRACE_COUNTS[plan] += 1
-    state, per_step = jax.lax.scan(lambda s, x: train_step(s, hp, data, x, plan=plan), state, x_TBD,
+    state, per_step = jax.lax.scan(lambda s, _: train_step(s, hp, data, plan=plan), state,
                                    length=plan.chunk)
+    return state, chunk_means(per_step)
+
+
+def chunk_means(per_step: dict) -> dict:
+    """{name: (..., T)} per-step metrics and their '_taken' mask -> means over the steps taken."""
+    per_step = dict(per_step)
     taken = per_step.pop("_taken").astype(jnp.float32)
-    n = taken.sum()
-    means = {k: jnp.where(n > 0, (v * taken).sum() / jnp.maximum(n, 1.0), jnp.nan)
-             for k, v in per_step.items()}
-    return state, means
+    n = taken.sum(-1)
+    return {k: jnp.where(n > 0, (v * taken).sum(-1) / jnp.maximum(n, 1.0), jnp.nan)
+            for k, v in per_step.items()}
+
+
+def train_streamed(state: TrainState, hp: dict, data: Data, x_SBD: jax.Array, *,
+                   plan: Plan) -> tuple[TrainState, dict]:
+    """The steps of one streamed transfer (x_SBD: S steps' batches); per-step metrics, unreduced."""
+    TRACE_COUNTS[plan] += 1
+    return jax.lax.scan(lambda s, x: train_step(s, hp, data, x, plan=plan), state, x_SBD)
 
 
 @functools.lru_cache(maxsize=64)
@@ -186,11 +197,15 @@ def compile_plan(plan: Plan):
 
 
 @functools.lru_cache(maxsize=64)
-def compile_stream_chunk(plan: Plan):
-    """The chunk for streamed batches x_TMBD: members on axis 1, so the scan runs over axis 0 inside
-    each member. The batch is not donated: no output has its shape, so XLA could not reuse it."""
-    return jax.jit(jax.vmap(functools.partial(train_chunk, plan=plan), in_axes=(0, 0, None, 1)),
-                   donate_argnums=0)
+def compile_stream(plan: Plan):
+    """The streamed group's programs: the steps of one transfer x_SMBD (members on axis 1, so the scan
+    runs over axis 0 inside each member), and the means of a chunk's per-step metrics (M, T).
+
+    The state is donated; the batch is not: no output has its shape, so XLA could not reuse it.
+    """
+    steps = jax.jit(jax.vmap(functools.partial(train_streamed, plan=plan), in_axes=(0, 0, None, 1)),
+                    donate_argnums=0)
+    return steps, jax.jit(jax.vmap(chunk_means))
 
 
 def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: np.ndarray | stream.Streamed,
@@ -233,15 +248,24 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
         state = sharding.shard_members(state, mesh)
         curves.update(saved)
     if streamed:
-        batches = _device_chunks(x_train, seeds_M, plan, start, mesh)
-        run = lambda s: compile_stream_chunk(plan)(s, hp, data, next(batches))
+        per = stream.steps_per_transfer(plan.chunk, len(seeds_M) * plan.batch_size * x_train.lo_D.size * 4,
+                                        x_train.transfer_mb)
+        batches = _device_chunks(x_train, seeds_M, plan, per, start, mesh)
+        steps, means = compile_stream(plan)
+
+        def run(s):
+            parts = []
+            for _ in range(plan.chunk // per):
+                s, per_step = steps(s, hp, data, next(batches))
+                parts.append(per_step)
+            return s, means({k: jnp.concatenate([p[k] for p in parts], axis=1) for k in parts[0]})
     else:
         batches = None
         run = lambda s: chunk(s, hp, data)
     last_save, pending = time.monotonic(), None
     try:
         for i in range(start, plan.n_chunks):
-            # Dispatch is asynchronous: a streamed chunk i+1 is read and sent while chunk i trains.
+            # Dispatch is asynchronous: a streamed transfer i+1 is read and sent while transfer i trains.
             state, metrics = run(state)
             if pending is not None:
                 _append(curves, pending)
@@ -263,15 +287,19 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
     return _unpad(state, m), {k: np.stack(v, axis=1)[:m] for k, v in curves.items()}
 
 
-def _device_chunks(streamed: "stream.Streamed", seeds_M: np.ndarray, plan: Plan, start: int, mesh):
-    """Streamed (T, M, B, D) batches on the device, members sharded like the state; one chunk ahead."""
-    host = stream.host_chunks(streamed, seeds_M, plan.batch_size, plan.chunk, plan.n_chunks, start)
+def _device_chunks(streamed: "stream.Streamed", seeds_M: np.ndarray, plan: Plan, per: int, start: int,
+                   mesh):
+    """Streamed (S, M, B, D) batches of `per` steps on the device from chunk `start` on, members sharded
+    like the state; one transfer ahead."""
+    parts = plan.chunk // per
+    n = plan.n_chunks * parts
+    host = stream.host_chunks(streamed, seeds_M, plan.batch_size, per, n, start * parts)
     spec = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
         None, sharding.AXIS))
     put = lambda x: jax.device_put(x, spec) if spec is not None else jax.device_put(x)
     try:
         ahead = put(next(host))
-        for _ in range(start + 1, plan.n_chunks):
+        for _ in range(start * parts + 1, n):
             current, ahead = ahead, put(next(host))
             yield current
         yield ahead

@@ -34,8 +34,8 @@ def hparams(m, **values):
     return hp
 
 
-def streamed(x, threads=2, prefetch=2):
-    return stream.Streamed(stream.ArraySource(x), x.min(0), x.max(0), threads, prefetch)
+def streamed(x, threads=2, prefetch=2, transfer_mb=64.0):
+    return stream.Streamed(stream.ArraySource(x), x.min(0), x.max(0), threads, prefetch, transfer_mb)
 
 
 def assert_same_states(a, b, curves_a, curves_b):
@@ -57,8 +57,10 @@ def test_grain_loader_gives_the_device_loaders_trajectory(digits):
     assert_same_states(*on_device[:1], *streamed_run[:1], on_device[1], streamed_run[1])
     diverged = np.asarray(streamed_run[0].diverged_at)
     assert diverged[0] == diverged[2] == -1 and diverged[1] >= 0
-    # In-main-thread reading (read_threads=0) yields the same batches.
-    serial = train.fit(plan, seeds, hp, streamed(digits.x_train, threads=0, prefetch=1))
+    # Reading in the main thread, and transfers of 5 steps (a quarter chunk), change nothing either.
+    step_mb = 4 * 32 * 64 * 4 / 2**20  # 3 members padded to 4 host devices, batch 32, D 64
+    assert stream.steps_per_transfer(plan.chunk, 4 * 32 * 64 * 4, 5.5 * step_mb) == 5
+    serial = train.fit(plan, seeds, hp, streamed(digits.x_train, threads=0, prefetch=1, transfer_mb=5.5 * step_mb))
     assert_same_states(streamed_run[0], serial[0], streamed_run[1], serial[1])
 
 
@@ -83,6 +85,14 @@ def test_host_batches_are_the_sampled_rows_and_restart_at_any_chunk():
     tail = list(stream.host_chunks(streamed(x), seeds, batch=5, chunk=4, n_chunks=3, start_chunk=2))
     assert len(tail) == 1
     np.testing.assert_array_equal(tail[0], full[2])
+
+
+def test_steps_per_transfer_divide_the_chunk_and_fit_the_budget():
+    mb = 2**20
+    assert stream.steps_per_transfer(100, mb, 64.0) == 50  # 64 fit; 50 is the largest divisor of 100
+    assert stream.steps_per_transfer(100, mb, 1000.0) == 100
+    assert stream.steps_per_transfer(100, 10 * mb, 1.0) == 1  # one step is over budget: still 1
+    assert stream.steps_per_transfer(97, mb, 64.0) == 1  # prime chunk
 
 
 def test_sampler_is_seeded_per_member_and_uniform_with_replacement():
@@ -124,7 +134,7 @@ def test_loader_keys_are_validated_and_auto_streams_above_the_threshold():
     c = config_lib.base_config()
     config_lib.validate(c)
     for key, bad in [("data.loader", "gpu"), ("data.prefetch", 0), ("data.read_threads", -1),
-                     ("data.stream_above_mb", -1.0)]:
+                     ("data.stream_above_mb", -1.0), ("data.transfer_mb", 0.0)]:
         with pytest.raises(ConfigError, match=f"config.{key}"):
             config_lib.validate(config_lib.apply_overrides(c, {key: bad}))
     c.data.stream_above_mb = 1.0
