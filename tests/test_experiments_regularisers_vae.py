@@ -69,8 +69,10 @@ def test_vae_smoke_units_fall_with_beta_and_the_linear_vae_meets_its_closed_form
     for fam in (linear, digits):
         units = [v["active_units"] for _, v in fam]
         kls = [v["kl"] for _, v in fam]
-        assert units == sorted(units, reverse=True) and units[0] > units[-1], units
+        assert units[0] > units[-1], units
         assert all(a > b for a, b in zip(kls, kls[1:])), kls
+    units = [v["active_units"] for _, v in digits]
+    assert units == sorted(units, reverse=True), units  # the linear VAE's count may not be (README)
     # Lucas et al.: the linear VAE keeps the eigen-directions with variance above beta / 2. Its KL meets
     # the closed form; its unit count never falls below it (Adam leaves collapsed units jittering above
     # the 0.01 threshold at some betas, README), and where nothing is kept nothing is active.
