@@ -6,6 +6,7 @@ from typing import Any, Iterable, Sequence
 
 import ml_collections
 
+from ae_jax import objectives
 from ae_jax.errors import ConfigError
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "gelu", "elu", "softplus", "leaky_relu")
@@ -33,6 +34,7 @@ TRACED_KEYS = (
     "sparsity.aux_weight",
     "contractive.weight",
     "vae.beta",
+    *(f"penalty.{name}" for name in objectives.PENALTIES),
 )
 
 
@@ -103,6 +105,8 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.contractive = ml_collections.ConfigDict()
     c.contractive.weight = 0.0
+
+    c.penalty = ml_collections.ConfigDict({name: 0.0 for name in objectives.PENALTIES})  # weights; 0 = off
 
     c.vae = ml_collections.ConfigDict()
     c.vae.enabled = False
@@ -299,6 +303,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
             "sparsity.kind", "'kl' needs sigmoid codes: set model.code_activation='sigmoid'")
 
     _float(c, "contractive.weight", 0.0)
+    for name in objectives.PENALTIES:
+        _float(c, f"penalty.{name}", 0.0)
     _check(isinstance(c.vae.enabled, bool), "vae.enabled", "must be True or False")
     _float(c, "vae.beta", 0.0)
     _float(c, "vae.active_threshold", 0.0)

@@ -29,6 +29,7 @@ def variant_tags(c: ml_collections.ConfigDict) -> list[str]:
         tags.append("contractive")
     if c.vae.enabled:
         tags.append("vae")
+    tags += [f"penalty:{name}" for name, weight in c.penalty.items() if weight > 0]
     if len(tags) == 2:
         tags.append("plain")
     return tags

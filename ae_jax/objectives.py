@@ -5,6 +5,7 @@ dimensions (data or code units), then averaged over the batch. `loss/*` values a
 terms; `loss/total` is the weighted sum that is optimised:
   total = recon + sparsity.weight * sparsity + contractive.weight * contractive
           + vae.beta * kl + train.weight_decay * l2 + sparsity.aux_weight * aux
+          + sum over PENALTIES of penalty.NAME * NAME
 recon is the squared error, or the Bernoulli cross-entropy in nats for a sigmoid output; kl is in nats.
 Two terms cannot be per example by nature: KL sparsity is a property of the batch's mean activation
 (Ng's CS294A), so it is per batch, summed over units; l2 is per model, summed over weights.
@@ -53,6 +54,27 @@ def corrupt(kind: str, key: jax.Array, x_BD: jax.Array, level: jax.Array, lo_D, 
     return x_BD if fn is None else fn(key, x_BD, level, lo_D, hi_D)
 
 
+# ----------------------------------------------------------------------------- pluggable penalties
+
+
+def map_jacobian_sq_norm(spec: ModelSpec, params: Any, masks: Any, x_BD: jax.Array, key: jax.Array) -> jax.Array:
+    """||d f(x) / d x||_F^2 of the whole map, per example, averaged over the batch (Alain & Bengio 2014's
+    reconstruction-contractive penalty). Unbiased with one Gaussian probe per example (Hutchinson:
+    E ||J v||^2 = ||J||_F^2 for v ~ N(0, I)), so it costs one forward-mode pass, whatever D is; unlike
+    the encoder-only contractive term it cannot be gamed by shrinking the code and growing the decoder."""
+    v_BD = jax.random.normal(key, x_BD.shape, x_BD.dtype)
+    _, jv_BD = jax.jvp(lambda x: models.reconstruct(spec, params, x, masks), (x_BD,), (v_BD,))
+    return jnp.square(jv_BD).sum(-1).mean()
+
+
+# A regulariser is one function (spec, params, masks, x_in_BD, key) -> scalar and one line here: the
+# config gets `penalty.NAME` (default 0 = off), the loss adds `penalty.NAME * term` and logs
+# `loss/NAME`, and the weight is a traced hyperparameter, so its strengths sweep in one program.
+PENALTIES: dict[str, Callable[..., jax.Array]] = {
+    "map_contractive": map_jacobian_sq_norm,
+}
+
+
 # ----------------------------------------------------------------------------- the objective
 
 
@@ -65,6 +87,7 @@ class Objective:
     contractive: bool
     aux_k: int
     dead_steps: int
+    penalties: tuple[str, ...] = ()  # names in PENALTIES with a nonzero weight
 
 
 def objective_spec(config: ml_collections.ConfigDict, contractive: bool) -> Objective:
@@ -77,6 +100,7 @@ def objective_spec(config: ml_collections.ConfigDict, contractive: bool) -> Obje
         aux_k=aux_k,
         # Irrelevant without the auxiliary loss; a constant keeps it from splitting shape groups.
         dead_steps=config.sparsity.dead_steps if aux_k else 0,
+        penalties=tuple(name for name in PENALTIES if config.penalty[name] > 0),
     )
 
 
@@ -162,6 +186,11 @@ def loss_fn(params, stats, masks, x_BD, key, hp, *, spec: ModelSpec, obj: Object
     if obj.contractive:
         terms["loss/contractive"] = encoder_jacobian_sq_norm(spec, params, x_in, masks).mean()
         total += hp["contractive_weight"] * terms["loss/contractive"]
+
+    for i, name in enumerate(obj.penalties):
+        k_penalty = jax.random.fold_in(key, 1 + i)  # fold_in leaves the noise/sample keys as they were
+        terms[f"loss/{name}"] = PENALTIES[name](spec, params, masks, x_in, k_penalty)
+        total += hp[f"penalty_{name}"] * terms[f"loss/{name}"]
 
     terms["loss/l2"] = l2_of_kernels(params)
     total += hp["weight_decay"] * terms["loss/l2"]
