@@ -161,6 +161,18 @@ def _merge(parts: Iterable[Overrides]) -> Overrides:
     return out
 
 
+def check_flag_keys(base: ml_collections.ConfigDict, argv: Sequence[str]) -> None:
+    """A `--config.KEY=VALUE` flag whose KEY the config lacks is a ConfigError naming it (before absl's
+    own, less helpful message)."""
+    flat = flatten(base.to_dict())
+    for arg in argv:
+        if arg.startswith("--config."):
+            key = arg[len("--config."):].split("=", 1)[0]
+            if key not in flat and not any(k.startswith(key + ".") for k in flat):
+                raise ConfigError(f"--config.{key}: no such config key (every key is in "
+                                  f"ae_jax/config.py:base_config)")
+
+
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Overrides) -> ml_collections.ConfigDict:
     """A copy of `config` with flat `a.b.c` keys set; an unknown key is a ConfigError."""
     c = ml_collections.ConfigDict(config.to_dict())

@@ -350,13 +350,7 @@ def main(argv: Sequence[str]) -> int:
         if not config_path:
             raise ConfigError("--config: required, e.g. --config=configs/quickstart.py:smoke")
         base, sweep, name = load_config_file(config_path)
-        flat = config_lib.flatten(base.to_dict())
-        for arg in argv[1:]:
-            if arg.startswith("--config."):
-                key = arg[len("--config."):].split("=", 1)[0]
-                if key not in flat and not any(k.startswith(key + ".") for k in flat):
-                    raise ConfigError(f"--config.{key}: no such config key (every key is in "
-                                      f"ae_jax/config.py:base_config)")
+        config_lib.check_flag_keys(base, argv[1:])
         try:
             fv(list(argv))
         except Exception as e:  # noqa: BLE001 - absl/ml_collections raise several kinds; all are user input

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import ml_collections
 import numpy as np
 
-from ae_jax import sweep as sweep_lib, writers
+from ae_jax import config as config_lib, sweep as sweep_lib, writers
 from ae_jax.errors import ConfigError
 
 
@@ -48,7 +48,8 @@ def parse_run_flags(argv: Sequence[str], doc: str) -> tuple[ml_collections.Confi
     path = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), None)
     if not path:
         raise ConfigError("--config: required, e.g. --config=experiments/linear-decay/config.py:smoke")
-    _, overrides, name = sweep_lib.load_config_file(path)
+    base, overrides, name = sweep_lib.load_config_file(path)
+    config_lib.check_flag_keys(base, argv[1:])
     try:
         fv(list(argv))
     except Exception as e:  # noqa: BLE001 - absl/ml_collections raise several kinds; all are user input
