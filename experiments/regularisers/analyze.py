@@ -219,30 +219,25 @@ def plot(table: dict, frontiers: dict) -> Figure:
 
 def main(argv: list[str]) -> Path:
     """Writes WORKDIR/analysis.md and WORKDIR/figures/regulariser_paths.png; returns the analysis path."""
-    if len(argv) != 2:
-        raise common.ConfigError("usage: python experiments/regularisers/analyze.py WORKDIR")
-    workdir = Path(argv[1])
-    records = common.read_results(workdir)
+    workdir, records, name = common.sweep_results(argv, "experiments/regularisers/analyze.py")
     table = cells(records)
     if not any(k[1] == "plain" for k in table):
         raise common.ConfigError(f"{workdir}/results.jsonl: no plain autoencoder to compare against")
     datasets = load_data(records)
     first = records[0]["config"]
     frontiers = {d: pca_frontier(ds, first["diagnostics.noise_std"]) for d, ds in datasets.items()}
-    name = first.get("name") or "regularisers"
-    writer = common.analysis_writer(common.wandb_of_results(records), workdir, name,
-                                    {"sweep": name, "members": len(records)})
-    try:
+    with common.analysis(common.wandb_of_results(records), workdir, name,
+                         {"sweep": name, "members": len(records)}) as (writer, lines):
         path = common.save_figure(plot(table, frontiers), workdir, "regulariser_paths", writer)
         check_rows, ok = checks(table)
         topk_ok, topk_text = topk_bound(records)
         regimes = regime_rows(table)
-        lines = [f"# {name}: regularisers pull a 4x overcomplete AE off the identity", "",
-                 f"Depth-0 ReLU AEs (code = 4 x D), Adam {first['train.learning_rate']:g}, {first['train.steps']} "
-                 f"steps of batch {first['train.batch_size']}; {len(records)} members. Seed means where "
-                 "`seeds` > 1 (jac_rank min-max in brackets). `x plain`: test_mse / the plain AE's; "
-                 "`PCA at k = jac_rank`: test MSE of PCA keeping as many components as the map has span "
-                 "gains above 0.5, and `x PCA` the ratio.", "", f"![paths](figures/{path.name})", ""]
+        lines += [f"# {name}: regularisers pull a 4x overcomplete AE off the identity", "",
+                  f"Depth-0 ReLU AEs (code = 4 x D), Adam {first['train.learning_rate']:g}, {first['train.steps']} "
+                  f"steps of batch {first['train.batch_size']}; {len(records)} members. Seed means where "
+                  "`seeds` > 1 (jac_rank min-max in brackets). `x plain`: test_mse / the plain AE's; "
+                  "`PCA at k = jac_rank`: test MSE of PCA keeping as many components as the map has span "
+                  "gains above 0.5, and `x PCA` the ratio.", "", f"![paths](figures/{path.name})", ""]
         for data in sorted(datasets):
             rows = rows_of(table, data, datasets)
             writer.table(f"regularisers_{data}", HEAD, rows)
@@ -279,12 +274,7 @@ def main(argv: list[str]) -> Path:
                   f"(tolerance +-{SCIENCE_TOLERANCE:g})",
                   f"- Overall: **{verdict}**", ""]
         writer.summary({"verdict": verdict, "topk_bound": topk_ok, "science_point": science_ok})
-    finally:
-        writer.close()
-    out = workdir / "analysis.md"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"analysis: {out}; figure: {path}")
-    return out
+    return workdir / "analysis.md"
 
 
 if __name__ == "__main__":

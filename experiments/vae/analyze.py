@@ -213,10 +213,8 @@ def effective_dims(records: list[dict]) -> list[str]:
 
 def main(argv: list[str]) -> Path:
     """Writes WORKDIR/analysis.md and the figures; returns the analysis path."""
-    if len(argv) != 2:
-        raise common.ConfigError("usage: python experiments/vae/analyze.py WORKDIR")
-    workdir = Path(argv[1])
-    records = [r for r in common.read_results(workdir) if r["config"]["vae.enabled"]]
+    workdir, records, name = common.sweep_results(argv, "experiments/vae/analyze.py")
+    records = [r for r in records if r["config"]["vae.enabled"]]
     if not records:
         raise common.ConfigError(f"{workdir}/results.jsonl: no VAE members")
     table = cells(records)
@@ -227,19 +225,17 @@ def main(argv: list[str]) -> Path:
     if linear:
         ds = load_data(linear[0]["config"])
         closed = {(k[1], k[2]): linear_closed_form(ds, k[1], k[2], threshold) for k in table if k[0] == "linear"}
-    name = first.get("name") or "vae"
-    writer = common.analysis_writer(common.wandb_of_results(records), workdir, name,
-                                    {"sweep": name, "members": len(records)})
-    try:
+    with common.analysis(common.wandb_of_results(records), workdir, name,
+                         {"sweep": name, "members": len(records)}) as (writer, lines):
         figs = [common.save_figure(plot_units(table, closed), workdir, "vae_active_units", writer),
                 common.save_figure(plot_kl(table, closed), workdir, "vae_kl", writer)]
         samples = plot_samples(table, workdir)
         if samples is not None:
             figs.append(common.save_figure(samples, workdir, "vae_samples", writer))
-        lines = [f"# {name}: active units, KL and beta", "",
-                 f"{len(records)} VAEs; `active_units`: units with Cov_x E_q[z] > {threshold:g} on the test set; "
-                 "`kl`: nats per test example; `test_elbo`: nats per test example (one posterior sample; for "
-                 "a Gaussian decoder N(f(z), I/2), the decoder the loss implies at beta = 1).", ""]
+        lines += [f"# {name}: active units, KL and beta", "",
+                  f"{len(records)} VAEs; `active_units`: units with Cov_x E_q[z] > {threshold:g} on the test set; "
+                  "`kl`: nats per test example; `test_elbo`: nats per test example (one posterior sample; for "
+                  "a Gaussian decoder N(f(z), I/2), the decoder the loss implies at beta = 1).", ""]
         lines += [f"- {t}" for t in effective_dims(records)] + [""]
         lines += [f"![{p.stem}](figures/{p.name})" for p in figs] + [""]
         for fam in ("digits", "manifold", "linear"):
@@ -286,12 +282,7 @@ def main(argv: list[str]) -> Path:
         lines += ["## Verdict", "", f"**{verdict}**" + (f" (fails: {', '.join(fails)})" if fails else "")
                   + f"; linear VAE active units equal the closed form for every member: **{lin_ok}**.", ""]
         writer.summary({"verdict": verdict, "linear_matches_closed_form": lin_ok})
-    finally:
-        writer.close()
-    out = workdir / "analysis.md"
-    out.write_text("\n".join(lines) + "\n")
-    print(f"analysis: {out}; figures: {', '.join(str(p) for p in figs)}")
-    return out
+    return workdir / "analysis.md"
 
 
 if __name__ == "__main__":
