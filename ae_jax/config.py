@@ -57,7 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.stream_above_mb = 4096.0
     c.data.read_threads = 2  # grain: threads gathering batches on the host (0: the main thread)
     c.data.prefetch = 2  # grain: transfers of batches read ahead on the host
-    c.data.transfer_mb = 64.0  # grain: at most this much batch data per host-to-device transfer
+    c.data.transfer_mb = 16.0  # grain: at most this much batch data per host-to-device transfer
     c.data.manifold = ml_collections.ConfigDict()
     c.data.manifold.kind = "sphere"  # linear | sphere | swiss_roll
     c.data.manifold.intrinsic_dim = 4
