@@ -96,7 +96,7 @@ class Streamed:
     hi_D: np.ndarray
     read_threads: int = 2
     prefetch: int = 2  # transfers read ahead on the host
-    transfer_mb: float = 64.0  # at most this much batch data per host-to-device transfer
+    transfer_mb: float = 16.0  # at most this much batch data per host-to-device transfer
 
 
 def steps_per_transfer(chunk: int, step_bytes: int, transfer_mb: float) -> int:
