@@ -32,6 +32,7 @@ from ae_jax.errors import ConfigError  # noqa: E402
 from experiments import common  # noqa: E402
 
 SNAPSHOTS = (0, 1, 2, 5, 10, 30, 100)  # iterations drawn in the figure (plus the last)
+LEVEL_STYLES = ("-", "--", "-.", ":", (0, (6, 2, 1, 2, 1, 2)))  # one per corruption level
 
 
 def corruptions(x_ND: np.ndarray, cfg, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -160,7 +161,7 @@ def plot_summary(results: list[dict]) -> Figure:
                     label=f"{label}: mean")
         for li, level in enumerate(levels):
             ax_rec.plot([r["n_train"] for r in rs], [r["recovery"][level]["recovery"] for r in rs],
-                        ("o-", "s--", "^-.", "v:", "d-")[li % 5], color=f"C{j}", ms=3,
+                        color=f"C{j}", ms=3, marker="os^vd"[li % 5], ls=LEVEL_STYLES[li % len(LEVEL_STYLES)],
                         label=f"{label}, {level}" if j == 0 or li == 0 else None)
     ax_rho.axhline(1.0, color="k", lw=0.8, ls=":")
     ax_rho.set(xscale="log", yscale="log", xlabel="training images n", ylabel="spectral radius of J_f(x_i)",

@@ -228,7 +228,7 @@ def markdown(name: str, config, results: list[dict], figures: list[str], elapsed
         f"digits (8x8); FC = mlp width {c.model.width if c.model.kind == 'mlp' else 256}, CNN = fullconv "
         f"{c.model.kernel_size}x{c.model.kernel_size} SAME convolutions; linear code layer as wide as the "
         f"hidden layers; {c.train.optimizer} {c.train.learning_rate:g}, {c.train.schedule} schedule, "
-        f"{c.train.steps} steps, batch = n_train; {len(results)} members; wall time {elapsed}.", "",
+        f"{c.train.steps} steps, batch min(n_train, 10); {len(results)} members; wall time {elapsed}.", "",
         *[f"![{Path(f).stem}]({f})" for f in figures], "",
         "corr in / train: mean correlation of f(z) with z / with the nearest training example, over 100 unseen "
         "z; base = the nearest-example correlation of z itself (what the identity scores on 'train'). "
