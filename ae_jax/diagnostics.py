@@ -12,6 +12,8 @@ program per group of same-shape members (`evaluate`). The regime rule, applied i
    move can never be learned), so an AE that copies everything the data span can hold is `identity`
    on a 5-d manifold in R^32 as on digits; `ood_fidelity` (full-space noise) stays reported beside it.
 3. `structured` otherwise. A non-finite metric fails every test it appears in.
+Beyond the contract, every member also gets each metric in MAP_METRICS (a plug-in registry: one
+function of the map and the data); `idempotence` tells a projection (0) from a shrinkage ((1 - a)^2).
 
 Calibration (digits/16, seeded 1347/450 split, r = 61; tests/test_diagnostics.py checks the controls).
 On digits span_ood_fidelity equals ood_fidelity to 0.01 (the three off-span pixels are constant).
@@ -162,6 +164,25 @@ def classify_regime(metrics: dict) -> str:
             and get("span_ood_fidelity") >= IDENTITY_OOD_FIDELITY):
         return "identity"
     return "structured"
+
+
+# ----------------------------------------------------------------------------- pluggable map metrics
+
+
+def idempotence(f: Callable[[np.ndarray], np.ndarray], x_train: np.ndarray, x_test: np.ndarray) -> float:
+    """E||f(f(x)) - f(x)||^2 / E||f(x) - mu||^2 on the test set: 0 for every projection (the identity,
+    PCA-k, a map onto a manifold, a constant), (1 - a)^2 for the shrinkage mu + a (x - mu)."""
+    mu = np.asarray(x_train, np.float64).mean(0)
+    fx = np.asarray(f(x_test), np.float64)
+    ffx = np.asarray(f(fx.astype(np.float32)), np.float64)
+    return _ratio(((ffx - fx) ** 2).sum(), ((fx - mu) ** 2).sum())
+
+
+# A metric of the trained map is one function (f, x_train, x_test) -> float and one line here; f takes
+# any (N, D) float32 array to the member's mean-path outputs. Every member of every sweep gets it.
+MAP_METRICS: dict[str, Callable[[Callable, np.ndarray, np.ndarray], float]] = {
+    "idempotence": idempotence,
+}
 
 
 # ----------------------------------------------------------------------------- probe inputs
@@ -349,6 +370,20 @@ def _ratio(num: float, den: float) -> float:
         return _finite(np.float64(num) / np.float64(den))
 
 
+@functools.partial(jax.jit, static_argnames=("reconstruct",))
+def _apply(reconstruct: Callable, params: Any, x_BD: jax.Array) -> jax.Array:
+    return reconstruct(params, x_BD)
+
+
+def _chunked(reconstruct: Callable, params: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """x_ND -> f(x_ND) on the host, EXAMPLE_CHUNK rows per call (bounded memory on large test sets)."""
+    def f(x_ND):
+        x_ND = np.asarray(x_ND, np.float32)
+        return np.concatenate([np.asarray(_apply(reconstruct, params, x_ND[i:i + EXAMPLE_CHUNK]))
+                               for i in range(0, len(x_ND), EXAMPLE_CHUNK)])
+    return f
+
+
 def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np.ndarray, x_test: np.ndarray,
              y_train: np.ndarray | None, y_test: np.ndarray | None, code_sizes: Sequence[int],
              diag_cfg: ml_collections.ConfigDict, seed: int = 0) -> list[Metrics]:
@@ -401,6 +436,9 @@ def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np
                 keep.size, -1)[keep]
             metrics["probe_acc"] = probe_accuracy(codes(arrays["train_x"], train_keep), y_train,
                                                   codes(arrays["test_x"], test_keep), y_test)
+        member_f = _chunked(reconstruct, jax.tree.map(lambda p: p[m], params_M))
+        for name, metric in MAP_METRICS.items():
+            metrics[name] = _finite(metric(member_f, x_train, x_test))
         metrics["data_rank"] = int(r)
         metrics["input_dim"] = int(d)
         metrics["regime"] = classify_regime(metrics)

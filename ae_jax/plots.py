@@ -14,7 +14,7 @@ SHORT = {"identity": "ident.", "memorizing": "memo.", "structured": "struct."}
 # metric key -> heading; `mse_over_pca`, `rank_frac`: per member test_mse/pca_mse, jac_rank/data_rank.
 LABELS = {"train_mse": "train_mse", "test_mse": "test_mse", "test_fvu": "test_fvu", "pca_mse": "pca_mse",
           "mse_over_pca": "test_mse/pca_mse", "rank_frac": "jac_rank/r", "jac_trace": "jac_trace",
-          "ood_fidelity": "ood_fidelity", "span_ood_fidelity": "span_ood_fidelity", "denoise_gain": "denoise_gain", "const_ratio": "const_ratio",
+          "ood_fidelity": "ood_fidelity", "span_ood_fidelity": "span_ood_fidelity", "idempotence": "idempotence", "denoise_gain": "denoise_gain", "const_ratio": "const_ratio",
           "attractor_fraction": "attractor_fraction", "probe_acc": "probe_acc"}
 PANELS = ("test_mse", "mse_over_pca", "rank_frac", "span_ood_fidelity", "ood_fidelity", "denoise_gain",
           "attractor_fraction", "regime")

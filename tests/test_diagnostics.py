@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 from ae_jax import diagnostics as dg
 from ae_jax.config import base_config
 
-KEYS = {"train_mse", "test_mse", "test_fvu", "pca_mse", "ood_fidelity", "span_ood_fidelity", "jac_rank", "jac_trace", "denoise_gain",
+KEYS = {"train_mse", "test_mse", "test_fvu", "pca_mse", "ood_fidelity", "span_ood_fidelity", "idempotence", "jac_rank", "jac_trace", "denoise_gain",
         "const_ratio", "attractor_fraction", "probe_acc", "data_rank", "regime", "input_dim"}
 
 
@@ -334,9 +334,10 @@ def test_one_compile_per_group():
     per_program = traces["n"]
     traces["n"] = 0
     dg.evaluate(counted, mlp_encode, random_mlps(13, seed=1), x_tr, x_te, y_tr, y_te, [12] * 13, cfg)
-    assert traces["n"] == per_program, "tracing must not grow with the number of members"
+    assert traces["n"] <= per_program, "tracing must not grow with the number of members"
+    traces["n"] = 0
     dg.evaluate(counted, mlp_encode, random_mlps(13, seed=2), x_tr, x_te, y_tr, y_te, [12] * 13, cfg)
-    assert traces["n"] == per_program, "new parameter values of the same shapes must not recompile"
+    assert traces["n"] == 0, "new parameter values of the same shapes must not recompile"
 
 
 def test_stacked_equals_per_member():
@@ -414,3 +415,13 @@ def test_jacobian_spectrum_of_linear_controls(case):
         assert sv.shape == (5, r)
         np.testing.assert_allclose(sv, np.broadcast_to(want, sv.shape), atol=2e-4, err_msg=name)
         assert (sv[0] > dg.JAC_GAIN).sum() == case["res"][name]["jac_rank"]
+
+
+def test_idempotence_of_projections_and_shrinkage(case):
+    """MAP_METRICS["idempotence"]: 0 for the identity, PCA-k, the span projector and the constant map (all
+    projections: f(f(x)) = f(x)), (1 - a)^2 for the shrinkage mu + a (x - mu)."""
+    res = case["res"]
+    for name in [n for n in res if n.startswith("pca")] + ["identity", "span", "const_mu"]:
+        assert res[name]["idempotence"] == pytest.approx(0.0, abs=1e-5), name
+    for a in (0.3, 0.7, 1.3):
+        assert res[f"scale{a}"]["idempotence"] == pytest.approx((1 - a) ** 2, rel=1e-4)
