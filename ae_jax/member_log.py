@@ -76,7 +76,7 @@ def log_spectrum(writer: writers.Writer, spec: models.ModelSpec, params: Any, ma
     if sv_PR.shape[1] == 0:
         return sv_PR
     mean, lo, hi = sv_PR.mean(0), sv_PR.min(0), sv_PR.max(0)
-    writer.table("jacobian_spectrum", ["index", "singular_value", "min", "max"],
+    writer.table("jacobian_spectrum_values", ["index", "singular_value", "min", "max"],
                  [[i + 1, float(m), float(a), float(b)] for i, (m, a, b) in enumerate(zip(mean, lo, hi))])
     writer.figure("jacobian_spectrum", spectrum_figure(mean, lo, hi))
     return sv_PR

@@ -157,7 +157,7 @@ def test_member_spectrum_is_logged_as_a_table_and_figure(tmp_path):
     w = Recorder()
     sv = member_log.log_spectrum(w, spec, params, models.size_masks(spec, 8, c.model.width), ds)
     assert sv.shape == (member_log.N_SPECTRUM, 61)
-    columns, rows = w.tables["jacobian_spectrum"]
+    columns, rows = w.tables["jacobian_spectrum_values"]
     assert columns[:2] == ["index", "singular_value"] and len(rows) == 61
     means = [row[1] for row in rows]
     assert all(np.isfinite(means)) and means == sorted(means, reverse=True)
