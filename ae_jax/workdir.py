@@ -60,9 +60,14 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+# Keys that change how a sweep runs, never what it computes (the loaders give identical numbers).
+NOT_IDENTITY = ("wandb.", "data.loader", "data.stream_above_mb", "data.read_threads", "data.prefetch",
+                "data.transfer_mb")
+
+
 def sweep_identity(sweep_name: str, members: Sequence[tuple[str, dict]]) -> dict[str, Any]:
-    """What makes a workdir's sweep the same sweep: member names and their configs (W&B mode aside)."""
-    body = [(name, {k: v for k, v in cfg.items() if not k.startswith("wandb.")}) for name, cfg in members]
+    """What makes a workdir's sweep the same sweep: member names and their configs, less NOT_IDENTITY."""
+    body = [(name, {k: v for k, v in cfg.items() if not k.startswith(NOT_IDENTITY)}) for name, cfg in members]
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
     return {"name": sweep_name, "members": len(members), "sha256": digest}
 

@@ -166,7 +166,7 @@ def fit_members(members: Sequence[sweep_lib.Member], datasets: dict) -> list[dic
     """Trains the members as `ae_jax.sweep` would (one vmapped program per shape group), but hands back
     what the runner throws away: each member's final params (its group's sizes, padding units zero),
     masks and training curves. One dict per member, in member order."""
-    from ae_jax import train
+    from ae_jax import stream, train
 
     out = {}
     for g in sweep_lib.group_members(members, datasets):
@@ -174,7 +174,8 @@ def fit_members(members: Sequence[sweep_lib.Member], datasets: dict) -> list[dic
         hp = {name: np.array([get_key(m.config, key) for m in g.members], np.float32)
               for name, key in train.HPARAMS.items()}
         sizes = np.array([[m.config.model.code_size, m.config.model.width] for m in g.members], np.int32)
-        state, curves = train.fit(g.plan, seeds, hp, datasets[g.data].x_train, sizes)
+        _, x_train = stream.training_input(g.members[0].config.data, datasets[g.data])  # device or grain
+        state, curves = train.fit(g.plan, seeds, hp, x_train, sizes)
         for i, m in enumerate(g.members):
             out[m.index] = dict(member=m, plan=g.plan, dataset=datasets[g.data],
                                 params=_take(state.params, i), masks=_take(state.masks, i),

@@ -187,3 +187,15 @@ def test_a_member_driven_to_nan_is_recorded_diverged_and_its_group_mates_are_una
         assert twin["status"] == "ok"
         for k in ("train_mse", "test_mse", "jac_trace", "ood_fidelity"):
             np.testing.assert_allclose(twin["metrics"][k], r["metrics"][k], rtol=1e-5, err_msg=k)
+
+
+def test_loader_settings_do_not_change_the_sweep_identity():
+    """A sweep started on the device loader may resume on grain (same numbers), but not with other sizes."""
+    from ae_jax import workdir
+
+    base = config_lib.flatten(config_lib.base_config().to_dict())
+    other_loader = {**base, "data.loader": "grain", "data.transfer_mb": 4.0, "wandb.mode": "disabled"}
+    other_model = {**base, "model.code_size": base["model.code_size"] + 1}
+    ident = lambda cfg: workdir.sweep_identity("s", [("m", cfg)])  # noqa: E731
+    assert ident(base) == ident(other_loader)
+    assert ident(base) != ident(other_model)
