@@ -154,7 +154,7 @@ def plot_outputs(results: list[dict], probes: dict[str, np.ndarray], x_train: np
 
 
 def plot_correlation(results: list[dict]) -> Figure:
-    fig = Figure(figsize=(11, 4), layout="constrained")
+    fig = Figure(figsize=(11, 5.2), layout="constrained")
     axes = fig.subplots(1, 2)
     styles = {1: "-", 2: "--", 10: "-.", 100: ":"}
     for ax, probe in zip(axes, ("digits", "noise")):
@@ -173,7 +173,7 @@ def plot_correlation(results: list[dict]) -> Figure:
         ax.axhline(base, color="grey", lw=0.8, ls=":", label="corr(z, train), n=1")
         ax.set(xlabel="layers L", ylabel="correlation", ylim=(-0.2, 1.05),
                title=f"unseen {'test digits' if probe == 'digits' else 'uniform noise'} z")
-    axes[1].legend(fontsize=6, ncol=2)
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize=7)
     fig.suptitle("Identity (output ~ input) or memorisation (output ~ training example), by depth")
     return fig
 
