@@ -11,7 +11,7 @@ batch min(n_train, 10) (sampled with replacement).
 the input (identity) and with the nearest training example (memorisation), the Jacobian gain on the
 training example's direction and off it, and the library's diagnostics and `regime`:
 `analysis.md`, `figures/identity_crisis_outputs.png`, `figures/identity_crisis_correlation.png`.
-`:smoke` is one example, L = 1 and 5, FC and CNN, 800 steps (about 30 s of CPU time).
+`:smoke` is one example, L = 1 and 5, FC and CNN, 800 steps (about a minute of CPU time).
 """
 
 from ae_jax import config as config_lib
