@@ -5,7 +5,8 @@ program per group of same-shape members (`evaluate`). The regime rule, applied i
 
 1. `memorizing` if attractor_fraction >= MEMORIZING_ATTRACTORS (noisy training points are carried back
    onto training examples), or if f is (near) constant on the test set: const_ratio < CONSTANT_RATIO
-   and jac_rank < CONSTANT_JAC_RANK (not one span direction keeps a gain above 0.5).
+   and jac_rank < CONSTANT_JAC_RANK (not one span direction keeps a gain above 0.5; with a single
+   training example the span is {0} and this part is the constant test alone).
 2. `identity` if jac_rank >= IDENTITY_RANK_FRACTION * data_rank (nearly every span direction passes
    with gain above 0.5) and span_ood_fidelity >= IDENTITY_OOD_FIDELITY (uniform noise, seen through the
    data span, is copied too). Identity is judged on the span (SCIENCE.md: input directions the data never
@@ -157,8 +158,10 @@ def classify_regime(metrics: dict) -> str:
         v = metrics.get(key, float("nan"))
         return float(v) if v is not None else float("nan")
 
+    # With one training example the span is {0}: no direction can pass, so the rank is 0, not unknown.
+    rank = 0.0 if metrics.get("data_rank") == 0 else get("jac_rank")
     if get("attractor_fraction") >= MEMORIZING_ATTRACTORS or (
-            get("const_ratio") < CONSTANT_RATIO and get("jac_rank") < CONSTANT_JAC_RANK):
+            get("const_ratio") < CONSTANT_RATIO and rank < CONSTANT_JAC_RANK):
         return "memorizing"
     if (get("jac_rank") >= IDENTITY_RANK_FRACTION * get("data_rank")
             and get("span_ood_fidelity") >= IDENTITY_OOD_FIDELITY):

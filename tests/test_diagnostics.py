@@ -303,6 +303,9 @@ def test_classify_regime_edges():
     assert dg.classify_regime({**ident, "span_ood_fidelity": float("nan")}) == "structured"
     assert dg.classify_regime({**ident, "span_ood_fidelity": 0.89}) == "structured"
     assert dg.classify_regime({**ident, "jac_rank": 51.0}) == "structured"
+    one_example = dict(jac_rank=float("nan"), data_rank=0, span_ood_fidelity=float("nan"), attractor_fraction=0.0)
+    assert dg.classify_regime({**one_example, "const_ratio": 0.02}) == "memorizing"  # constant on the test set
+    assert dg.classify_regime({**one_example, "const_ratio": 0.9}) == "structured"
 
 
 # ----------------------------------------------------------------------------- compiled groups
