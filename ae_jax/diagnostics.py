@@ -237,13 +237,14 @@ def _make_probes(x_train, x_test, s, jac_points, ood_samples, attractor_points, 
     s64 = np.float64(span_ood) - mu
     arrays = dict(
         mu=np.float32(mu), basis=np.float32(evecs[:, :r]),
-        train_x=train_x, train_w=train_w, test_x=test_x, test_w=test_w, noise_x=noise_x,
+        test_x=test_x, test_w=test_w, noise_x=noise_x,
         ood_x=ood_x, ood_w=ood_w, span_x=span_x, jac_x=x_test[jac_idx], att_x=att_start,
         att_iters=np.int32(attractor_iters),
         att_radius2=np.float32((attractor_radius * s * np.sqrt(d)) ** 2),
     )
     return dict(
-        arrays=arrays, d=d, r=r, n_train=n_train, n_test=len(x_test), noise=noise, ood=ood,
+        arrays=arrays, train_x=train_x, train_w=train_w,  # host: streamed through `_train_pass`
+        d=d, r=r, n_train=n_train, n_test=len(x_test), noise=noise, ood=ood,
         test_ss=float((x64 ** 2).sum()), noise_ss=float((e64 ** 2).sum()), ood_ss=float((z64 ** 2).sum()),
         span_ss=float((s64 ** 2).sum()),
         test_cov_trace=float(((x64 - x64.mean(0)) ** 2).sum() / len(x_test)),
@@ -288,10 +289,6 @@ def _member_stats(reconstruct: Callable, params: Any, a: dict[str, jax.Array]) -
     """Everything one member contributes, as per-example or per-chunk arrays (summed on the host in float64)."""
     f = lambda x_BD: reconstruct(params, x_BD)
 
-    def train_chunk(xw):
-        x, w = xw
-        return jnp.where(w > 0, _sq(x - f(x)), 0.0)
-
     def test_chunk(xew):
         x, e, w = xew
         fx = f(x)
@@ -307,7 +304,6 @@ def _member_stats(reconstruct: Callable, params: Any, a: dict[str, jax.Array]) -
         return jnp.where(w > 0, _sq(z - f(z)), 0.0)
 
     out = dict(
-        train_se=jax.lax.map(train_chunk, (a["train_x"], a["train_w"])),
         test=jax.lax.map(test_chunk, (a["test_x"], a["noise_x"], a["test_w"])),
         ood_se=jax.lax.map(ood_chunk, (a["ood_x"], a["ood_w"])),
         span_se=jax.lax.map(ood_chunk, (a["span_x"], a["ood_w"])),
@@ -322,18 +318,50 @@ def _member_stats(reconstruct: Callable, params: Any, a: dict[str, jax.Array]) -
         points = max(1, min(JAC_POINT_BATCH, JAC_TANGENTS // basis.shape[1]))
         out["jac_rank"], out["jac_trace"] = jax.lax.map(jac_point, a["jac_x"], batch_size=points)
 
-    end = jax.lax.fori_loop(0, a["att_iters"], lambda _, x: f(x).astype(x.dtype), a["att_x"])
-    end_c = end - a["mu"]
-
-    def nearest(tw):
-        t, w = tw
-        t_c = t - a["mu"]  # centring keeps the expanded squared distance free of cancellation
-        d2 = _sq(end_c)[:, None] - 2.0 * end_c @ t_c.T + _sq(t_c)[None, :]
-        return jnp.min(jnp.where(w[None, :] > 0, d2, jnp.inf), axis=1)
-
-    d2 = jnp.min(jax.lax.map(nearest, (a["train_x"], a["train_w"])), axis=0)
-    out["captured"] = jnp.all(jnp.isfinite(end), axis=-1) & (jnp.maximum(d2, 0.0) <= a["att_radius2"])
+    out["att_end"] = jax.lax.fori_loop(0, a["att_iters"], lambda _, x: f(x).astype(x.dtype), a["att_x"])
     return out
+
+
+@functools.partial(jax.jit, static_argnames=("reconstruct", "batch"))
+def _train_chunk_stats(reconstruct: Callable, params_M: Any, end_MAD: jax.Array, x_BD: jax.Array,
+                       w_B: jax.Array, mu_D: jax.Array, batch: int) -> tuple[jax.Array, jax.Array]:
+    """One chunk of the train set against every member: (squared errors (M, B), each attractor end
+    point's smallest squared distance to the chunk's examples (M, A)). The train set streams through
+    here a chunk at a time, so it never has to fit on the device whole."""
+    t_c = x_BD - mu_D  # centring keeps the expanded squared distance free of cancellation
+
+    def one(p_end):
+        params, end = p_end
+        se = jnp.where(w_B > 0, _sq(x_BD - reconstruct(params, x_BD)), 0.0)
+        end_c = end - mu_D
+        d2 = _sq(end_c)[:, None] - 2.0 * end_c @ t_c.T + _sq(t_c)[None, :]
+        return se, jnp.min(jnp.where(w_B[None, :] > 0, d2, jnp.inf), axis=1)
+
+    return jax.lax.map(one, (params_M, end_MAD), batch_size=batch)
+
+
+def _train_pass(reconstruct: Callable, params_M: Any, end_MAD: np.ndarray, train_x: np.ndarray,
+                train_w: np.ndarray, mu_D: np.ndarray, n_members: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train squared error sum (M,), nearest-train squared distance of each attractor end (M, A))."""
+    batch, params_M = _pad_members(params_M, n_members)
+    end_MAD = _pad_members(jnp.asarray(end_MAD), n_members)[1]
+    se_sum = np.zeros(len(end_MAD), np.float64)
+    d2_min = np.full(end_MAD.shape[:2], np.inf)
+    for x_BD, w_B in zip(train_x, train_w):
+        se, d2 = jax.device_get(_train_chunk_stats(reconstruct, params_M, end_MAD, x_BD, w_B, mu_D, batch))
+        se_sum += se.astype(np.float64).sum(1)
+        d2_min = np.minimum(d2_min, d2)
+    return se_sum[:n_members], d2_min[:n_members]
+
+
+def _pad_members(tree: Any, n_members: int) -> tuple[int, Any]:
+    """(batch, tree with members padded to whole batches by repeating the last one)."""
+    batch = min(MEMBER_BATCH, n_members)
+    pad = -n_members % batch
+    if pad:
+        # Repeating the last member keeps one traced body: a remainder batch would be a second compile.
+        tree = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), tree)
+    return batch, tree
 
 
 @functools.partial(jax.jit, static_argnames=("reconstruct", "batch"))
@@ -345,11 +373,7 @@ def _group_stats(reconstruct: Callable, params_M: Any, arrays: dict[str, jax.Arr
 
 def _stats(reconstruct: Callable, params_M: Any, arrays: dict[str, jax.Array], n_members: int) -> dict:
     """Host copies of every member's statistics, members padded to whole batches."""
-    batch = min(MEMBER_BATCH, n_members)
-    pad = -n_members % batch
-    if pad:
-        # Repeating the last member keeps one traced body: a remainder batch would be a second compile.
-        params_M = jax.tree.map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), params_M)
+    batch, params_M = _pad_members(params_M, n_members)
     stats = jax.device_get(_group_stats(reconstruct, params_M, arrays, batch))
     return jax.tree.map(lambda v: v[:n_members], stats)
 
@@ -399,8 +423,12 @@ def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np
     # on device once: the probe's per-member calls would otherwise re-send host arrays every time
     arrays, params_M = jax.device_put((probes["arrays"], params_M))
     stats = _stats(reconstruct, params_M, arrays, n_members)
+    train_se_M, att_d2_MA = _train_pass(reconstruct, params_M, stats["att_end"], probes["train_x"],
+                                        probes["train_w"], probes["arrays"]["mu"], n_members)
+    captured_MA = np.all(np.isfinite(stats["att_end"]), axis=-1) & (
+        np.maximum(att_d2_MA, 0.0) <= probes["arrays"]["att_radius2"])
 
-    train_keep = probes["arrays"]["train_w"].reshape(-1) > 0
+    train_keep = probes["train_w"].reshape(-1) > 0
     test_keep = probes["arrays"]["test_w"].reshape(-1) > 0
     ood_keep = probes["arrays"]["ood_w"].reshape(-1) > 0
     with_probe = y_train is not None and y_test is not None and diag_cfg.get("probe", True)
@@ -408,7 +436,7 @@ def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np
     results = []
     for m in range(n_members):
         t = jax.tree.map(lambda v: np.asarray(v[m], np.float64), stats["test"])
-        train_se = stats["train_se"][m].reshape(-1)[train_keep].astype(np.float64).sum()
+        train_se = train_se_M[m]
         test_se = t["se"].reshape(-1)[test_keep].sum()
         denoise = t["denoise"].reshape(-1)[test_keep].sum()
         ood_se = stats["ood_se"][m].reshape(-1)[ood_keep].astype(np.float64).sum()
@@ -432,12 +460,13 @@ def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np
             jac_trace=jac_trace,
             denoise_gain=_ratio(denoise, probes["noise_ss"]),
             const_ratio=_ratio(m2 / probes["n_test"], probes["test_cov_trace"]),
-            attractor_fraction=float(np.mean(stats["captured"][m])),
+            attractor_fraction=float(np.mean(captured_MA[m])),
         )
         if with_probe:
-            codes = lambda xs, keep: np.asarray(_member_codes(encode, params_M, jnp.int32(m), xs)).reshape(
-                keep.size, -1)[keep]
-            metrics["probe_acc"] = probe_accuracy(codes(arrays["train_x"], train_keep), y_train,
+            # a chunk at a time: the train set need not fit on the device
+            codes = lambda xs, keep: np.concatenate([np.asarray(_member_codes(
+                encode, params_M, jnp.int32(m), x[None]))[0] for x in xs]).reshape(keep.size, -1)[keep]
+            metrics["probe_acc"] = probe_accuracy(codes(probes["train_x"], train_keep), y_train,
                                                   codes(arrays["test_x"], test_keep), y_test)
         member_f = _chunked(reconstruct, jax.tree.map(lambda p: p[m], params_M))
         for name, metric in MAP_METRICS.items():

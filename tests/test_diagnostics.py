@@ -428,3 +428,12 @@ def test_idempotence_of_projections_and_shrinkage(case):
         assert res[name]["idempotence"] == pytest.approx(0.0, abs=1e-5), name
     for a in (0.3, 0.7, 1.3):
         assert res[f"scale{a}"]["idempotence"] == pytest.approx((1 - a) ** 2, rel=1e-4)
+
+
+def test_device_probe_arrays_do_not_grow_with_the_train_set():
+    """Only the train set's chunks stream to the device (`_train_pass`); what is put there once for a
+    group is the same size for 200 or 2000 training rows (a streamed train set never lands whole)."""
+    _, x_te, _, _ = low_rank()
+    small, large = low_rank(n_train=200)[0], low_rank(n_train=2000)[0]
+    a, b = (dg.make_probes(x, x_te, diag_cfg(), seed=1)["arrays"] for x in (small, large))
+    assert {k: np.shape(v) for k, v in a.items()} == {k: np.shape(v) for k, v in b.items()}
