@@ -184,6 +184,21 @@ def fit_members(members: Sequence[sweep_lib.Member], datasets: dict) -> list[dic
     return [out[m.index] for m in members]
 
 
+def library_metrics(fit: dict, diag_cfg: ml_collections.ConfigDict) -> dict:
+    """The library's diagnostics and regime for one `fit_members` result (evaluated as a group of one)."""
+    import jax
+
+    from ae_jax import diagnostics, models
+
+    spec, data = fit["plan"].spec, fit["dataset"]
+    net = jax.tree.map(lambda a: np.asarray(a)[None], (fit["params"], fit["masks"]))
+    return diagnostics.evaluate(
+        lambda n, x: models.reconstruct(spec, n[0], x, n[1]),
+        lambda n, x: models.encode(spec, n[0], x, n[1])["code"],
+        net, data.x_train, data.x_test, None, None, [fit["member"].config.model.code_size], diag_cfg,
+        seed=diag_cfg.seed)[0]
+
+
 def _take(tree: Any, i: int) -> Any:
     import jax
     return jax.tree.map(lambda a: np.asarray(a)[i], tree)

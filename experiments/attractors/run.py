@@ -27,7 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ae_jax import diagnostics, models, sweep as sweep_lib  # noqa: E402
+from ae_jax import models, sweep as sweep_lib  # noqa: E402
 from ae_jax.errors import ConfigError  # noqa: E402
 from experiments import common  # noqa: E402
 
@@ -83,17 +83,6 @@ def recovery(end_KD: np.ndarray, src_K: np.ndarray, z_KD: np.ndarray, x_ND: np.n
             "nn": float((d_start.argmin(1) == src_K).mean())}
 
 
-def library_metrics(fit: dict, diag_cfg) -> dict:
-    """The library's diagnostics and regime for one member (evaluated as a group of one)."""
-    spec, data = fit["plan"].spec, fit["dataset"]
-    net = jax.tree.map(lambda a: np.asarray(a)[None], (fit["params"], fit["masks"]))
-    return diagnostics.evaluate(
-        lambda n, x: models.reconstruct(spec, n[0], x, n[1]),
-        lambda n, x: models.encode(spec, n[0], x, n[1])["code"],
-        net, data.x_train, data.x_test, None, None, [fit["member"].config.model.code_size], diag_cfg,
-        seed=diag_cfg.seed)[0]
-
-
 def analyse_member(fit: dict) -> dict:
     c = fit["member"].config
     spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
@@ -108,7 +97,7 @@ def analyse_member(fit: dict) -> dict:
     rec = {}
     for k, end, z in zip(names, np.split(end_all, sizes), np.split(z_all, sizes)):
         rec[k] = recovery(end, levels[k][1], z, x, c.attractors.tolerance)
-    lib = library_metrics(fit, c.diagnostics)
+    lib = common.library_metrics(fit, c.diagnostics)
     first = np.cumsum([0] + [len(levels[k][0]) for k in names])[:-1]
     show = {k: dict(start=z_all[i0:i0 + 2].tolist(), snaps=snaps_all[:, i0:i0 + 2].tolist(),
                     end=end_all[i0:i0 + 2].tolist(), src=levels[k][1][:2].tolist()) for k, i0 in zip(names, first)}

@@ -30,7 +30,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ae_jax import diagnostics, models, sweep as sweep_lib  # noqa: E402
+from ae_jax import models, sweep as sweep_lib  # noqa: E402
 from ae_jax.errors import ConfigError  # noqa: E402
 from experiments import common  # noqa: E402
 
@@ -86,17 +86,6 @@ def jacobian_gains(jac: np.ndarray, x_D: np.ndarray) -> dict[str, float]:
             "off_norm": float(np.linalg.norm(jac @ p) / np.sqrt(d - 1))}
 
 
-def library_metrics(fit: dict, diag_cfg) -> dict:
-    """The library's diagnostics and regime for one member (a group of one)."""
-    spec, data = fit["plan"].spec, fit["dataset"]
-    net = jax.tree.map(lambda a: np.asarray(a)[None], (fit["params"], fit["masks"]))
-    return diagnostics.evaluate(
-        lambda n, x: models.reconstruct(spec, n[0], x, n[1]),
-        lambda n, x: models.encode(spec, n[0], x, n[1])["code"],
-        net, data.x_train, data.x_test, None, None, [fit["member"].config.model.code_size], diag_cfg,
-        seed=diag_cfg.seed)[0]
-
-
 def analyse_member(fit: dict) -> dict:
     c = fit["member"].config
     spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
@@ -106,7 +95,7 @@ def analyse_member(fit: dict) -> dict:
     out, jac = outputs_and_jacobian(lambda x: models.reconstruct(spec, params, x, masks),
                                     np.concatenate([*probes.values(), x0[None]]), x0)
     outputs = dict(zip(probes, np.split(out[:-1], len(probes))))
-    lib = library_metrics(fit, c.diagnostics)
+    lib = common.library_metrics(fit, c.diagnostics)
     loss = fit["curves"]["loss/recon"]
     return dict(
         name=fit["member"].name, kind=c.model.kind, depth=c.model.depth, layers=layers(c.model.depth),
