@@ -1,0 +1,269 @@
+"""python experiments/manifold/run.py --config=experiments/manifold/config.py[:smoke] --workdir=DIR
+
+Trains the config's sweep with `experiments/common.fit_members`, takes the library's metrics of every
+member (`jac_rank` on the data span, `test_mse`, `pca_mse`, `regime`, ...) and measures the pull onto the
+manifold: for probes x + e off the noise-free test points x (e isotropic in R^D, or normal to the
+manifold at x, of norm PROBE_NORM), the distance to the manifold before and after f. The manifold is
+estimated from noise-free points generated with the same split_seed (same basis and same z): PCA for the
+linear kind, PCA plus a least-squares sphere fit for the sphere. Writes DIR/manifold.json,
+DIR/figures/manifold_*.png and DIR/analysis.md, and logs them to a W&B analysis run.
+"""
+
+import collections
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # `python experiments/manifold/run.py` puts only this folder on the path
+    sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ae_jax import data as data_lib, models, sweep as sweep_lib  # noqa: E402
+from ae_jax.errors import ConfigError  # noqa: E402
+from experiments import common  # noqa: E402
+
+PROBE_NORM = 0.3  # ||e|| of the off-manifold probes: 15x the data noise's per-coordinate std, 0.3 radii
+PROBE_POINTS = 500
+RANK_TOL = 1.0  # "jac_rank about d": within one direction
+PULLED = 0.5  # a model "pulls onto the manifold" when it at least halves the probes' distance
+FLOOR_FACTOR = 5.0  # "an error floor below d": test_mse at code < d at least this many times code >= 2d's
+
+
+class Manifold:
+    """The noise-free manifold, estimated from clean train points: an affine d-subspace (linear) or a
+    d-sphere in an affine (d+1)-subspace (sphere); `distance` is the exact Euclidean distance to it."""
+
+    def __init__(self, kind: str, d: int, clean_ND: np.ndarray):
+        x = np.asarray(clean_ND, np.float64)
+        self.kind, self.d = kind, d
+        self.mu = x.mean(0)
+        _, s, vt = np.linalg.svd(x - self.mu, full_matrices=False)
+        k = d if kind == "linear" else d + 1
+        self.basis_DK = vt[:k].T
+        self.span_residual = float(s[k] / s[0]) if len(s) > k else 0.0  # ~1e-7: the clean data's rank is k
+        self.centre_K, self.radius, self.fit_residual = np.zeros(k), 0.0, 0.0
+        if kind == "sphere":
+            a_NK = (x - self.mu) @ self.basis_DK
+            # ||a - c||^2 = r^2 is linear in (c, r^2 - ||c||^2): 2 a.c + q = ||a||^2
+            lhs = np.concatenate([2 * a_NK, np.ones((len(a_NK), 1))], axis=1)
+            sol = np.linalg.lstsq(lhs, (a_NK ** 2).sum(1), rcond=None)[0]
+            self.centre_K = sol[:k]
+            self.radius = float(np.sqrt(sol[k] + self.centre_K @ self.centre_K))
+            self.fit_residual = float(np.abs(np.linalg.norm(a_NK - self.centre_K, axis=1) - self.radius).max())
+
+    def split(self, y_ND: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(in-span coordinates relative to the centre, off-span component) of each point."""
+        v = np.asarray(y_ND, np.float64) - self.mu
+        a = v @ self.basis_DK
+        return a - self.centre_K, v - a @ self.basis_DK.T
+
+    def distance(self, y_ND: np.ndarray) -> np.ndarray:
+        a, w = self.split(y_ND)
+        off = np.linalg.norm(w, axis=1)
+        if self.kind == "linear":
+            return off
+        return np.sqrt(off ** 2 + (np.linalg.norm(a, axis=1) - self.radius) ** 2)
+
+    def normal(self, x_ND: np.ndarray, g_ND: np.ndarray) -> np.ndarray:
+        """The part of each g normal to the manifold at the (on-manifold) point x."""
+        tangent = (g_ND @ self.basis_DK) @ self.basis_DK.T
+        if self.kind == "sphere":
+            a, _ = self.split(x_ND)
+            radial = (a / np.linalg.norm(a, axis=1, keepdims=True)) @ self.basis_DK.T
+            tangent -= (g_ND * radial).sum(1, keepdims=True) * radial
+        return g_ND - tangent
+
+
+def clean_data(data_cfg: ml_collections.ConfigDict) -> data_lib.Dataset:
+    """The same points without the noise: the generator draws Q, z, then the noise, from one seeded rng."""
+    c = ml_collections.ConfigDict(data_cfg.to_dict())
+    c.manifold.noise = 0.0
+    return data_lib.load(c)
+
+
+def probes(manifold: Manifold, x_ND: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Off-manifold probes of norm PROBE_NORM around the clean points: isotropic and normal."""
+    g = np.random.default_rng(seed).standard_normal(x_ND.shape)
+    unit = lambda e: PROBE_NORM * e / np.linalg.norm(e, axis=1, keepdims=True)  # noqa: E731
+    return {"isotropic": x_ND + unit(g), "normal": x_ND + unit(manifold.normal(x_ND, g))}
+
+
+def pull(fit: dict, manifold: Manifold, clean_ND: np.ndarray, probe: dict[str, np.ndarray]) -> dict:
+    """Mean distance to the manifold of the probes before and after f, and of f(clean points)."""
+    spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
+    f = jax.jit(lambda x: models.reconstruct(spec, params, x, masks))
+    out = {"dist_f_clean": float(manifold.distance(np.asarray(f(clean_ND))).mean())}
+    for name, y in probe.items():
+        before = manifold.distance(y).mean()
+        after = manifold.distance(np.asarray(f(y.astype(np.float32)))).mean()
+        out[f"dist_before/{name}"] = float(before)
+        out[f"dist_after/{name}"] = float(after)
+        out[f"pull_ratio/{name}"] = float(after / before)
+    return out
+
+
+def analyse(fits: list[dict], seed: int) -> list[dict]:
+    """One row per member: settings, the library's metrics and the pull onto the manifold."""
+    geometry = {}
+    rows = []
+    for fit in fits:
+        c = fit["member"].config
+        key = sweep_lib.data_key(c)
+        if key not in geometry:
+            clean = clean_data(c.data)
+            man = Manifold(c.data.manifold.kind, c.data.manifold.intrinsic_dim, clean.x_train)
+            x = np.asarray(clean.x_test[:PROBE_POINTS], np.float64)
+            geometry[key] = (man, x.astype(np.float32), probes(man, x, seed))
+        man, x, probe = geometry[key]
+        m = common.library_metrics(fit, c.diagnostics)
+        rows.append(dict(
+            member=fit["member"].name, kind=c.data.manifold.kind, d=c.data.manifold.intrinsic_dim,
+            ambient=c.data.manifold.ambient_dim, data_noise=c.data.manifold.noise, code=c.model.code_size,
+            dae=float(c.noise.level), steps=fit["steps"], diverged_at=fit["diverged_at"],
+            final_loss=float(np.asarray(fit["curves"]["loss/total"]).reshape(-1)[-1]),
+            span_residual=man.span_residual, sphere_fit_residual=man.fit_residual, radius=man.radius,
+            clean_dist=float(man.distance(x).mean()),
+            noise_floor=c.data.manifold.noise ** 2 * (c.data.manifold.ambient_dim - c.data.manifold.intrinsic_dim)
+            / c.data.manifold.ambient_dim,
+            **{k: m[k] for k in ("jac_rank", "test_mse", "train_mse", "pca_mse", "data_rank", "denoise_gain",
+                                 "regime", "jac_trace", "attractor_fraction", "const_ratio")},
+            **pull(fit, man, x, probe)))
+    return rows
+
+
+def claim(rows: list[dict]) -> tuple[str, list[str]]:
+    """SCIENCE.md's manifold row, checked on every (kind, d): the verdict and one line per check."""
+    lines, passed = [], []
+    for (kind, d), group in sorted(groups(rows).items()):
+        extra = 1 if kind == "sphere" else 0
+        structured = [r for r in group if (r["dae"] > 0 and r["code"] >= d + extra)
+                      or (r["dae"] == 0 and d + extra <= r["code"] <= 2 * d)]
+        rank_ok = [r for r in structured if abs(r["jac_rank"] - d) <= RANK_TOL]
+        pull_ok = [r for r in structured if r["pull_ratio/isotropic"] <= PULLED]
+        below = [r["test_mse"] for r in group if r["code"] < d and r["dae"] == 0]
+        above = [r["test_mse"] for r in group if r["code"] >= 2 * d and r["dae"] == 0]
+        floor_ok = bool(below) and bool(above) and min(below) >= FLOOR_FACTOR * max(above)
+        passed += [len(rank_ok) == len(structured), len(pull_ok) == len(structured), floor_ok]
+        lines.append(
+            f"- {kind}, d = {d}: jac_rank within {RANK_TOL:g} of d for {len(rank_ok)}/{len(structured)} "
+            f"structured members (DAE with code >= {d + extra}; plain with {d + extra} <= code <= {2 * d}); "
+            f"isotropic probes pulled in (ratio <= {PULLED:g}) for {len(pull_ok)}/{len(structured)}; "
+            f"plain test_mse below d: min {min(below):.3g} vs code >= 2d: max {max(above):.3g} "
+            f"(floor x{min(below) / max(above):.0f}, needs >= {FLOOR_FACTOR:g})")
+    share = sum(passed) / len(passed)
+    verdict = "reproduced" if share == 1 else "partly reproduced" if share >= 0.5 else "not reproduced"
+    return verdict, lines
+
+
+def groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    out = collections.defaultdict(list)
+    for r in rows:
+        out[(r["kind"], r["d"])].append(r)
+    return out
+
+
+def plot(rows: list[dict]) -> dict[str, Figure]:
+    """{stem: figure}: jac_rank, test_mse and pull ratio against code size, one panel per kind."""
+    kinds = sorted({r["kind"] for r in rows}, reverse=True)
+    dims = sorted({r["d"] for r in rows})
+    specs = {"manifold_jac_rank": ("jac_rank", "jac_rank (span gains > 0.5)"),
+             "manifold_test_mse": ("test_mse", "test MSE"),
+             "manifold_pull": ("pull_ratio/isotropic", f"dist(f(x+e)) / dist(x+e), ||e|| = {PROBE_NORM:g}")}
+    figs = {}
+    for stem, (metric, title) in specs.items():
+        fig = Figure(figsize=(5.2 * len(kinds), 4.0), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, len(kinds)))
+        for ax, kind in zip(axes, kinds):
+            for i, d in enumerate(dims):
+                for dae, style in ((0.0, "-o"), (max(r["dae"] for r in rows), "--s")):
+                    pts = sorted((r["code"], r[metric]) for r in rows if (r["kind"], r["d"], r["dae"]) == (kind, d, dae))
+                    if pts:
+                        ax.plot(*zip(*pts), style, color=f"C{i}", ms=4, mfc="none" if dae else None,
+                                label=f"d={d} {'DAE s=%g' % dae if dae else 'plain'}")
+                if metric == "jac_rank":
+                    ax.axhline(d, color=f"C{i}", lw=0.8, ls=":")
+                elif metric == "test_mse":
+                    floor = next(r["noise_floor"] for r in rows if (r["kind"], r["d"]) == (kind, d))
+                    ax.axhline(floor, color=f"C{i}", lw=0.8, ls=":")
+                if metric != "pull_ratio/isotropic":
+                    ax.axvline(d, color=f"C{i}", lw=0.6, ls="-.", alpha=0.5)
+            if metric == "test_mse":
+                ax.set_yscale("log")
+            if metric.startswith("pull"):
+                ax.axhline(1.0, color="k", lw=0.8, ls=":")
+                ax.set_ylim(bottom=0)
+            ax.set_xscale("log", base=2)
+            ax.set(xlabel="code size", title=f"{kind}: {title}")
+            ax.legend(fontsize=6, ncol=2)
+        note = {"jac_rank": "dotted: jac_rank = d; dash-dot: code = d",
+                "test_mse": "dotted: noise floor s^2 (D-d)/D of an exact projection; dash-dot: code = d",
+                "pull_ratio/isotropic": "dotted: the identity (ratio 1); 0 = projection onto the manifold"}[metric]
+        fig.suptitle(f"Manifolds of dimension d in R^{rows[0]['ambient']}: {note}", fontsize=9)
+        figs[stem] = fig
+    return figs
+
+
+TABLE_HEAD = ["kind", "d", "code", "DAE s", "jac_rank", "test_mse", "PCA-k", "pull iso", "pull normal",
+              "dist f(clean)", "denoise_gain", "attractor", "regime"]
+
+
+def table_rows(rows: list[dict]) -> list[list[str]]:
+    f = common.fmt
+    return [[r["kind"], r["d"], r["code"], f"{r['dae']:g}", f"{r['jac_rank']:.2f}", f(r["test_mse"], 3),
+             f(r["pca_mse"], 3), f"{r['pull_ratio/isotropic']:.3f}", f"{r['pull_ratio/normal']:.3f}",
+             f"{r['dist_f_clean']:.3f}", f"{r['denoise_gain']:.3f}", f"{r['attractor_fraction']:.2f}", r["regime"]]
+            for r in sorted(rows, key=lambda r: (r["kind"] != "sphere", r["d"], r["dae"], r["code"]))]
+
+
+def markdown(name: str, config, rows: list[dict], figures: list[str], elapsed: str) -> str:
+    verdict, lines = claim(rows)
+    geo = sorted({(r["kind"], r["d"], r["span_residual"], r["sphere_fit_residual"], r["radius"], r["clean_dist"])
+                  for r in rows})
+    c = config
+    return "\n".join([
+        f"# {name}: autoencoders on d-dimensional manifolds in R^{rows[0]['ambient']}", "",
+        f"ReLU MLP, depth {c.model.depth}, width {c.model.width}; {c.train.optimizer} {c.train.learning_rate:g}, "
+        f"{c.train.steps} steps of batch {c.train.batch_size}; data noise std {rows[0]['data_noise']:g}; "
+        f"{len(rows)} members; wall time {elapsed}. Probes: {min(PROBE_POINTS, 10**9)} noise-free test points "
+        f"+ e, ||e|| = {PROBE_NORM:g}; pull = mean distance to the manifold after f / before.", "",
+        *[f"![{Path(p).stem}]({p})" for p in figures], "",
+        "Manifold estimates from the noise-free train points (kind, d, s_(k+1)/s_1 of the clean data, max "
+        "|sphere fit residual|, fitted radius, mean distance of the clean test points):", "",
+        common.md_table(["kind", "d", "rank residual", "sphere fit residual", "radius", "clean dist"],
+                        [[k, d, f"{a:.1e}", f"{b:.1e}", f"{rad:.4f}", f"{cd:.1e}"] for k, d, a, b, rad, cd in geo]),
+        "",
+        "## Every member", "",
+        common.md_table(TABLE_HEAD, table_rows(rows)), "",
+        "## The claim", "", *lines, "", f"Verdict: **{verdict}**.", ""])
+
+
+def main(argv: list[str]) -> list[dict]:
+    clock = common.Clock()
+    config, overrides, name, workdir = common.parse_run_flags(argv, __doc__)
+    members = sweep_lib.expand(config, overrides)
+    for m in members:
+        if m.config.data.name != "manifold" or m.config.data.manifold.kind not in ("linear", "sphere"):
+            raise ConfigError("data.manifold.kind: the manifold experiment measures linear and sphere data "
+                              f"(data.name=manifold), got {m.config.data.name} / {m.config.data.manifold.kind}")
+        if m.config.data.scale != "none" or m.config.data.n_train:
+            raise ConfigError("data.scale, data.n_train: must stay none / 0 (the clean copy is compared as generated)")
+    datasets = common.load_datasets(members)
+    fits = common.fit_members(members, datasets)
+    rows = analyse(fits, config.diagnostics.seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "manifold.json").write_text(json.dumps(rows, indent=1))
+    with common.analysis(config.wandb, workdir, name, config) as (writer, doc):
+        paths = [common.save_figure(fig, workdir, stem, writer) for stem, fig in plot(rows).items()]
+        doc.append(markdown(name, config, rows, [f"figures/{p.name}" for p in paths], str(clock)))
+        writer.table("members", TABLE_HEAD, table_rows(rows))
+        writer.summary({"verdict": claim(rows)[0]})
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(common.cli(main, sys.argv))
