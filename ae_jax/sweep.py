@@ -291,6 +291,12 @@ def distributed_shard(coordinator: str | None, num_processes: int | None,
     return jax.process_index(), jax.process_count()
 
 
+def default_compilation_cache() -> str:
+    """$AE_JAX_COMPILATION_CACHE if set ('' turns the cache off, as the test suite does), else a per-user
+    folder. The setting is process-wide in JAX, so an in-process caller must be able to opt out."""
+    return os.environ.get("AE_JAX_COMPILATION_CACHE", str(Path.home() / ".cache" / "ae_jax" / "xla"))
+
+
 def usage(fv, config_path: str | None) -> str:
     """--help: the flags, the config files in configs/ and experiments/, and the sweep axes of --config."""
     lines = [__doc__, "flags:"]
@@ -339,9 +345,10 @@ def main(argv: Sequence[str]) -> int:
     flags.DEFINE_string("coordinator", None, "host:port of process 0 (jax.distributed)", flag_values=fv)
     flags.DEFINE_integer("num_processes", None, "number of processes (jax.distributed)", flag_values=fv)
     flags.DEFINE_integer("process_id", None, "this process (jax.distributed)", flag_values=fv)
-    flags.DEFINE_string("compilation_cache", str(Path.home() / ".cache" / "ae_jax" / "xla"),
-                        "JAX's persistent compilation cache (per user; '' disables): a repeated or "
-                        "resumed sweep does not recompile", flag_values=fv)
+    flags.DEFINE_string("compilation_cache", default_compilation_cache(),
+                        "JAX's persistent compilation cache (per user; '' disables; default from "
+                        "$AE_JAX_COMPILATION_CACHE): a repeated or resumed sweep does not recompile",
+                        flag_values=fv)
     try:
         config_path = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), None)
         if any(a in ("--help", "-h", "--helpfull") for a in argv[1:]):

@@ -8,3 +8,6 @@ os.environ["WANDB_MODE"] = "disabled"
 os.environ["WANDB_SILENT"] = "true"
 os.environ["WANDB_ERROR_REPORTING"] = "false"
 os.environ.setdefault("MPLBACKEND", "Agg")
+# In-process CLI calls (tests/test_errors.py) must not switch on the user's persistent compilation cache
+# for the rest of the session: a cache shared with other processes is not what tests should read.
+os.environ["AE_JAX_COMPILATION_CACHE"] = ""

@@ -199,3 +199,13 @@ def test_loader_settings_do_not_change_the_sweep_identity():
     ident = lambda cfg: workdir.sweep_identity("s", [("m", cfg)])  # noqa: E731
     assert ident(base) == ident(other_loader)
     assert ident(base) != ident(other_model)
+
+
+def test_an_in_process_cli_call_leaves_the_persistent_cache_off():
+    """conftest sets AE_JAX_COMPILATION_CACHE='': a CLI call inside pytest must not switch the whole test
+    process onto the user's cache (shared with other processes), which JAX would then read for every test."""
+    import jax
+
+    assert sweep.default_compilation_cache() == ""
+    assert sweep.main(["ae_jax.sweep", "--config=configs/ae.py:smoke", "--dry_run"]) == 0
+    assert not jax.config.jax_compilation_cache_dir
