@@ -7,11 +7,14 @@ and four times D; a ReLU net needs width 2D to carry the identity exactly), two 
 images only (`data.n_train=10`), where memorisation is the expected outcome. `results.jsonl` records
 `steps` and the final loss of every member (training length is a capacity knob); the generic report
 draws the depth x width phase diagrams, `analyze.py` the claim's table and figure.
+`:long` asks whether depth is only slow optimisation: depth 1, 4, 8 x width 16, 256 on all training images,
+one seed, 8000 steps (`python -m ae_jax.sweep --config=experiments/depth/config.py:long --workdir=runs/depth_long`).
 `:smoke` is depth 1 and 6 at width 16 and 256 (no n_train block), 400 steps, one seed (about 20 s).
 """
 
 from ae_jax import config as config_lib
 from ae_jax.config import product, sweep
+from ae_jax.errors import ConfigError
 
 DEPTHS = [1, 2, 4, 6, 8]
 WIDTHS = [16, 64, 256]
@@ -19,7 +22,13 @@ SEEDS = [0, 1]
 N_TRAIN = [0, 10]  # 0 = all 1347 training images; 10 = the small-n column
 
 
+def _check_arg(arg):
+    if arg not in (None, "", "smoke", "long"):
+        raise ConfigError(f"experiments/depth/config.py: unknown argument {arg!r} (allowed: smoke, long)")
+
+
 def get_config(arg=None):
+    _check_arg(arg)
     c = config_lib.base_config()
     c.name = "depth"
     c.model.activation = "relu"
@@ -31,6 +40,10 @@ def get_config(arg=None):
     # Power-of-4 buckets keep widths 16, 64 and 256 in separate programs: packing 16 into 256 would cost
     # 16x its compute at depth 8, more than the compilation it saves.
     c.train.pack_ratio = 4.0
+    if arg == "long":
+        c.name = "depth_long"
+        c.train.steps = 8000
+        c.train.log_every = 1000
     if arg == "smoke":
         c.name = "depth_smoke"
         c.train.steps = 400
@@ -42,7 +55,10 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
+    _check_arg(arg)
     if arg == "smoke":
         return product(sweep("model.depth", [1, 6]), sweep("model.width", [16, 256]))
+    if arg == "long":
+        return product(sweep("model.depth", [1, 4, 8]), sweep("model.width", [16, 256]))
     return product(sweep("data.n_train", N_TRAIN), sweep("model.depth", DEPTHS), sweep("model.width", WIDTHS),
                    sweep("seed", SEEDS))
