@@ -154,7 +154,10 @@ def claim(rows: list[dict]) -> tuple[str, list[str]]:
             f"structured members (DAE with code >= {d + extra}; plain with {d + extra} <= code <= {2 * d}); "
             f"isotropic probes pulled in (ratio <= {PULLED:g}) for {len(pull_ok)}/{len(structured)}; "
             f"plain test_mse below d: min {min(below):.3g} vs code >= 2d: max {max(above):.3g} "
-            f"(floor x{min(below) / max(above):.0f}, needs >= {FLOOR_FACTOR:g})")
+            f"(floor x{min(below) / max(above):.0f}, needs >= {FLOOR_FACTOR:g})"
+            + "".join(f"; {'misses' if i == 0 else 'and'}: {'DAE' if r['dae'] else 'plain'} code {r['code']} "
+                      f"(jac_rank {r['jac_rank']:.2f}, pull {r['pull_ratio/isotropic']:.2f})"
+                      for i, r in enumerate(r for r in structured if r not in rank_ok or r not in pull_ok)))
     share = sum(passed) / len(passed)
     verdict = "reproduced" if share == 1 else "partly reproduced" if share >= 0.5 else "not reproduced"
     return verdict, lines
@@ -220,6 +223,24 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
             for r in sorted(rows, key=lambda r: (r["kind"] != "sphere", r["d"], r["dae"], r["code"]))]
 
 
+def glance(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Per (kind, d): jac_rank and pull ratio of the tightest working bottleneck, the largest plain code
+    and the largest DAE code, and the plain error floor below d."""
+    head = ["kind", "d", "data rank", "plain code d (+1 sphere): rank / pull", "plain code 128: rank / pull",
+            "DAE code 128: rank / pull", "plain test_mse code < d (min) / code >= 2d (max)", "noise floor"]
+    out = []
+    for (kind, d), group in sorted(groups(rows).items(), reverse=True):
+        at = {(r["code"], r["dae"] > 0): r for r in group}
+        tight = at.get((d + (kind == "sphere"), False))
+        big = max(r["code"] for r in group)
+        rp = lambda r: "—" if r is None else f"{r['jac_rank']:.2f} / {r['pull_ratio/isotropic']:.2f}"  # noqa: E731
+        below = min(r["test_mse"] for r in group if r["code"] < d and r["dae"] == 0)
+        above = max(r["test_mse"] for r in group if r["code"] >= 2 * d and r["dae"] == 0)
+        out.append([kind, d, group[0]["data_rank"], rp(tight), rp(at.get((big, False))), rp(at.get((big, True))),
+                     f"{below:.3g} / {above:.3g}", f"{group[0]['noise_floor']:.2g}"])
+    return head, out
+
+
 def markdown(name: str, config, rows: list[dict], figures: list[str], elapsed: str) -> str:
     verdict, lines = claim(rows)
     geo = sorted({(r["kind"], r["d"], r["span_residual"], r["sphere_fit_residual"], r["radius"], r["clean_dist"])
@@ -237,6 +258,7 @@ def markdown(name: str, config, rows: list[dict], figures: list[str], elapsed: s
         common.md_table(["kind", "d", "rank residual", "sphere fit residual", "radius", "clean dist"],
                         [[k, d, f"{a:.1e}", f"{b:.1e}", f"{rad:.4f}", f"{cd:.1e}"] for k, d, a, b, rad, cd in geo]),
         "",
+        "## At a glance", "", common.md_table(*glance(rows)), "",
         "## Every member", "",
         common.md_table(TABLE_HEAD, table_rows(rows)), "",
         "## The claim", "", *lines, "", f"Verdict: **{verdict}**.", ""])
