@@ -24,7 +24,7 @@ METRICS = ("rank_frac", "span_ood_fidelity", "const_ratio", "attractor_fraction"
 TITLES = {"rank_frac": "jac_rank / r", "span_ood_fidelity": "span_ood_fidelity",
           "const_ratio": "const_ratio (1 = output varies like the data)",
           "attractor_fraction": "attractor_fraction"}
-SHORT = {"identity": "ident", "memorizing": "memo", "structured": "struct"}
+SHORT = {"identity": "ident", "memorizing": "memo", "structured": "struct", "mixed": "mixed"}
 MEAN_KEYS = ("rank_frac", "span_ood_fidelity", "ood_fidelity", "const_ratio", "attractor_fraction", "train_mse",
              "test_mse", "final_recon", "denoise_gain")
 
@@ -48,10 +48,16 @@ def cells(records: list[dict]) -> dict[tuple, dict]:
         regimes = collections.Counter(m["regime"] for m in ms)
         cell.update(rank_min=float(np.min([m["rank_frac"] for m in ms])),
                     rank_max=float(np.max([m["rank_frac"] for m in ms])),
-                    regimes=regimes, regime=regimes.most_common(1)[0][0], n=len(ms),
+                    regimes=regimes, regime=majority(regimes), n=len(ms),
                     steps=sorted({int(m["steps"]) for m in ms}), data_rank=ms[0]["data_rank"])
         out[key] = cell
     return out
+
+
+def majority(regimes: collections.Counter) -> str:
+    """The seeds' regime, or `mixed` when the seeds split evenly."""
+    top = regimes.most_common(2)
+    return "mixed" if len(top) == 2 and top[0][1] == top[1][1] else top[0][0]
 
 
 def axes_of(table: dict[tuple, dict]) -> tuple[list[int], list[int], list[int]]:
@@ -107,6 +113,8 @@ def trends(table: dict[tuple, dict], n: int) -> dict:
     return dict(
         depth_lowers_rank=sum(get(deep, w, "rank_frac") < get(shallow, w, "rank_frac") for w in widths),
         depth_lowers_const=sum(get(deep, w, "const_ratio") < get(shallow, w, "const_ratio") for w in widths),
+        depth_raises_attr=sum(get(deep, w, "attractor_fraction") > get(shallow, w, "attractor_fraction")
+                              for w in widths),
         width_raises_rank=sum(get(d, wide, "rank_frac") > get(d, narrow, "rank_frac") for d in depths),
         n_widths=len(widths), n_depths=len(depths),
         deep_narrow=table[(n, deep, narrow)], shallow_wide=table[(n, shallow, wide)],
@@ -127,7 +135,8 @@ def claim(table: dict[tuple, dict]) -> tuple[str, list[str]]:
         label = "all training images" if n == 0 else f"n_train = {n}"
         lines.append(
             f"{label}: the deepest net has a lower jac_rank / r than the shallowest at {t['depth_lowers_rank']}/"
-            f"{t['n_widths']} widths and a lower const_ratio at {t['depth_lowers_const']}/{t['n_widths']}; the "
+            f"{t['n_widths']} widths, a lower const_ratio at {t['depth_lowers_const']}/{t['n_widths']} and a higher "
+            f"attractor_fraction at {t['depth_raises_attr']}/{t['n_widths']}; the "
             f"widest beats the narrowest at {t['width_raises_rank']}/{t['n_depths']} depths. Depth {depths[-1]} "
             f"width {widths[0]}: {dn['regime']}, jac_rank / r {dn['rank_frac']:.3f}, const_ratio "
             f"{dn['const_ratio']:.3f}, attractor_fraction {dn['attractor_fraction']:.2f}; depth {depths[0]} width "
