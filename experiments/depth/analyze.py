@@ -173,8 +173,9 @@ def main(argv: list[str]) -> Path:
                   f"digits, code {first['model.code_size']}, ReLU, {first['train.optimizer']} "
                   f"{first['train.learning_rate']:g}, {first['train.steps']} steps of batch "
                   f"{first['train.batch_size']}, weight decay {first['train.weight_decay']:g}; {len(records)} "
-                  f"members. Columns are seed means; `final loss` is the last training loss (squared error summed "
-                  f"over the 64 pixels, mean over the batch). Phase diagrams: `report.md`.", "",
+                  f"members. Columns are seed means; `final loss` is the training loss (squared error summed over the "
+                  f"64 pixels, mean over the batch) averaged over the last {first['train.log_every']} steps, Adam's "
+                  f"spikes included. Phase diagrams: `report.md`.", "",
                   f"![heatmaps](figures/{path.name})", ""]
         for n in axes_of(table)[0]:
             rows = table_rows(table, n)
