@@ -256,7 +256,8 @@ def markdown(name: str, config, rows: list[dict], figures: list[str], elapsed: s
         "Manifold estimates from the noise-free train points (kind, d, s_(k+1)/s_1 of the clean data, max "
         "|sphere fit residual|, fitted radius, mean distance of the clean test points):", "",
         common.md_table(["kind", "d", "rank residual", "sphere fit residual", "radius", "clean dist"],
-                        [[k, d, f"{a:.1e}", f"{b:.1e}", f"{rad:.4f}", f"{cd:.1e}"] for k, d, a, b, rad, cd in geo]),
+                        [[k, d, f"{a:.1e}", f"{b:.1e}" if k == "sphere" else "—", f"{rad:.4f}" if k == "sphere" else "—",
+                         f"{cd:.1e}"] for k, d, a, b, rad, cd in geo]),
         "",
         "## At a glance", "", common.md_table(*glance(rows)), "",
         "## Every member", "",
