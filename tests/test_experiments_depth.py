@@ -16,18 +16,45 @@ def test_depth_smoke_deep_narrow_is_further_from_identity_than_shallow_wide(tmp_
     records = sweep.run_sweep(config, overrides, tmp_path, sweep_name=name, report=False)
     assert len(records) == 4 and all(r["status"] == "ok" for r in records), [r["status"] for r in records]
     by = {(r["config"]["model.depth"], r["config"]["model.width"]): r["metrics"] for r in records}
-    deep_narrow, shallow_wide = by[(6, 16)], by[(1, 256)]
+    deep_narrow, shallow_wide = by[(4, 16)], by[(1, 128)]
     assert all(m["steps"] == 400 and m["final_recon"] > 0 for m in by.values())  # steps and loss are recorded
     # Zhang et al.: depth and narrowness pull the map off the identity, towards a constant output.
     assert deep_narrow["jac_rank"] < 0.5 * shallow_wide["jac_rank"], (deep_narrow["jac_rank"], shallow_wide["jac_rank"])
     assert deep_narrow["const_ratio"] < shallow_wide["const_ratio"] - 0.3
     assert deep_narrow["test_mse"] > shallow_wide["test_mse"]
     # Width pushes towards the identity at either depth.
-    for depth in (1, 6):
-        assert by[(depth, 256)]["jac_rank"] > by[(depth, 16)]["jac_rank"], depth
+    for depth in (1, 4):
+        assert by[(depth, 128)]["jac_rank"] > by[(depth, 16)]["jac_rank"], depth
 
     analyze = common.load_module(EXP / "analyze.py")
     text = analyze.main(["analyze.py", str(tmp_path)]).read_text()
     assert "## Verdict" in text and "## all training images (data rank r = 61)" in text
     assert "Depth lowers jac_rank / r at every width and size: True" in text
     assert (tmp_path / "figures" / "depth_heatmaps.png").stat().st_size > 10_000
+
+
+def test_depth_verdict_rule_and_bad_argument():
+    """The verdict needs all three parts of the claim; an unknown config argument is a ConfigError."""
+    import collections
+
+    import pytest
+
+    from ae_jax.errors import ConfigError
+
+    analyze = common.load_module(EXP / "analyze.py")
+    config = common.load_module(EXP / "config.py")
+    with pytest.raises(ConfigError, match="unknown argument 'deep'"):
+        config.get_config("deep")
+
+    def cell(rank, regime):
+        return dict(rank_frac=rank, const_ratio=rank, attractor_fraction=0.0, regime=regime,
+                    regimes=collections.Counter({regime: 1}))
+
+    table = {(0, 1, 16): cell(0.3, "structured"), (0, 1, 256): cell(0.9, "identity"),
+             (0, 8, 16): cell(0.0, "memorizing"), (0, 8, 256): cell(0.5, "structured")}
+    assert analyze.claim(table)[0] == "reproduced"
+    table[(0, 8, 16)] = cell(0.1, "structured")
+    assert analyze.claim(table)[0] == "partly reproduced"
+    table[(0, 8, 256)] = cell(0.95, "identity")  # depth no longer lowers the rank at width 256
+    table[(0, 1, 256)] = cell(0.2, "structured")  # nor does width raise it at depth 1
+    assert analyze.claim(table)[0] == "not reproduced"

@@ -9,7 +9,7 @@ images only (`data.n_train=10`), where memorisation is the expected outcome. `re
 draws the depth x width phase diagrams, `analyze.py` the claim's table and figure.
 `:long` asks whether depth is only slow optimisation: depth 1, 4, 8 x width 16, 256 on all training images,
 one seed, 8000 steps (`python -m ae_jax.sweep --config=experiments/depth/config.py:long --workdir=runs/depth_long`).
-`:smoke` is depth 1 and 6 at width 16 and 256 (no n_train block), 400 steps, one seed (about 20 s).
+`:smoke` is depth 1 and 4 at width 16 and 128 (no n_train block), 400 steps of batch 32, one seed.
 """
 
 from ae_jax import config as config_lib
@@ -48,6 +48,8 @@ def get_config(arg=None):
         c.name = "depth_smoke"
         c.train.steps = 400
         c.train.log_every = 200
+        c.train.batch_size = 32
+        c.train.pack_ratio = 128.0  # widths 16 and 128 share one program per depth: half the compilations
         c.diagnostics.attractor_iters = 20
         c.diagnostics.jac_points = 20
         c.diagnostics.probe = False
@@ -57,7 +59,7 @@ def get_config(arg=None):
 def get_sweep(arg=None):
     _check_arg(arg)
     if arg == "smoke":
-        return product(sweep("model.depth", [1, 6]), sweep("model.width", [16, 256]))
+        return product(sweep("model.depth", [1, 4]), sweep("model.width", [16, 128]))
     if arg == "long":
         return product(sweep("model.depth", [1, 4, 8]), sweep("model.width", [16, 256]))
     return product(sweep("data.n_train", N_TRAIN), sweep("model.depth", DEPTHS), sweep("model.width", WIDTHS),
