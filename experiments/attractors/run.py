@@ -231,19 +231,16 @@ def main(argv: list[str]) -> list[dict]:
     # the figure's net: the most training images, then the widest and deepest
     pick = max(range(len(results)), key=lambda i: (results[i]["n_train"] <= 10, results[i]["n_train"],
                                                    results[i]["depth"], results[i]["width"]))
-    writer = common.analysis_writer(config.wandb, workdir, name, config)
-    try:
+    with common.analysis(config.wandb, workdir, name, config) as (writer, doc):
         data = fits[pick]["dataset"]
         paths = [common.save_figure(plot_iterations(results[pick], data.x_train, data.shape), workdir,
                                     "attractors_iterations", writer),
                  common.save_figure(plot_summary(results), workdir, "attractors_summary", writer)]
         text, head, rows = markdown(name, config, results, [f"figures/{p.name}" for p in paths], str(clock))
+        doc.append(text)
         writer.table("members", head, rows)
         writer.summary({"verdict": claim(results)[0]})
-    finally:
-        writer.close()
-    (workdir / "analysis.md").write_text(text)
-    print(f"analysis: {workdir / 'analysis.md'}; figures: {', '.join(map(str, paths))} ({clock})")
+    print(f"took {clock}")
     return results
 
 

@@ -242,19 +242,16 @@ def main(argv: list[str]) -> list[dict]:
     (workdir / "identity_crisis.json").write_text(json.dumps(results, indent=1))
     one = next(f for f in fits if len(f["dataset"].x_train) == 1) if any(
         len(f["dataset"].x_train) == 1 for f in fits) else fits[0]
-    writer = common.analysis_writer(config.wandb, workdir, name, config)
-    try:
+    with common.analysis(config.wandb, workdir, name, config) as (writer, doc):
         probes = make_probes(one["dataset"].x_test, config.diagnostics.seed)
         paths = [common.save_figure(plot_outputs(results, probes, one["dataset"].x_train, one["dataset"].shape),
                                     workdir, "identity_crisis_outputs", writer),
                  common.save_figure(plot_correlation(results), workdir, "identity_crisis_correlation", writer)]
         text, head, rows = markdown(name, config, results, [f"figures/{p.name}" for p in paths], str(clock))
+        doc.append(text)
         writer.table("members", head, rows)
         writer.summary({"verdict": claim(results)[0]})
-    finally:
-        writer.close()
-    (workdir / "analysis.md").write_text(text)
-    print(f"analysis: {workdir / 'analysis.md'}; figures: {', '.join(map(str, paths))} ({clock})")
+    print(f"took {clock}")
     return results
 
 
