@@ -11,3 +11,21 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # In-process CLI calls (tests/test_errors.py) must not switch on the user's persistent compilation cache
 # for the rest of the session: a cache shared with other processes is not what tests should read.
 os.environ["AE_JAX_COMPILATION_CACHE"] = ""
+
+
+import gc  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled executables after each test module. Each XLA:CPU executable holds dozens of
+    memory mappings; the whole suite compiles thousands of programs, and one pytest process reached the
+    kernel's vm.max_map_count (65530) and segfaulted inside an XLA compile. Clearing per module keeps the
+    count in the low thousands."""
+    yield
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
