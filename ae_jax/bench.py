@@ -63,6 +63,9 @@ class Sizes:
 
 
 FULL = Sizes()
+# On an accelerator a 2-step chunk of the peak run is launch-bound and a 2048 matmul too small to set the
+# peak: longer chunks and a matmul the size accelerator vendors quote.
+ACCELERATOR = Sizes(peak_steps=50, matmul_n=8192)
 QUICK = Sizes(steps=40, chunk=20, repeats=1, peak_batch=1024, peak_width=256, peak_steps=2,
               peak_repeats=3, matmul_n=1024, memory_steps=10, scaling_members=(1, 4, 16),
               scaling_steps=40, device_members=8, stream_examples=10_000, stream_steps=40)
@@ -70,9 +73,14 @@ QUICK = Sizes(steps=40, chunk=20, repeats=1, peak_batch=1024, peak_width=256, pe
 
 # ----------------------------------------------------------------------------- the small AE sweep
 
+MATMUL_PRECISION = config_lib.base_config().model.matmul_precision  # --matmul_precision sets it
+
+
 def small_config():
     """The contract's plain AE: 64-32-64 ReLU (depth 0, code 32) on digits, Adam."""
-    return config_lib.base_config()
+    c = config_lib.base_config()
+    c.model.matmul_precision = MATMUL_PRECISION
+    return c
 
 
 def small_plan(sizes: Sizes, steps: int | None = None) -> train.Plan:
@@ -204,6 +212,13 @@ def torch_version() -> str | None:
     return torch.__version__
 
 
+def torch_device() -> str:
+    """Where the PyTorch peer runs: on the GPU when JAX runs on one and torch can reach it, else the CPU."""
+    import torch
+
+    return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+
+
 def torch_train(x_ND: np.ndarray, dims: list[int], steps: int, batch: int, lr: float, seed: int,
                 threads: int) -> float:
     """Seconds to train one AE as PyTorch AE libraries do: eager nn.Sequential, backward, Adam step."""
@@ -211,7 +226,10 @@ def torch_train(x_ND: np.ndarray, dims: list[int], steps: int, batch: int, lr: f
     import torch
 
     torch.set_num_threads(threads)
-    x = torch.from_numpy(np.array(x_ND))
+    device = torch_device()
+    x = torch.from_numpy(np.array(x_ND)).to(device)
+    if device == "cuda":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     layers = []
@@ -219,11 +237,11 @@ def torch_train(x_ND: np.ndarray, dims: list[int], steps: int, batch: int, lr: f
         layers.append(torch.nn.Linear(d_in, d_out))
         if i < len(dims) - 2:
             layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
+    model = torch.nn.Sequential(*layers).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
     for _ in range(steps):
-        x_BD = x[torch.randint(0, x.shape[0], (batch,), generator=gen)]
+        x_BD = x[torch.randint(0, x.shape[0], (batch,), generator=gen, device=device)]
         loss = ((model(x_BD) - x_BD) ** 2).sum(-1).mean()
         opt.zero_grad()
         loss.backward()
@@ -261,7 +279,11 @@ def xla_step_flops(plan: train.Plan, x_ND: np.ndarray) -> float:
     state = jax.eval_shape(init, params, seeds, hp, sizes)
     x = jnp.asarray(x_ND)
     step = jax.jit(jax.vmap(functools.partial(train.train_step, plan=plan), in_axes=(0, 0, None)))
-    return float(step.lower(state, hp, train.Data(x, x.min(0), x.max(0))).cost_analysis()["flops"])
+    lowered = step.lower(state, hp, train.Data(x, x.min(0), x.max(0)))
+    # Some backends (the GPU in jax 0.11) answer only for the compiled program, some as a list per module.
+    cost = lowered.cost_analysis() or lowered.compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
+    return float(cost["flops"]) if cost and "flops" in cost else float("nan")
 
 
 def peak_plan(sizes: Sizes, steps: int) -> train.Plan:
@@ -271,10 +293,10 @@ def peak_plan(sizes: Sizes, steps: int) -> train.Plan:
                       sizes.peak_batch, steps, sizes.peak_steps)
 
 
-def time_matmul(n: int, calls: int = 3) -> float:
-    """Median seconds of a jitted float32 (n, n) @ (n, n), steady state."""
+def time_matmul(n: int, precision: str, calls: int = 3) -> float:
+    """Median seconds of a jitted float32 (n, n) @ (n, n) at `precision`, steady state."""
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    mm = jax.jit(lambda a, b: a @ b)
+    mm = jax.jit(lambda a, b: jnp.matmul(a, b, precision=precision))
     jax.block_until_ready(mm(a, a))
     ts = []
     for _ in range(calls):
@@ -303,11 +325,12 @@ def run_peak(sizes: Sizes) -> dict:
     mm_flops = 2 * sizes.matmul_n ** 3
     chunk_s, mm_s, fractions = [], [], []
     for _ in range(sizes.peak_repeats):
-        before = time_matmul(sizes.matmul_n)
+        # Like with like: the matmul at the precision the engine's matmuls run at (model.matmul_precision).
+        before = time_matmul(sizes.matmul_n, plan.spec.matmul_precision)
         t0 = time.perf_counter()
         state = jax.block_until_ready(chunk(state, hp, data))[0]
         chunk_s.append(time.perf_counter() - t0)
-        mm_s.append((before + time_matmul(sizes.matmul_n)) / 2)
+        mm_s.append((before + time_matmul(sizes.matmul_n, plan.spec.matmul_precision)) / 2)
         fractions.append((plan.chunk * flops_step / chunk_s[-1]) / (mm_flops / mm_s[-1]))
     return {
         "peak_fraction": statistics.median(fractions),
@@ -318,7 +341,7 @@ def run_peak(sizes: Sizes) -> dict:
             "per_step_xla_cost_analysis": xla_flops,
             "steps_per_timed_chunk": plan.chunk,
             "achieved_gflops_median": statistics.median(plan.chunk * flops_step / t for t in chunk_s) / 1e9,
-            "matmul": f"{sizes.matmul_n}x{sizes.matmul_n} float32",
+            "matmul": f"{sizes.matmul_n}x{sizes.matmul_n} float32, precision {plan.spec.matmul_precision}",
             "matmul_gflops_median": statistics.median(mm_flops / t for t in mm_s) / 1e9,
         },
     }
@@ -336,13 +359,19 @@ def peak_rss_mib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_child(job: dict, devices: int = 1, timeout: float = 900) -> dict:
-    """Runs `job` in a fresh Python with `devices` forced host devices; returns its JSON answer."""
+def run_child(job: dict, devices: int = 1, timeout: float = 900, platform: str = "cpu") -> dict:
+    """Runs `job` in a fresh Python on `platform` (with `devices` forced host devices on the CPU);
+    returns its JSON answer."""
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "force_host_platform_device_count" not in f]
     env = {**os.environ, "XLA_FLAGS": " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"]),
-           "JAX_PLATFORMS": "cpu", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+           "JAX_PLATFORMS": platform, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           # An accelerator's peak is read from its allocator, which must not grab 75% of memory up front.
+           "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
     env.pop("JAX_NUM_CPU_DEVICES", None)
-    out = subprocess.run([sys.executable, "-m", "ae_jax.bench", "--child", json.dumps(job)], env=env,
+    if platform != "cpu":  # let JAX pick the accelerator ("gpu" would also probe ROCm)
+        env.pop("JAX_PLATFORMS")
+    out = subprocess.run([sys.executable, "-m", "ae_jax.bench", "--child", json.dumps(job),
+                          "--matmul_precision", MATMUL_PRECISION], env=env,
                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"bench child {job} failed:\n{out.stderr[-2000:]}")
@@ -361,7 +390,11 @@ def child_main(job: dict) -> dict:
         t0 = time.perf_counter()
         state, curves = train.fit(plan, seeds, hparams(lrs), x)
         jax.block_until_ready((state, curves))
-        return {"peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": base, "fit_s": time.perf_counter() - t0}
+        out = {"peak_rss_mib": peak_rss_mib(), "baseline_rss_mib": base, "fit_s": time.perf_counter() - t0}
+        stats = jax.devices()[0].memory_stats() if jax.default_backend() != "cpu" else None
+        if stats and "peak_bytes_in_use" in stats:
+            out["device_peak_mib"] = stats["peak_bytes_in_use"] / 2 ** 20
+        return out
     cold, _ = fit_cold(plan, x, seeds, lrs)
     fresh_state, run = engine_setup(plan, seeds, lrs, x)
     run(fresh_state())
@@ -370,8 +403,11 @@ def child_main(job: dict) -> dict:
 
 
 def measure_memory(sizes: Sizes) -> dict:
+    """Peak memory of a fresh process training the big group: host RSS, and the device's own peak on an
+    accelerator (where the training state lives)."""
     return run_child({"kind": "memory", "members": sizes.memory_members, "steps": sizes.memory_steps,
-                      "batch": sizes.batch, "chunk": min(sizes.chunk, sizes.memory_steps)})
+                      "batch": sizes.batch, "chunk": min(sizes.chunk, sizes.memory_steps)},
+                     platform=jax.default_backend())
 
 
 # ----------------------------------------------------------------------------- the whole run
@@ -461,7 +497,11 @@ def run(sizes: Sizes, with_torch: bool = True) -> dict:
     out["peak_fraction"] = peak["peak_fraction"]
     mem = measure_memory(sizes)
     out[f"memory_{sizes.memory_members}_members_mib"] = mem["peak_rss_mib"]
-    out["device"] = {**device_info(), "load_average_before": load_before[0],
+    if "device_peak_mib" in mem:
+        out[f"memory_{sizes.memory_members}_members_device_mib"] = mem["device_peak_mib"]
+    out["device"] = {**device_info(), "torch_device": torch_device() if use_torch else None,
+                     "matmul_precision": small_config().model.matmul_precision,
+                     "load_average_before": load_before[0],
                      "load_average_after": os.getloadavg()[0]}
     out["timings_s"] = {**t, **torch_t, **peak["timings"], "memory_baseline_rss_mib": mem["baseline_rss_mib"],
                         "memory_fit_s": mem["fit_s"]}
@@ -605,12 +645,16 @@ def main(argv=None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
     parser.add_argument("--stream", action="store_true",
                         help="time the grain loader against the device loader on a few hundred MB")
+    parser.add_argument("--matmul_precision", choices=config_lib.MATMUL_PRECISIONS, default=MATMUL_PRECISION,
+                        help="the engine's model.matmul_precision (and the peak matmul's); `default` lets a "
+                             "GPU use TF32")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    globals()["MATMUL_PRECISION"] = args.matmul_precision
     if args.child:
         print(json.dumps(child_main(json.loads(args.child))))
         return 0
-    sizes = QUICK if args.quick else FULL
+    sizes = QUICK if args.quick else FULL if jax.default_backend() == "cpu" else ACCELERATOR
     if args.stream:
         print(json.dumps(run_stream(sizes), indent=1))
         return 0

@@ -13,6 +13,9 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "gelu", "elu", "softplus", "
 CODE_ACTIVATIONS = ("",) + ACTIVATIONS
 OUTPUTS = ("linear", "sigmoid")
 MODEL_KINDS = ("mlp", "conv", "fullconv")
+# float32 matmul passes (jax.default_matmul_precision): GPUs and TPUs default to fewer bits than float32
+# (TF32 / bfloat16), which moved closed-form checks by 2e-5 on an H200; `highest` is float32 everywhere.
+MATMUL_PRECISIONS = ("highest", "high", "default", "float32", "tensorfloat32", "bfloat16")
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
 SCHEDULES = ("constant", "cosine")
 NOISE_KINDS = ("none", "gaussian", "mask", "salt_pepper")
@@ -76,6 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.output = "linear"  # linear (squared error) | sigmoid (Bernoulli cross-entropy)
     c.model.channels = (16, 32)
     c.model.kernel_size = 3
+    c.model.matmul_precision = "highest"  # highest (float32) | default (the accelerator's fast path, e.g. TF32) | ...
 
     c.train = ml_collections.ConfigDict()
     c.train.steps = 2000
@@ -274,6 +278,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _choice(c, "model.activation", ACTIVATIONS)
     _choice(c, "model.code_activation", CODE_ACTIVATIONS)
     _choice(c, "model.output", OUTPUTS)
+    _choice(c, "model.matmul_precision", MATMUL_PRECISIONS)
     _check(isinstance(c.model.channels, tuple) and len(c.model.channels) >= 1
            and all(isinstance(ch, int) and ch >= 1 for ch in c.model.channels),
            "model.channels", f"must be a non-empty tuple of positive integers, got {c.model.channels!r}")

@@ -4,7 +4,8 @@ Every metric of the contract's table is computed on the deterministic mean path 
 program per group of same-shape members (`evaluate`). The regime rule, applied in this order:
 
 1. `memorizing` if attractor_fraction >= MEMORIZING_ATTRACTORS (noisy training points are carried back
-   onto training examples), or if f is (near) constant on the test set: const_ratio < CONSTANT_RATIO
+   onto training examples: closer than attractor_radius * noise_std * sqrt(D), and than half the median
+   distance from a held-out example to its nearest training example), or if f is (near) constant on the test set: const_ratio < CONSTANT_RATIO
    and jac_rank < CONSTANT_JAC_RANK (not one span direction keeps a gain above 0.5; with a single
    training example the span is {0} and this part is the constant test alone).
 2. `identity` if jac_rank >= IDENTITY_RANK_FRACTION * data_rank (nearly every span direction passes
@@ -27,6 +28,10 @@ On digits span_ood_fidelity equals ood_fidelity to 0.01 (the three off-span pixe
   mu + 0.3 (x - mu)               0        0.51         0.09        0.00     structured
   train mean (constant)           0        0.00         0.00        0.00     memorizing
   nearest training example        0       -0.09         0.97        1.00     memorizing
+A dense 2-d plane in R^32 (2000 points, noise 0.02; held-out examples lie 0.15 from a training example):
+the projection PCA-2 carries 100 noisy training points within the fixed radius 0.14 of some training
+example (attractor >= 0.5, `memorizing` by the fixed radius alone), none within the capped 0.075
+(`structured`); the nearest-training-example map stays at 1.00 (tests/test_diagnostics.py).
 Rank-5 Gaussian data in R^20: the span projector PCA-5 has ood_fidelity 0.31 but span_ood 1.00 and is
 `identity`; PCA-4 / PCA-3 (rank 4 / 3 < 0.85 r, span_ood 0.87 / 0.65) are `structured`.
 Trained 64-K-64 ReLU AEs (Adam 1e-3, batch 128, 2000 steps, 2 seeds): K = 8 -> rank 0.8-2.0,
@@ -49,6 +54,12 @@ import numpy as np
 IDENTITY_RANK_FRACTION = 0.85
 IDENTITY_OOD_FIDELITY = 0.9
 MEMORIZING_ATTRACTORS = 0.5
+# The attractor radius is attractor_radius * noise_std * sqrt(D), but never more than this fraction of
+# the median distance from a held-out example to its nearest training example (over up to
+# ATTRACTOR_SPACING_POINTS of them): on a densely sampled low-d manifold the fixed radius exceeds the
+# sampling resolution, and a map that merely projects onto the manifold would count as memorising.
+ATTRACTOR_SPACING_FRACTION = 0.5
+ATTRACTOR_SPACING_POINTS = 512
 CONSTANT_RATIO = 0.05
 CONSTANT_JAC_RANK = 1.0
 
@@ -201,6 +212,19 @@ def _chunk(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xs, w
 
 
+def median_nearest_distance(x_train: np.ndarray, x_query: np.ndarray) -> float:
+    """Median over the query points of the distance to their nearest training example (inf if none)."""
+    if len(x_query) == 0 or len(x_train) == 0:
+        return float("inf")
+    q = np.float64(x_query)
+    best = np.full(len(q), np.inf)
+    for start in range(0, len(x_train), EXAMPLE_CHUNK):
+        t = np.float64(x_train[start:start + EXAMPLE_CHUNK])
+        d2 = (q ** 2).sum(1)[:, None] - 2 * q @ t.T + (t ** 2).sum(1)[None]
+        best = np.minimum(best, d2.min(1))
+    return float(np.median(np.sqrt(np.maximum(best, 0.0))))
+
+
 def make_probes(x_train: np.ndarray, x_test: np.ndarray, diag_cfg: ml_collections.ConfigDict,
                 seed: int = 0) -> dict[str, Any]:
     """The inputs every member is evaluated on (seeded, shared by all members) and their host constants."""
@@ -224,6 +248,9 @@ def _make_probes(x_train, x_test, s, jac_points, ood_samples, attractor_points, 
     att_idx = np.sort(np.asarray(jax.random.permutation(k_att_idx, n_train)[:attractor_points]))
     att_start = x_train[att_idx] + s * np.asarray(
         jax.random.normal(k_att_noise, (len(att_idx), d)), np.float32)
+    held_out = np.asarray(jax.random.permutation(jax.random.fold_in(key, 5), len(x_test)))
+    spacing = median_nearest_distance(x_train, x_test[held_out[:ATTRACTOR_SPACING_POINTS]])
+    att_radius = min(attractor_radius * s * np.sqrt(d), ATTRACTOR_SPACING_FRACTION * spacing)
 
     train_x, train_w = _chunk(x_train)
     test_x, test_w = _chunk(x_test)
@@ -240,7 +267,7 @@ def _make_probes(x_train, x_test, s, jac_points, ood_samples, attractor_points, 
         test_x=test_x, test_w=test_w, noise_x=noise_x,
         ood_x=ood_x, ood_w=ood_w, span_x=span_x, jac_x=x_test[jac_idx], att_x=att_start,
         att_iters=np.int32(attractor_iters),
-        att_radius2=np.float32((attractor_radius * s * np.sqrt(d)) ** 2),
+        att_radius2=np.float32(att_radius ** 2),
     )
     return dict(
         arrays=arrays, train_x=train_x, train_w=train_w,  # host: streamed through `_train_pass`

@@ -57,6 +57,7 @@ class ModelSpec:
     kernel_size: int
     topk: int  # 0 = off
     variational: bool
+    matmul_precision: str = "highest"  # config.MATMUL_PRECISIONS
 
     @property
     def input_dim(self) -> int:
@@ -79,6 +80,7 @@ def model_spec(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) 
         kernel_size=m.kernel_size,
         topk=config.sparsity.k if config.sparsity.kind == "topk" else 0,
         variational=config.vae.enabled,
+        matmul_precision=config.model.matmul_precision,
     )
     if spec.kind in ("conv", "fullconv") and len(spec.input_shape) != 3:
         raise ConfigError(f"config.model.kind: {spec.kind!r} needs image data (H, W, C), got examples of shape "
@@ -282,18 +284,27 @@ def init_params(spec: ModelSpec, key: jax.Array) -> Any:
     return params
 
 
+def matmul_precision(spec: ModelSpec):
+    """Context for tracing the spec's programs: every matmul in it (and its gradient, which keeps the
+    forward's precision) runs at `spec.matmul_precision`. No-op on the CPU, which computes float32."""
+    return jax.default_matmul_precision(spec.matmul_precision)
+
+
 def reconstruct(spec: ModelSpec, params: Any, x_BD: jax.Array, masks=None) -> jax.Array:
     """f(x) on the mean path."""
-    return Autoencoder(spec).apply({"params": params}, x_BD, masks)
+    with matmul_precision(spec):
+        return Autoencoder(spec).apply({"params": params}, x_BD, masks)
 
 
 def encode(spec: ModelSpec, params: Any, x_BD: jax.Array, masks=None) -> dict[str, jax.Array]:
-    return Autoencoder(spec).apply({"params": params}, x_BD, masks, method=Autoencoder.encode)
+    with matmul_precision(spec):
+        return Autoencoder(spec).apply({"params": params}, x_BD, masks, method=Autoencoder.encode)
 
 
 def decode_logits(spec: ModelSpec, params: Any, code_BK: jax.Array, masks=None) -> jax.Array:
     """Decoder output before the output nonlinearity."""
-    return Autoencoder(spec).apply({"params": params}, code_BK, masks, method=Autoencoder.decode)
+    with matmul_precision(spec):
+        return Autoencoder(spec).apply({"params": params}, code_BK, masks, method=Autoencoder.decode)
 
 
 def decode(spec: ModelSpec, params: Any, code_BK: jax.Array, masks=None) -> jax.Array:

@@ -148,6 +148,12 @@ def group_members(members: Sequence[Member], datasets: dict[str, data_lib.Datase
 def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir: Path, results,
               progress=None) -> list[dict]:
     """Train, diagnose and record every member of one group; returns their result records."""
+    with models.matmul_precision(group.plan.spec):  # diagnostics' own matmuls too, not just the model's
+        return _run_group(group, dataset, sweep_name, workdir, results, progress)
+
+
+def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir: Path, results,
+               progress=None) -> list[dict]:
     plan, members = group.plan, group.members
     seeds = np.array([m.config.seed for m in members], np.uint32)
     hp = {name: np.array([_get(m.config, key) for m in members], np.float32)

@@ -192,11 +192,12 @@ def library_metrics(fit: dict, diag_cfg: ml_collections.ConfigDict) -> dict:
 
     spec, data = fit["plan"].spec, fit["dataset"]
     net = jax.tree.map(lambda a: np.asarray(a)[None], (fit["params"], fit["masks"]))
-    return diagnostics.evaluate(
-        lambda n, x: models.reconstruct(spec, n[0], x, n[1]),
-        lambda n, x: models.encode(spec, n[0], x, n[1])["code"],
-        net, data.x_train, data.x_test, None, None, [fit["member"].config.model.code_size], diag_cfg,
-        seed=diag_cfg.seed)[0]
+    with models.matmul_precision(spec):
+        return diagnostics.evaluate(
+            lambda n, x: models.reconstruct(spec, n[0], x, n[1]),
+            lambda n, x: models.encode(spec, n[0], x, n[1])["code"],
+            net, data.x_train, data.x_test, None, None, [fit["member"].config.model.code_size], diag_cfg,
+            seed=diag_cfg.seed)[0]
 
 
 def _take(tree: Any, i: int) -> Any:

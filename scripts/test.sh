@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export JAX_PLATFORMS=cpu
-.venv/bin/python -m pytest tests "$@"
+# Two workers, a module each at a time (module fixtures are built once); PYTEST_WORKERS=0 runs in-process.
+.venv/bin/python -m pytest tests -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"

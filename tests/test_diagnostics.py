@@ -437,3 +437,35 @@ def test_device_probe_arrays_do_not_grow_with_the_train_set():
     small, large = low_rank(n_train=200)[0], low_rank(n_train=2000)[0]
     a, b = (dg.make_probes(x, x_te, diag_cfg(), seed=1)["arrays"] for x in (small, large))
     assert {k: np.shape(v) for k, v in a.items()} == {k: np.shape(v) for k, v in b.items()}
+
+
+def dense_plane():
+    """2000 points on a 2-d plane in R^32 with 0.02 noise on every axis: held-out examples lie ~0.15
+    from a training example, about the fixed attractor radius 0.25 * 0.1 * sqrt(32) = 0.14."""
+    from ae_jax import data as data_lib
+
+    c = base_config()
+    c.data.name, c.data.manifold.kind, c.data.manifold.intrinsic_dim = "manifold", "linear", 2
+    c.data.manifold.ambient_dim, c.data.manifold.noise = 32, 0.02
+    ds = data_lib.load(c.data)
+    return ds.x_train, ds.x_test
+
+
+@pytest.mark.parametrize("cap", [True, False])
+def test_projection_onto_a_dense_manifold_is_not_memorising_but_the_nearest_example_is(monkeypatch, cap):
+    x_tr, x_te = dense_plane()
+    if not cap:  # the fixed radius alone: the control below shows why the spacing cap exists
+        monkeypatch.setattr(dg, "ATTRACTOR_SPACING_FRACTION", np.inf)
+    monkeypatch.setattr(dg, "_PROBE_CACHE", {})
+    pca = PCA(n_components=2).fit(np.float64(x_tr))
+    params = {"c": jnp.asarray(pca.mean_, jnp.float32)[None], "mu": jnp.asarray(pca.mean_, jnp.float32)[None],
+              "W": jnp.asarray(pca.components_.T @ pca.components_, jnp.float32)[None]}
+    (proj,) = dg.evaluate(linear, raw_code, params, x_tr, x_te, None, None, [2], diag_cfg(probe=False))
+    (memo,) = dg.evaluate(nearest_train, raw_code, {"t": jnp.asarray(x_tr)[None]}, x_tr, x_te, None, None,
+                          [32], diag_cfg(probe=False))
+    assert memo["attractor_fraction"] == 1.0 and memo["regime"] == "memorizing"
+    assert proj["jac_rank"] == 2 and proj["test_mse"] < 2 * 0.02 ** 2
+    if cap:
+        assert proj["attractor_fraction"] == 0.0 and proj["regime"] == "structured"
+    else:
+        assert proj["attractor_fraction"] >= dg.MEMORIZING_ATTRACTORS and proj["regime"] == "memorizing"

@@ -53,6 +53,9 @@ def test_manifold_smoke_dae_finds_dimension_and_pulls_in(run, tmp_path):
     dae = by[(32, 0.1)]
     assert abs(dae["jac_rank"] - 2) <= 1, dae  # a d=2 sphere: about two span directions pass
     assert dae["pull_ratio/isotropic"] < 0.5 and dae["pull_ratio/normal"] < 0.5, dae
+    # projecting onto a densely sampled 2-d manifold is structure, not memorisation (the attractor radius
+    # is capped by the data's own spacing; the fixed radius alone called this member memorizing)
+    assert dae["regime"] == "structured", dae
     # a code below d leaves an error floor far above the overcomplete code's
     assert by[(1, 0.0)]["test_mse"] > 10 * by[(32, 0.0)]["test_mse"]
     assert json.loads((tmp_path / "manifold.json").read_text())[0]["kind"] == "sphere"
