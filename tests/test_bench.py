@@ -29,7 +29,7 @@ def digits():
 
 
 def test_quick_run_prints_one_json_object_with_every_contract_key():
-    # One device, as a user runs it (conftest forces 4 for the sharding tests).
+    # One device, as a user runs it (scripts/test.sh forces 4 for the sharding modules).
     flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "force_host_platform_device_count" not in f]
     env = {**os.environ, "XLA_FLAGS": " ".join(flags), "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "ae_jax.bench", "--quick"], cwd=ROOT, env=env,
