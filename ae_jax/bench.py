@@ -638,6 +638,7 @@ def run_stream(sizes: Sizes) -> dict:
 
 
 def main(argv=None) -> int:
+    global MATMUL_PRECISION  # small_config() reads it, here and in the --child processes
     parser = argparse.ArgumentParser(prog="python -m ae_jax.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 cores")
     parser.add_argument("--scaling", action="store_true",
@@ -650,7 +651,7 @@ def main(argv=None) -> int:
                              "GPU use TF32")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    globals()["MATMUL_PRECISION"] = args.matmul_precision
+    MATMUL_PRECISION = args.matmul_precision
     if args.child:
         print(json.dumps(child_main(json.loads(args.child))))
         return 0

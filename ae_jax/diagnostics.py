@@ -5,9 +5,10 @@ program per group of same-shape members (`evaluate`). The regime rule, applied i
 
 1. `memorizing` if attractor_fraction >= MEMORIZING_ATTRACTORS (noisy training points are carried back
    onto training examples: closer than attractor_radius * noise_std * sqrt(D), and than half the median
-   distance from a held-out example to its nearest training example), or if f is (near) constant on the test set: const_ratio < CONSTANT_RATIO
-   and jac_rank < CONSTANT_JAC_RANK (not one span direction keeps a gain above 0.5; with a single
-   training example the span is {0} and this part is the constant test alone).
+   distance from a held-out example to its nearest training example), or if f is (near) constant on the
+   test set: const_ratio < CONSTANT_RATIO and jac_rank < CONSTANT_JAC_RANK (not one span direction keeps
+   a gain above 0.5; with a single training example the span is {0} and this part is the constant test
+   alone).
 2. `identity` if jac_rank >= IDENTITY_RANK_FRACTION * data_rank (nearly every span direction passes
    with gain above 0.5) and span_ood_fidelity >= IDENTITY_OOD_FIDELITY (uniform noise, seen through the
    data span, is copied too). Identity is judged on the span (SCIENCE.md: input directions the data never

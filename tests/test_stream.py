@@ -8,30 +8,15 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from ae_jax import checkpoint, config as config_lib, data as data_lib, models, objectives, sharding, stream, sweep, train
+from ae_jax import checkpoint, config as config_lib, data as data_lib, sharding, stream, sweep, train
 from ae_jax.config import sweep as axis
 from ae_jax.errors import ConfigError
+from engine_setup import hparams, make_plan
 
 
 @pytest.fixture(scope="module")
 def digits():
     return data_lib.load(config_lib.base_config().data)
-
-
-def make_plan(steps=50, chunk=20, noise="none", **model):
-    c = config_lib.base_config()
-    c.noise.kind = noise
-    for k, v in model.items():
-        c.model[k] = v
-    return train.Plan(models.model_spec(c, (64,)), objectives.objective_spec(c, False),
-                      "adam", "constant", 32, steps, chunk)
-
-
-def hparams(m, **values):
-    c = config_lib.base_config()
-    hp = {name: np.full((m,), float(config_lib._get(c, key)), np.float32) for name, key in train.HPARAMS.items()}
-    hp.update({k: np.asarray(v, np.float32) for k, v in values.items()})
-    return hp
 
 
 def streamed(x, threads=2, prefetch=2, transfer_mb=64.0):
@@ -50,7 +35,7 @@ def assert_same_states(a, b, curves_a, curves_b):
 
 def test_grain_loader_gives_the_device_loaders_trajectory(digits):
     # Salt-and-pepper noise reads the train range; 50 steps leave the last chunk part-filled; one member diverges.
-    plan = make_plan(noise="salt_pepper", code_size=16, depth=1, width=16)
+    plan = make_plan(steps=50, noise="salt_pepper", code_size=16, depth=1, width=16)
     seeds, hp = np.array([0, 1, 2]), hparams(3, learning_rate=[1e-3, 1e30, 3e-3], noise_level=[0.1, 0.2, 0.0])
     on_device = train.fit(plan, seeds, hp, digits.x_train)
     streamed_run = train.fit(plan, seeds, hp, streamed(digits.x_train))

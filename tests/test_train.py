@@ -1,34 +1,17 @@
 """The train step and the vmapped group program: equivalence, compile-once, divergence isolation."""
 
-import dataclasses
 
 import jax
 import numpy as np
 import pytest
 
-from ae_jax import config as config_lib, data as data_lib, models, objectives, train
+from ae_jax import config as config_lib, data as data_lib, models, train
+from engine_setup import hparams, make_plan
 
 
 @pytest.fixture(scope="module")
 def digits():
     return data_lib.load(config_lib.base_config().data)
-
-
-def make_plan(steps=60, chunk=20, **model):
-    c = config_lib.base_config()
-    for k, v in model.items():
-        c.model[k] = v
-    return train.Plan(models.model_spec(c, (64,)), objectives.objective_spec(c, False),
-                      "adam", "constant", 32, steps, chunk)
-
-
-def hparams(m, **values):
-    c = config_lib.base_config()
-    hp = {name: np.full((m,), float(config_lib._get(c, key)), np.float32)
-          for name, key in train.HPARAMS.items()}
-    for k, v in values.items():
-        hp[k] = np.asarray(v, np.float32)
-    return hp
 
 
 def member(tree, i):
