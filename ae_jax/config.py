@@ -241,11 +241,15 @@ def _choice(c, key, allowed):
     _check(v in allowed, key, f"must be one of {', '.join(repr(a) for a in allowed)}, got {v!r}")
 
 
-def _get(c, key):
+def get(c, key: str) -> Any:
+    """The value at dotted `key` of a ConfigDict or nested dict (`get(c, "model.code_size")`)."""
     node = c
     for part in key.split("."):
         node = node[part]
     return node
+
+
+_get = get
 
 
 def validate(c: ml_collections.ConfigDict) -> None:

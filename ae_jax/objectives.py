@@ -90,8 +90,11 @@ class Objective:
     penalties: tuple[str, ...] = ()  # names in PENALTIES with a nonzero weight
 
 
-def objective_spec(config: ml_collections.ConfigDict, contractive: bool) -> Objective:
-    """`contractive` is decided per shape group: on if any member of the group has a nonzero weight."""
+def objective_spec(config: ml_collections.ConfigDict, contractive: bool | None = None) -> Objective:
+    """`contractive` is decided per shape group: on if any member of the group has a nonzero weight
+    (default: this member's own weight)."""
+    if contractive is None:
+        contractive = config.contractive.weight > 0
     aux_k = config.sparsity.aux_k if config.sparsity.kind == "topk" else 0
     return Objective(
         noise=config.noise.kind,

@@ -83,6 +83,25 @@ class Data(NamedTuple):
     hi_D: jax.Array
 
 
+def plan_of(config, input_shape: tuple[int, ...], chunk: int | None = None) -> Plan:
+    """The static plan of one member config on data whose examples have `input_shape`."""
+    return Plan(
+        spec=models.model_spec(config, input_shape),
+        obj=objectives.objective_spec(config),
+        optimizer=config.train.optimizer,
+        schedule=config.train.schedule,
+        batch_size=config.train.batch_size,
+        steps=config.train.steps,
+        chunk=chunk or min(config.train.log_every, config.train.steps),
+    )
+
+
+def hparams_of(configs) -> dict[str, np.ndarray]:
+    """The traced hyperparameters of members (one config each), stacked along the member axis."""
+    from ae_jax.config import get
+    return {name: np.array([get(c, key) for c in configs], np.float32) for name, key in HPARAMS.items()}
+
+
 def make_optimizer(name: str) -> optax.GradientTransformation:
     # The learning rate is written into the state by each step, so it is a traced per-member value.
     return optax.inject_hyperparams(OPTIMIZERS[name])(learning_rate=0.0)
