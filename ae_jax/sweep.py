@@ -146,14 +146,18 @@ def group_members(members: Sequence[Member], datasets: dict[str, data_lib.Datase
 
 
 def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir: Path, results,
-              progress=None) -> list[dict]:
-    """Train, diagnose and record every member of one group; returns their result records."""
+              progress=None, timings: dict | None = None) -> list[dict]:
+    """Train, diagnose and record every member of one group; returns their result records.
+
+    `timings`, if given, accumulates wall seconds under `train_s` (compile included), `diagnostics_s`
+    and `write_s` (results.jsonl, W&B, checkpoint clean-up)."""
     with models.matmul_precision(group.plan.spec):  # diagnostics' own matmuls too, not just the model's
-        return _run_group(group, dataset, sweep_name, workdir, results, progress)
+        return _run_group(group, dataset, sweep_name, workdir, results, progress,
+                          timings if timings is not None else {})
 
 
 def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir: Path, results,
-               progress=None) -> list[dict]:
+               progress, timings: dict) -> list[dict]:
     plan, members = group.plan, group.members
     seeds = np.array([m.config.seed for m in members], np.uint32)
     hp = {name: np.array([_get(m.config, key) for m in members], np.float32)
@@ -176,7 +180,7 @@ def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir
         (state.params, state.masks), dataset.x_train, dataset.x_test, dataset.y_train, dataset.y_test,
         sizes[:, 0].tolist(), first.diagnostics, seed=first.diagnostics.seed)
     diverged_at = np.asarray(state.diverged_at)
-    records = []
+    records, write_s = [], 0.0
     for i, m in enumerate(members):
         params_i, masks_i = jax.tree.map(lambda a: a[i], (state.params, state.masks))
         extra = code_metrics.member_code_metrics(
@@ -196,13 +200,19 @@ def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir
         }
         if status == "diverged":
             record["diverged_at"] = int(diverged_at[i])
+        t_write = time.time()
         results.append(record)
         records.append(record)
         member_log.log_member(m.name, m.config, record, {k: v[i] for k, v in curves.items()}, plan,
                                params_i, masks_i,
                                dataset, workdir, sweep_name)
+        write_s += time.time() - t_write
+    t_write = time.time()
     ckpt.remove()
-    eval_s = time.time() - t0 - train_s
+    write_s += time.time() - t_write
+    eval_s = time.time() - t0 - train_s - write_s
+    for key, value in (("train_s", train_s), ("diagnostics_s", eval_s), ("write_s", write_s)):
+        timings[key] = timings.get(key, 0.0) + value
     print(f"group {plan.spec.kind} depth={spec.depth} code<={spec.code_size} width<={spec.width}: "
           f"{len(members)} members, train {train_s:.1f}s ({loader} loader), diagnostics {eval_s:.1f}s, "
           f"test_mse {np.mean([r['metrics']['test_mse'] for r in records]):.4g}", flush=True)
@@ -232,8 +242,10 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir: str | Path,
               sweep_name: str = "sweep", only: str = "", dry_run: bool = False,
-              report: bool = True, shard: tuple[int, int] = (0, 1)) -> list[dict]:
+              report: bool = True, shard: tuple[int, int] = (0, 1), timings: dict | None = None) -> list[dict]:
     """Everything the CLI does, callable from tests and notebooks; returns the new result records.
+
+    `timings`, if given, accumulates the groups' wall seconds (see `run_group`).
 
     `shard=(i, n)` runs only members with index = i mod n, so n independent jobs (a Slurm array, or
     the processes of `jax.distributed`) split one sweep into one workdir without clashes.
@@ -275,7 +287,7 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
         progress = workdir_lib.Progress(sum(g.plan.n_chunks for g in todo))
         records = []
         for g in todo:
-            records += run_group(g, datasets[g.data], sweep_name, workdir, results, progress)
+            records += run_group(g, datasets[g.data], sweep_name, workdir, results, progress, timings)
         progress.close()
         complete = {m.name for m in everyone} <= results.finished_names(reload=True)
     if report and records and complete:  # with shards, the last one to finish writes the report
