@@ -1,7 +1,8 @@
 """Metrics of the code itself, for the variants that shape it: sparse codes and variational codes."""
 
+import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -45,14 +46,38 @@ def vae_metrics(spec: ModelSpec, params: Any, masks: Any, x_ND: np.ndarray, key:
             "test_elbo": float(-(nll + kl).mean())}
 
 
+def _sparse(spec: ModelSpec, params: Any, masks: Any, code_size: int, x_test: np.ndarray, config) -> dict:
+    code = np.asarray(models.encode(spec, params, x_test, masks)["code"])[:, :code_size]
+    act = "linear" if spec.variational else spec.code_activation
+    return sparse_metrics(code, ACTIVE_THRESHOLD.get(act, NONZERO))
+
+
+def _vae(spec: ModelSpec, params: Any, masks: Any, code_size: int, x_test: np.ndarray, config) -> dict:
+    return vae_metrics(spec, params, masks, x_test, jax.random.key(config.seed), config.vae.active_threshold)
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeMetric:
+    """Metrics of a member's code, computed when `applies(config)` holds; `keys` name what it returns."""
+
+    fn: Callable[..., dict]  # (spec, params, masks, code_size, x_test, config) -> {key: number}
+    applies: Callable[[Any], bool]
+    keys: tuple[str, ...]
+
+
+# A code metric is one entry: every member it applies to reports its keys in results.jsonl, W&B and
+# the report's tables.
+CODE_METRICS: dict[str, CodeMetric] = {
+    "sparse": CodeMetric(_sparse, lambda c: c.sparsity.kind != "none", ("l0", "dead_fraction", "code_mean")),
+    "vae": CodeMetric(_vae, lambda c: bool(c.vae.enabled), ("kl", "active_units", "test_elbo")),
+}
+
+
 def member_code_metrics(spec: ModelSpec, params: Any, masks: Any, code_size: int, x_test: np.ndarray,
-                        seed: int, active_threshold: float, sparse: bool) -> dict[str, float]:
-    """The code metrics this member's variant calls for (none for a plain AE)."""
+                        config) -> dict[str, float]:
+    """The code metrics that apply to this member's config (none for a plain AE)."""
     out: dict[str, float] = {}
-    if sparse:
-        code = np.asarray(models.encode(spec, params, x_test, masks)["code"])[:, :code_size]
-        act = "linear" if spec.variational else spec.code_activation
-        out.update(sparse_metrics(code, ACTIVE_THRESHOLD.get(act, NONZERO)))
-    if spec.variational:
-        out.update(vae_metrics(spec, params, masks, x_test, jax.random.key(seed), active_threshold))
+    for metric in CODE_METRICS.values():
+        if metric.applies(config):
+            out.update(metric.fn(spec, params, masks, code_size, x_test, config))
     return out

@@ -9,36 +9,62 @@ import ml_collections
 from ae_jax import objectives
 from ae_jax.errors import ConfigError
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "gelu", "elu", "softplus", "leaky_relu")
-CODE_ACTIVATIONS = ("",) + ACTIVATIONS
+# Names of plug-in registries (model kinds, code stages, loss terms, corruptions, activations,
+# optimisers) are not listed here: `allowed(key)` reads them from the registries, so a registered
+# variant is a valid config value at once.
 OUTPUTS = ("linear", "sigmoid")
-MODEL_KINDS = ("mlp", "conv", "fullconv")
 # float32 matmul passes (jax.default_matmul_precision): GPUs and TPUs default to fewer bits than float32
 # (TF32 / bfloat16), which moved closed-form checks by 2e-5 on an H200; `highest` is float32 everywhere.
 MATMUL_PRECISIONS = ("highest", "high", "default", "float32", "tensorfloat32", "bfloat16")
-OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
-SCHEDULES = ("constant", "cosine")
-NOISE_KINDS = ("none", "gaussian", "mask", "salt_pepper")
-SPARSITY_KINDS = ("none", "l1", "kl", "topk")
 MANIFOLD_KINDS = ("linear", "sphere", "swiss_roll")
 SCALES = ("none", "minmax", "standardize")
 DATA_LOADERS = ("auto", "device", "grain")
 WANDB_MODES = ("offline", "online", "disabled")
 
-# Keys that never change array shapes or code paths: they become traced per-member arrays,
-# so sweep members differing only in these share one compiled program.
-TRACED_KEYS = (
-    "seed",
-    "train.learning_rate",
-    "train.weight_decay",
-    "noise.level",
-    "sparsity.weight",
-    "sparsity.target",
-    "sparsity.aux_weight",
-    "contractive.weight",
-    "vae.beta",
-    *(f"penalty.{name}" for name in objectives.PENALTIES),
-)
+# Config blocks contributed by plug-in variants: {block name: {key: default}}. A variant module adds its
+# block here when imported (e.g. from the config file that uses it), and base_config() then has it.
+BLOCKS: dict[str, dict[str, Any]] = {}
+
+
+def allowed(key: str) -> tuple:
+    """The values a name-valued config key accepts, read from the registry that implements them."""
+    from ae_jax import code_stages, layers, models, train  # config is imported by them, so not at the top
+
+    if key == "model.kind":
+        return tuple(models.MODEL_KINDS)
+    if key == "model.activation":
+        return tuple(layers.ACTIVATIONS)
+    if key == "model.code_activation":
+        return ("",) + tuple(layers.ACTIVATIONS)
+    if key == "noise.kind":
+        return tuple(objectives.NOISES)
+    if key == "train.optimizer":
+        return tuple(train.OPTIMIZERS)
+    if key == "train.schedule":
+        return tuple(train.SCHEDULES)
+    entries = (*objectives.LOSS_TERMS.values(), *code_stages.CODE_STAGES.values())
+    return ("none",) + tuple(dict.fromkeys(e.chooses[1] for e in entries if e.chooses and e.chooses[0] == key))
+
+
+def variant_of(c: ml_collections.ConfigDict) -> list[str]:
+    """What kind of autoencoder a member is, as tags: model kind, corruption, code stage and every loss
+    term it switches on (`plain` when none); W&B tags, the report and the experiments all use this."""
+    from ae_jax import models
+
+    tags = [c.model.kind]
+    if c.noise.kind != "none":
+        tags.append(f"denoising:{c.noise.kind}")
+    stage = models.code_stage_of(c)
+    if stage != "plain":
+        tags.append(models.CODE_STAGES[stage].tag or stage)
+    for name, _ in objectives.objective_spec(c).terms:
+        term = objectives.LOSS_TERMS[name]
+        tag = term.tag if term.tag is not None else (f"penalty:{name}" if not term.weight else name)
+        if tag:
+            tags.append(tag)
+    if len(tags) == 1:
+        tags.append("plain")
+    return tags
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -93,6 +119,8 @@ def base_config() -> ml_collections.ConfigDict:
     # Members whose code sizes (and widths) lie in the same power-of-`pack_ratio` bucket share one
     # masked program: fewer compilations, at most pack_ratio x the compute of the smallest (0: off).
     c.train.pack_ratio = 4.0
+    # Keep each finished member's parameters in WORKDIR/members/ (what ae_jax.store.load reads back)
+    c.train.save_params = True
 
     c.noise = ml_collections.ConfigDict()
     c.noise.kind = "none"
@@ -110,7 +138,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.contractive = ml_collections.ConfigDict()
     c.contractive.weight = 0.0
 
-    c.penalty = ml_collections.ConfigDict({name: 0.0 for name in objectives.PENALTIES})  # weights; 0 = off
+    c.penalty = ml_collections.ConfigDict({name: 0.0 for name in objectives.penalty_names()})  # weights; 0 = off
 
     c.vae = ml_collections.ConfigDict()
     c.vae.enabled = False
@@ -132,6 +160,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.wandb.project = "ae_jax"
     c.wandb.entity = ""
     c.wandb.images = True
+    for block, defaults in BLOCKS.items():
+        c[block] = ml_collections.ConfigDict(defaults)
     return c
 
 
@@ -221,14 +251,14 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 
 def _int(c, key, lo, hi=None):
-    v = _get(c, key)
+    v = get(c, key)
     _check(isinstance(v, int) and not isinstance(v, bool), key, f"must be an integer, got {v!r}")
     _check(v >= lo and (hi is None or v <= hi), key,
            f"must be in [{lo}, {'inf' if hi is None else hi}], got {v}")
 
 
 def _float(c, key, lo, hi=None, lo_open=False):
-    v = _get(c, key)
+    v = get(c, key)
     _check(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), key,
            f"must be a finite number, got {v!r}")
     bad_lo = v <= lo if lo_open else v < lo
@@ -237,7 +267,7 @@ def _float(c, key, lo, hi=None, lo_open=False):
 
 
 def _choice(c, key, allowed):
-    v = _get(c, key)
+    v = get(c, key)
     _check(v in allowed, key, f"must be one of {', '.join(repr(a) for a in allowed)}, got {v!r}")
 
 
@@ -248,8 +278,6 @@ def get(c, key: str) -> Any:
         node = node[part]
     return node
 
-
-_get = get
 
 
 def validate(c: ml_collections.ConfigDict) -> None:
@@ -275,12 +303,12 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _int(c, "data.manifold.n_test", 1)
     _float(c, "data.manifold.noise", 0.0)
 
-    _choice(c, "model.kind", MODEL_KINDS)
+    _choice(c, "model.kind", allowed("model.kind"))
     _int(c, "model.code_size", 1, 1 << 16)
     _int(c, "model.depth", 0, 64)
     _int(c, "model.width", 1, 1 << 16)
-    _choice(c, "model.activation", ACTIVATIONS)
-    _choice(c, "model.code_activation", CODE_ACTIVATIONS)
+    _choice(c, "model.activation", allowed("model.activation"))
+    _choice(c, "model.code_activation", allowed("model.code_activation"))
     _choice(c, "model.output", OUTPUTS)
     _choice(c, "model.matmul_precision", MATMUL_PRECISIONS)
     _check(isinstance(c.model.channels, tuple) and len(c.model.channels) >= 1
@@ -291,21 +319,22 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _int(c, "train.steps", 1)
     _int(c, "train.batch_size", 1)
     _float(c, "train.learning_rate", 0.0, lo_open=True)
-    _choice(c, "train.optimizer", OPTIMIZERS)
-    _choice(c, "train.schedule", SCHEDULES)
+    _choice(c, "train.optimizer", allowed("train.optimizer"))
+    _choice(c, "train.schedule", allowed("train.schedule"))
     _float(c, "train.weight_decay", 0.0)
     _int(c, "train.log_every", 1)
     _float(c, "train.checkpoint_seconds", 0.0)
     _float(c, "train.pack_ratio", 0.0)
+    _check(isinstance(c.train.save_params, bool), "train.save_params", "must be True or False")
     _check(c.train.pack_ratio == 0 or c.train.pack_ratio > 1, "train.pack_ratio",
            f"must be 0 (off) or above 1, got {c.train.pack_ratio}")
 
-    _choice(c, "noise.kind", NOISE_KINDS)
+    _choice(c, "noise.kind", allowed("noise.kind"))
     _float(c, "noise.level", 0.0)
     if c.noise.kind in ("mask", "salt_pepper"):
         _float(c, "noise.level", 0.0, 1.0)
 
-    _choice(c, "sparsity.kind", SPARSITY_KINDS)
+    _choice(c, "sparsity.kind", allowed("sparsity.kind"))
     _float(c, "sparsity.weight", 0.0)
     _float(c, "sparsity.target", 0.0, 1.0, lo_open=True)
     _check(c.sparsity.target < 1.0, "sparsity.target", "must be below 1")
@@ -324,7 +353,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
             "sparsity.kind", "'kl' needs sigmoid codes: set model.code_activation='sigmoid'")
 
     _float(c, "contractive.weight", 0.0)
-    for name in objectives.PENALTIES:
+    for name in objectives.penalty_names():
         _float(c, f"penalty.{name}", 0.0)
     _check(isinstance(c.vae.enabled, bool), "vae.enabled", "must be True or False")
     _float(c, "vae.beta", 0.0)

@@ -1,6 +1,5 @@
 """What each member's W&B run shows: its config, training curves, final metrics and image panels."""
 
-import functools
 import os
 import re
 from pathlib import Path
@@ -10,7 +9,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ae_jax import diagnostics, models, objectives, writers
+from ae_jax import config as config_lib, diagnostics, models, objectives, writers
 
 N_PANEL = 16
 N_SPECTRUM = 20  # test points whose span Jacobians are averaged into the logged spectrum
@@ -19,20 +18,8 @@ N_INTERP = 8  # ... and points along each line, ends included
 
 
 def variant_tags(c: ml_collections.ConfigDict) -> list[str]:
-    """Tags that let W&B filter runs by what kind of autoencoder they are."""
-    tags = [c.model.kind, f"data:{c.data.name.split(':')[0]}"]
-    if c.noise.kind != "none":
-        tags.append(f"denoising:{c.noise.kind}")
-    if c.sparsity.kind != "none":
-        tags.append(f"sparse:{c.sparsity.kind}")
-    if c.contractive.weight > 0:
-        tags.append("contractive")
-    if c.vae.enabled:
-        tags.append("vae")
-    tags += [f"penalty:{name}" for name, weight in c.penalty.items() if weight > 0]
-    if len(tags) == 2:
-        tags.append("plain")
-    return tags
+    """Tags that let W&B filter runs by dataset and by what kind of autoencoder they are."""
+    return [*config_lib.variant_of(c)[:1], f"data:{c.data.name.split(':')[0]}", *config_lib.variant_of(c)[1:]]
 
 
 def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
@@ -62,16 +49,10 @@ def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
         writer.close()
 
 
-@functools.lru_cache(maxsize=16)
-def _reconstruct_of(spec: models.ModelSpec):
-    """One function object per spec, so every member's spectrum reuses one compiled program."""
-    return lambda net, x_BD: models.reconstruct(spec, net[0], x_BD, net[1])
-
-
 def log_spectrum(writer: writers.Writer, spec: models.ModelSpec, params: Any, masks: Any, dataset) -> np.ndarray:
     """The singular values of J_f on the data span (mean over test points, largest first) as a W&B
     table and figure: the identity is a flat line at 1, a rank-k map k values above the 0.5 gain line."""
-    sv_PR = diagnostics.jacobian_spectrum(_reconstruct_of(spec), (params, masks), dataset.x_train,
+    sv_PR = diagnostics.jacobian_spectrum(models.MeanPath(spec), (params, masks), dataset.x_train,
                                           dataset.x_test[:N_SPECTRUM])
     if sv_PR.shape[1] == 0:
         return sv_PR

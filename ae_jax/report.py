@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ae_jax import writers
+from ae_jax import code_metrics, writers
 from ae_jax.errors import ConfigError
 from ae_jax.plots import LABELS, plot_mse_vs_code, plot_phase_diagram
 
@@ -25,7 +25,8 @@ REPLICATE_KEYS = ("seed", "data.split_seed")  # averaged over, like seeds
 IGNORED = ("name", "train.log_every", "wandb.")  # never a reason to split a figure
 COMPARED = ("test_mse", "mse_over_pca", "rank_frac", "jac_trace", "span_ood_fidelity", "ood_fidelity",
             "denoise_gain")
-VARIANTS = ("l0", "dead_fraction", "kl", "active_units", "test_elbo")  # table columns when present
+# table columns when present: every registered code metric's keys
+VARIANTS = tuple(k for metric in code_metrics.CODE_METRICS.values() for k in metric.keys if k != "code_mean")
 
 CAPTION = (
     "How to read it: each cell is one (code size k, depth) setting, averaged over seeds; columns are "

@@ -3,7 +3,7 @@
 A config file defines `get_config(arg)` and, optionally, `get_sweep(arg)` returning a list of flat
 override dicts built with `ae_jax.config.sweep/product/zipped`. Members that share every static
 setting (the `train.Plan`) form a shape group and train as ONE compiled, vmapped program; traced
-hyperparameters (`train.HPARAMS`, the seed) vary inside it. Results land in `DIR/results.jsonl` a
+hyperparameters (`train.traced_keys()`, the seed) vary inside it. Results land in `DIR/results.jsonl` a
 member at a time as each group finishes; running the same command again skips finished members.
 """
 
@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from ae_jax import checkpoint, code_metrics, config as config_lib, data as data_lib, diagnostics, models, objectives
-from ae_jax import member_log, stream, train, workdir as workdir_lib
+from ae_jax import member_log, store, stream, train, workdir as workdir_lib
 from ae_jax.errors import ConfigError
 
 
@@ -93,18 +93,6 @@ def data_key(c: ml_collections.ConfigDict) -> str:
     return json.dumps(c.data.to_dict(), sort_keys=True)
 
 
-def plan_of(c: ml_collections.ConfigDict, dataset: data_lib.Dataset, contractive: bool) -> train.Plan:
-    return train.Plan(
-        spec=models.model_spec(c, dataset.shape),
-        obj=objectives.objective_spec(c, contractive),
-        optimizer=c.train.optimizer,
-        schedule=c.train.schedule,
-        batch_size=c.train.batch_size,
-        steps=c.train.steps,
-        chunk=min(c.train.log_every, c.train.steps),
-    )
-
-
 @dataclasses.dataclass
 class Group:
     plan: train.Plan
@@ -118,7 +106,10 @@ def group_members(members: Sequence[Member], datasets: dict[str, data_lib.Datase
     groups: dict[Any, Group] = {}
     for m in members:
         dk = data_key(m.config)
-        plan = plan_of(m.config, datasets[dk], contractive=False)
+        # Terms switched on by their weight alone stay out of the key: a zero-weight member shares the
+        # program of its weighted group mates (objectives.group_objective).
+        plan = train.plan_of(m.config, datasets[dk].shape)
+        plan = dataclasses.replace(plan, obj=objectives.objective_spec(m.config, weighted=False))
         ratio = m.config.train.pack_ratio
         if ratio:
             bucket = lambda n: math.ceil(math.log(n) / math.log(ratio) - 1e-9)
@@ -136,8 +127,7 @@ def group_members(members: Sequence[Member], datasets: dict[str, data_lib.Datase
             g.plan = dataclasses.replace(g.plan, spec=dataclasses.replace(
                 g.plan.spec, code_size=max(m.config.model.code_size for m in g.members),
                 width=max(m.config.model.width for m in g.members)))
-        if any(m.config.contractive.weight > 0 for m in g.members):
-            g.plan = dataclasses.replace(g.plan, obj=dataclasses.replace(g.plan.obj, contractive=True))
+        g.plan = dataclasses.replace(g.plan, obj=objectives.group_objective([m.config for m in g.members]))
         out.append(g)
     return out
 
@@ -160,8 +150,7 @@ def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir
                progress, timings: dict) -> list[dict]:
     plan, members = group.plan, group.members
     seeds = np.array([m.config.seed for m in members], np.uint32)
-    hp = {name: np.array([_get(m.config, key) for m in members], np.float32)
-          for name, key in train.HPARAMS.items()}
+    hp = train.hparams_of([m.config for m in members])
     sizes = np.array([[m.config.model.code_size, m.config.model.width] for m in members], np.int32)
     first = members[0].config
     loader, x_train = stream.training_input(first.data, dataset)  # data.* is the same group-wide
@@ -175,20 +164,18 @@ def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir
 
     spec = plan.spec
     metrics = diagnostics.evaluate(
-        lambda net, x: models.reconstruct(spec, net[0], x, net[1]),
-        lambda net, x: models.encode(spec, net[0], x, net[1])["code"],
-        (state.params, state.masks), dataset.x_train, dataset.x_test, dataset.y_train, dataset.y_test,
+        models.MeanPath(spec), models.CodePath(spec), (state.params, state.masks), dataset.x_train, dataset.x_test, dataset.y_train, dataset.y_test,
         sizes[:, 0].tolist(), first.diagnostics, seed=first.diagnostics.seed)
     diverged_at = np.asarray(state.diverged_at)
     records, write_s = [], 0.0
     for i, m in enumerate(members):
         params_i, masks_i = jax.tree.map(lambda a: a[i], (state.params, state.masks))
-        extra = code_metrics.member_code_metrics(
-            spec, params_i, masks_i, int(sizes[i, 0]), dataset.x_test, m.config.seed,
-            m.config.vae.active_threshold,
-            sparse=m.config.sparsity.kind != "none")
-        final = {k.replace("loss/", "final_"): float(v[i, -1]) for k, v in curves.items()
-                 if k.startswith("loss/")}
+        extra = code_metrics.member_code_metrics(spec, params_i, masks_i, int(sizes[i, 0]), dataset.x_test,
+                                                 m.config)
+        # the member's own terms: a group mate's weighted term is computed for it too, at weight 0
+        own = {"loss/recon", "loss/total"} | {objectives.LOSS_TERMS[n].log or f"loss/{n}"
+                                              for n, _ in objectives.objective_spec(m.config).terms}
+        final = {k.replace("loss/", "final_"): float(v[i, -1]) for k, v in curves.items() if k in own}
         status = "diverged" if diverged_at[i] >= 0 else "ok"
         record = {
             "member": m.index,
@@ -201,6 +188,8 @@ def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir
         if status == "diverged":
             record["diverged_at"] = int(diverged_at[i])
         t_write = time.time()
+        if m.config.train.save_params:  # before its result line: a recorded member can always be loaded
+            store.save_member(workdir, m.index, spec, params_i, masks_i)
         results.append(record)
         records.append(record)
         member_log.log_member(m.name, m.config, record, {k: v[i] for k, v in curves.items()}, plan,
@@ -217,13 +206,6 @@ def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir
           f"{len(members)} members, train {train_s:.1f}s ({loader} loader), diagnostics {eval_s:.1f}s, "
           f"test_mse {np.mean([r['metrics']['test_mse'] for r in records]):.4g}", flush=True)
     return records
-
-
-def _get(c: ml_collections.ConfigDict, key: str) -> Any:
-    node = c
-    for part in key.split("."):
-        node = node[part]
-    return node
 
 
 # ----------------------------------------------------------------------------- the command

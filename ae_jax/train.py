@@ -20,19 +20,6 @@ from ae_jax import models, objectives, sharding, stream
 from ae_jax.models import ModelSpec
 from ae_jax.objectives import Objective
 
-# Traced hyperparameters: name in `hp` -> config key.
-HPARAMS = {
-    "learning_rate": "train.learning_rate",
-    "weight_decay": "train.weight_decay",
-    "noise_level": "noise.level",
-    "sparsity_weight": "sparsity.weight",
-    "sparsity_target": "sparsity.target",
-    "aux_weight": "sparsity.aux_weight",
-    "contractive_weight": "contractive.weight",
-    "beta": "vae.beta",
-    **{f"penalty_{name}": f"penalty.{name}" for name in objectives.PENALTIES},
-}
-
 OPTIMIZERS = {
     "adam": optax.adam,
     "adamw": optax.adamw,
@@ -96,10 +83,16 @@ def plan_of(config, input_shape: tuple[int, ...], chunk: int | None = None) -> P
     )
 
 
+def traced_keys() -> tuple[str, ...]:
+    """Config keys that are traced per-member arrays (`hp`): members differing only in these (and the
+    seed) share one compiled program. The loss terms' weights come from `objectives.LOSS_TERMS`."""
+    return ("train.learning_rate",) + objectives.traced_keys()
+
+
 def hparams_of(configs) -> dict[str, np.ndarray]:
-    """The traced hyperparameters of members (one config each), stacked along the member axis."""
+    """The traced hyperparameters of members (one config each), by config key, stacked along the member axis."""
     from ae_jax.config import get
-    return {name: np.array([get(c, key) for c in configs], np.float32) for name, key in HPARAMS.items()}
+    return {key: np.array([get(c, key) for c in configs], np.float32) for key in traced_keys()}
 
 
 def make_optimizer(name: str) -> optax.GradientTransformation:
@@ -136,7 +129,7 @@ def init_params(plan: Plan, seeds_M: np.ndarray, sizes_M: np.ndarray) -> Any:
 
 
 def init_state(params: Any, seed: jax.Array, hp: dict, size: jax.Array, *, plan: Plan) -> TrainState:
-    opt_state = _with_learning_rate(make_optimizer(plan.optimizer).init(params), hp["learning_rate"])
+    opt_state = _with_learning_rate(make_optimizer(plan.optimizer).init(params), hp["train.learning_rate"])
     return TrainState(params, opt_state, objectives.initial_stats(plan.spec),
                       models.size_masks(plan.spec, size[0], size[1]), jnp.int32(0),
                       stream.member_key(seed), jnp.int32(-1))
@@ -156,7 +149,7 @@ def train_step(state: TrainState, hp: dict, data: Data, x_BD: jax.Array | None =
     (loss, (terms, stats)), grads = grad_fn(state.params, state.stats, state.masks, x_BD, k_loss, hp,
                                             spec=plan.spec,
                                             obj=plan.obj, lo_D=data.lo_D, hi_D=data.hi_D)
-    lr = hp["learning_rate"] * SCHEDULES[plan.schedule](state.step / plan.steps)
+    lr = hp["train.learning_rate"] * SCHEDULES[plan.schedule](state.step / plan.steps)
     opt_state = _with_learning_rate(state.opt_state, lr)
     updates, opt_state = make_optimizer(plan.optimizer).update(grads, opt_state, state.params)
     params = optax.apply_updates(state.params, updates)

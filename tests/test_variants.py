@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ae_jax import config as config_lib, data as data_lib, diagnostics, member_log, models, objectives, sweep, train
+from ae_jax import code_stages, config as config_lib, data as data_lib, diagnostics, layers, member_log, models, objectives, sweep, train
 
 CONFIGS = os.path.join(os.path.dirname(__file__), os.pardir, "configs")
 PRESETS = ("dae", "sae", "cae", "vae", "conv_ae")
@@ -41,12 +41,11 @@ def make_config(**overrides):
 
 
 def hparams(*configs):
-    return {name: np.array([config_lib._get(c, key) for c in configs], np.float32)
-            for name, key in train.HPARAMS.items()}
+    return train.hparams_of(configs)
 
 
 def plan_of(c, dataset):
-    return sweep.plan_of(c, dataset, contractive=c.contractive.weight > 0)
+    return train.plan_of(c, dataset.shape)
 
 
 def member(tree, i):
@@ -144,8 +143,8 @@ def test_reparameterised_samples_have_the_posterior_mean_and_variance():
     np.testing.assert_allclose(z[:, :3].var(0), np.exp(logvar[0, :3]), rtol=0.05)
     np.testing.assert_array_equal(z[:, 3], mean[:, 3])  # a padding unit gets no noise
     # Unit k's noise does not depend on how many units there are, so packed members sample like solo ones.
-    np.testing.assert_array_equal(models.code_noise(jax.random.key(3), 5, 16)[:, :8],
-                                  models.code_noise(jax.random.key(3), 5, 8))
+    np.testing.assert_array_equal(code_stages.code_noise(jax.random.key(3), 5, 16)[:, :8],
+                                  code_stages.code_noise(jax.random.key(3), 5, 8))
 
 
 # ----------------------------------------------------------------------------- code stages
@@ -200,7 +199,7 @@ def test_topk_starts_with_the_decoder_tied_to_the_encoder_transpose(kind, depth)
     init = jax.jit(models.init_params, static_argnums=0)  # one compile, not one per eager op
     params = init(spec, jax.random.key(0))
     np.testing.assert_array_equal(params[first_dec]["kernel"], params["code"]["kernel"].T)
-    plain = init(dataclasses.replace(spec, topk=0), jax.random.key(0))
+    plain = init(dataclasses.replace(spec, code_stage="plain", stage_args=()), jax.random.key(0))
     assert not np.allclose(plain[first_dec]["kernel"], plain["code"]["kernel"].T)
 
 
@@ -252,9 +251,9 @@ def test_sigmoid_output_is_a_bernoulli_cross_entropy_on_logits():
 @pytest.mark.parametrize("k", [2, 3])
 def test_patch_convolutions_equal_flax_convolutions(k):
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
-    pairs = [(models.PatchConv(4, k, stride=2), nn.Conv(4, (k, k), strides=(2, 2), padding="SAME")),
-             (models.PatchConv(4, k), nn.Conv(4, (k, k), padding="SAME")),
-             (models.PatchConv(4, k, up=2), nn.ConvTranspose(4, (k, k), strides=(2, 2), padding="SAME"))]
+    pairs = [(layers.PatchConv(4, k, stride=2), nn.Conv(4, (k, k), strides=(2, 2), padding="SAME")),
+             (layers.PatchConv(4, k), nn.Conv(4, (k, k), padding="SAME")),
+             (layers.PatchConv(4, k, up=2), nn.ConvTranspose(4, (k, k), strides=(2, 2), padding="SAME"))]
     for mine, theirs in pairs:
         params = mine.init(jax.random.key(1), x)
         jax.tree.map(np.testing.assert_array_equal, params, theirs.init(jax.random.key(1), x))
@@ -283,11 +282,11 @@ TERMS = {
     "conv+topk+aux": {"loss/aux"},
 }
 # How each term enters loss/total: its traced weight.
-WEIGHTS = {"loss/recon": None, "loss/l2": "weight_decay", "loss/sparsity": "sparsity_weight",
-           "loss/contractive": "contractive_weight", "loss/kl": "beta", "loss/aux": "aux_weight"}
+WEIGHTS = {"loss/recon": None, "loss/l2": "train.weight_decay", "loss/sparsity": "sparsity.weight",
+           "loss/contractive": "contractive.weight", "loss/kl": "vae.beta", "loss/aux": "sparsity.aux_weight"}
 # Other values of every traced hyperparameter: the group runs them again without a new trace.
-OTHER_VALUES = {"noise_level": 0.3, "sparsity_weight": 0.02, "sparsity_target": 0.1, "contractive_weight": 0.3,
-                "beta": 2.0, "aux_weight": 0.1, "weight_decay": 1e-4, "learning_rate": 3e-3}
+OTHER_VALUES = {"noise.level": 0.3, "sparsity.weight": 0.02, "sparsity.target": 0.1, "contractive.weight": 0.3,
+                "vae.beta": 2.0, "sparsity.aux_weight": 0.1, "train.weight_decay": 1e-4, "train.learning_rate": 3e-3}
 
 
 @pytest.mark.parametrize("case", list(PACK_CASES))
@@ -341,7 +340,7 @@ SCIENCE = {
     "plain": {},
     "dae_gaussian": {"noise.level": 0.2},
     "cae": {"contractive.weight": 0.1},
-    "map_contractive": {"penalty.map_contractive": 0.03},  # a PENALTIES plug-in: its own program (static on)
+    "map_contractive": {"penalty.map_contractive": 0.03},  # a plug-in penalty: shares the plain program
     "l1": {"sparsity.weight": 0.05},
     "dae+l1": {"noise.level": 0.2, "sparsity.weight": 0.05},  # variants compose: a denoising sparse AE
     "kl": {"noise.kind": "none", "sparsity.kind": "kl", "sparsity.weight": 1.0, "train.learning_rate": 3e-3,
@@ -376,9 +375,10 @@ def test_variants_differing_only_in_strength_share_one_program(digits):
     groups = sweep.group_members(members, {sweep.data_key(science_base()): digits})
     names = list(SCIENCE)
     together = [{names[m.index] for m in g.members} for g in groups]
-    # Noise level, penalty weights and beta are traced values: the plain AE, the Gaussian DAE, the CAE
-    # and the L1 AE are one program (all terms on, weights 0 where off), and so are the three betas.
-    assert {"plain", "dae_gaussian", "cae", "l1", "dae+l1"} in together
+    # Noise level, penalty weights and beta are traced values: the plain AE, the Gaussian DAE, the CAE,
+    # the plug-in penalty and the L1 AE are one program (all terms on, weights 0 where off), and so are
+    # the three betas.
+    assert {"plain", "dae_gaussian", "cae", "map_contractive", "l1", "dae+l1"} in together
     assert {"vae_beta0.5", "vae_beta1", "vae_beta4"} in together
 
 
@@ -413,13 +413,13 @@ def test_map_contractive_term_is_an_unbiased_frobenius_norm():
     est = jax.vmap(lambda k: objectives.map_jacobian_sq_norm(spec, params, None, x, k))(keys)
     jac = params["code"]["kernel"] @ params["out"]["kernel"]
     assert float(est.mean()) == pytest.approx(float(jnp.square(jac).sum()), rel=0.03)
-    obj = objectives.objective_spec(c, contractive=False)
-    assert obj.penalties == ("map_contractive",)
+    obj = objectives.objective_spec(c)
+    assert obj.names == ("map_contractive", "l2")
     hp = {k: jnp.float32(v[0]) for k, v in hparams(c).items()}
     lo, hi = x.min(0), x.max(0)
     total, (terms, _) = objectives.loss_fn(params, {}, None, x, jax.random.key(3), hp, spec=spec, obj=obj,
                                            lo_D=lo, hi_D=hi)
-    expected = terms["loss/recon"] + 0.5 * terms["loss/map_contractive"] + hp["weight_decay"] * terms["loss/l2"]
+    expected = terms["loss/recon"] + 0.5 * terms["loss/map_contractive"] + hp["train.weight_decay"] * terms["loss/l2"]
     assert float(total) == pytest.approx(float(expected), rel=1e-6)
 
 
