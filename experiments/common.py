@@ -1,6 +1,6 @@
 """What the experiments' `run.py` / `analyze.py` share: loading a config file, figures, W&B, markdown.
 
-Experiment folders have hyphens in their names (`experiments/linear-pca/`), so their scripts are not
+Experiment folders have hyphens in their names (`experiments/linear_pca/`), so their scripts are not
 packages: `load_module` imports one by path (the tests use it). A script run as
 `python experiments/NAME/run.py ...` puts the repo root on `sys.path` itself before importing this.
 """
@@ -16,18 +16,8 @@ from typing import Any, Sequence
 import ml_collections
 import numpy as np
 
-from ae_jax import config as config_lib, sweep as sweep_lib, writers
+from ae_jax import config as config_lib, store, sweep as sweep_lib, writers
 from ae_jax.errors import ConfigError
-
-
-def load_module(path: str | Path):
-    """Imports a file (e.g. `experiments/linear-decay/run.py`) as a module."""
-    path = Path(path)
-    spec = importlib.util.spec_from_file_location(f"experiment_{path.parent.name}_{path.stem}".replace("-", "_"),
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse_run_flags(argv: Sequence[str], doc: str) -> tuple[ml_collections.ConfigDict, list[dict], str, Path]:
@@ -47,7 +37,7 @@ def parse_run_flags(argv: Sequence[str], doc: str) -> tuple[ml_collections.Confi
     flags.DEFINE_string("workdir", None, "where figures/, analysis.md and wandb/ go", flag_values=fv)
     path = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), None)
     if not path:
-        raise ConfigError("--config: required, e.g. --config=experiments/linear-decay/config.py:smoke")
+        raise ConfigError("--config: required, e.g. --config=experiments/linear_decay/config.py:smoke")
     base, overrides, name = sweep_lib.load_config_file(path)
     config_lib.check_flag_keys(base, argv[1:])
     try:
@@ -90,15 +80,26 @@ def analysis(wandb_cfg: Any, workdir: Path, name: str, config: Any):
     print(f"analysis: {out}; figures: {Path(workdir) / 'figures'}")
 
 
-def sweep_results(argv: Sequence[str], script: str) -> tuple[Path, list[dict], str]:
-    """`python experiments/NAME/analyze.py WORKDIR`: the workdir, its ok results and the sweep's name."""
+def analysis_command(argv: Sequence[str], module: str, analyse) -> Path:
+    """The body of every `python -m experiments.NAME.analyze WORKDIR`: reads WORKDIR's finished members,
+    opens the analysis W&B run and calls `analyse(workdir, records, name, writer, lines)`, whose markdown
+    lines become WORKDIR/analysis.md; returns that path."""
+    workdir, records, name = sweep_results(argv, module)
+    with analysis(wandb_of_results(records), workdir, name, {"sweep": name, "members": len(records)}) as (
+            writer, lines):
+        analyse(workdir, records, name, writer, lines)
+    return workdir / "analysis.md"
+
+
+def sweep_results(argv: Sequence[str], module: str) -> tuple[Path, list[dict], str]:
+    """`python -m experiments.NAME.analyze WORKDIR`: the workdir, its ok results and the sweep's name."""
     if len(argv) != 2:
-        raise ConfigError(f"usage: python {script} WORKDIR")
+        raise ConfigError(f"usage: python -m {module} WORKDIR")
     workdir = Path(argv[1])
     records = read_results(workdir)
     if not records:
         raise ConfigError(f"{workdir / 'results.jsonl'}: no finished (ok) member to analyse")
-    return workdir, records, records[0]["config"].get("name") or Path(script).parent.name
+    return workdir, records, records[0]["config"].get("name") or module.split(".")[-2]
 
 
 def wandb_of_results(records: list[dict]) -> dict:
@@ -110,15 +111,7 @@ def wandb_of_results(records: list[dict]) -> dict:
 
 def read_results(workdir: Path) -> list[dict]:
     """The ok members of DIR/results.jsonl, the last line of a member winning (as after a resume)."""
-    path = Path(workdir) / "results.jsonl"
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file (run the sweep first)")
-    by_member = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            by_member[rec["member"]] = rec
-    return [r for _, r in sorted(by_member.items()) if r["status"] == "ok"]
+    return [m.record for m in store.load(workdir)]
 
 
 def save_figure(fig, workdir: Path, stem: str, writer: writers.Writer) -> Path:
@@ -205,8 +198,4 @@ def _take(tree: Any, i: int) -> Any:
     return jax.tree.map(lambda a: np.asarray(a)[i], tree)
 
 
-def get_key(c: ml_collections.ConfigDict, key: str) -> Any:
-    node = c
-    for part in key.split("."):
-        node = node[part]
-    return node
+get_key = config_lib.get

@@ -1,6 +1,7 @@
 """The depth experiment (experiments/depth): its `:smoke` sweep end to end, and the claim's defining
 property on its output: the deep narrow net is further from the identity than the shallow wide one."""
 
+import importlib
 from pathlib import Path
 
 from ae_jax import sweep
@@ -26,7 +27,7 @@ def test_depth_smoke_deep_narrow_is_further_from_identity_than_shallow_wide(tmp_
     for depth in (1, 4):
         assert by[(depth, 128)]["jac_rank"] > by[(depth, 16)]["jac_rank"], depth
 
-    analyze = common.load_module(EXP / "analyze.py")
+    analyze = importlib.import_module("experiments.depth.analyze")
     text = analyze.main(["analyze.py", str(tmp_path)]).read_text()
     assert "## Verdict" in text and "## all training images (data rank r = 61)" in text
     assert "Depth lowers jac_rank / r at every width and size: True" in text
@@ -41,8 +42,8 @@ def test_depth_verdict_rule_and_bad_argument():
 
     from ae_jax.errors import ConfigError
 
-    analyze = common.load_module(EXP / "analyze.py")
-    config = common.load_module(EXP / "config.py")
+    analyze = importlib.import_module("experiments.depth.analyze")
+    config = importlib.import_module("experiments.depth.config")
     with pytest.raises(ConfigError, match="unknown argument 'deep'"):
         config.get_config("deep")
 

@@ -1,5 +1,6 @@
 """The linear and overcomplete experiments (experiments/*/): each `:smoke` end to end, and the closed forms."""
 
+import importlib
 import json
 from pathlib import Path
 
@@ -21,19 +22,19 @@ def smoke_sweep(name: str, workdir: Path) -> list[dict]:
 
 
 def run_main(name: str, workdir: Path, *flags: str):
-    run = common.load_module(EXP / name / "run.py")
+    run = importlib.import_module(f"experiments.{name}.run")
     return run.main(["run.py", f"--config={EXP / name / 'config.py'}:smoke", f"--workdir={workdir}",
                      "--config.wandb.mode=disabled", *flags])
 
 
 def test_linear_pca_smoke_matches_pca_k(tmp_path):
-    records = smoke_sweep("linear-pca", tmp_path)
+    records = smoke_sweep("linear_pca", tmp_path)
     assert {r["config"]["data.name"] for r in records} == {"digits", "manifold"}
     for r in records:
         m = r["metrics"]
         assert r["config"]["model.code_size"] < m["data_rank"]
         assert abs(m["test_mse"] / m["pca_mse"] - 1) < 0.1, (r["name"], m["test_mse"], m["pca_mse"])
-    common.load_module(EXP / "linear-pca" / "analyze.py").main(["analyze.py", str(tmp_path)])
+    importlib.import_module("experiments.linear_pca.analyze").main(["analyze.py", str(tmp_path)])
     text = (tmp_path / "analysis.md").read_text()
     assert "| 16 | " in text and "Verdict" in text
     assert (tmp_path / "figures" / "linear_pca.png").stat().st_size > 0
@@ -41,15 +42,15 @@ def test_linear_pca_smoke_matches_pca_k(tmp_path):
 
 
 def test_linear_decay_closed_form_is_a_stationary_point_of_the_library_loss():
-    """The derivation in experiments/linear-decay/README.md, checked on the library's own loss_fn: the
+    """The derivation in experiments/linear_decay/README.md, checked on the library's own loss_fn: the
     balanced factorisation of sum_i (1 - lambda/ev_i)_+ u_i u_i^T (covariance normalised by N, any mean)
     has zero gradient; the 1/2-MSE convention's weights (1 - 2 lambda/ev) do not."""
-    run = common.load_module(EXP / "linear-decay" / "run.py")
+    run = importlib.import_module("experiments.linear_decay.run")
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(400, 6)) * [2.0, 1.5, 1.0, 0.6, 0.3, 0.1] + 3.0).astype(np.float32)
     c = config_lib.base_config()
     c.model.activation, c.model.depth, c.model.code_size = "linear", 0, 8
-    plan = train.Plan(models.model_spec(c, (6,)), objectives.objective_spec(c, False), "adam", "constant", 8, 1, 1)
+    plan = train.Plan(models.model_spec(c, (6,)), objectives.objective_spec(c), "adam", "constant", 8, 1, 1)
     like = jax.tree.map(np.asarray, models.init_params(plan.spec, jax.random.key(0)))
     mu, evals, evecs = run.covariance_eigen(x)
     lam = 0.5
@@ -63,7 +64,7 @@ def test_linear_decay_closed_form_is_a_stationary_point_of_the_library_loss():
 
 
 def test_linear_decay_smoke_learns_one_minus_lambda_over_eigenvalue(tmp_path):
-    results = run_main("linear-decay", tmp_path)
+    results = run_main("linear_decay", tmp_path)
     assert len(results) == 2
     for r in results:
         closed, learned = np.array(r["closed_form"]), np.array(r["learned_sv"])
@@ -75,7 +76,7 @@ def test_linear_decay_smoke_learns_one_minus_lambda_over_eigenvalue(tmp_path):
 
 
 def test_linear_dynamics_smoke_learns_directions_in_eigenvalue_order(tmp_path):
-    r = run_main("linear-dynamics", tmp_path)
+    r = run_main("linear_dynamics", tmp_path)
     t_half = np.array(r["t_half"])[0]
     assert np.all(np.diff(t_half) > 0), t_half  # largest eigenvalue first
     # Saxe et al.: t_half = ln(1/s0 - 1) / (4 lr ev), the same t_half * ev for every direction
@@ -87,7 +88,7 @@ def test_linear_dynamics_smoke_learns_directions_in_eigenvalue_order(tmp_path):
 
 def test_linear_dynamics_refuses_members_that_differ_in_more_than_the_seed(tmp_path):
     with pytest.raises(common.ConfigError):
-        run_main("linear-dynamics", tmp_path, "--config.train.optimizer=adam")
+        run_main("linear_dynamics", tmp_path, "--config.train.optimizer=adam")
 
 
 def test_overcomplete_smoke_runs_and_the_wide_code_copies_more(tmp_path):
@@ -96,7 +97,7 @@ def test_overcomplete_smoke_runs_and_the_wide_code_copies_more(tmp_path):
     assert len(by) == 4
     assert by[(0, 256)]["ood_fidelity"] > by[(0, 8)]["ood_fidelity"]
     assert by[(0, 256)]["jac_rank"] > by[(0, 8)]["jac_rank"]
-    common.load_module(EXP / "overcomplete" / "analyze.py").main(["analyze.py", str(tmp_path)])
+    importlib.import_module("experiments.overcomplete.analyze").main(["analyze.py", str(tmp_path)])
     assert "Verdict" in (tmp_path / "analysis.md").read_text()
     assert (tmp_path / "figures" / "overcomplete_lines.png").exists()
     assert any(p.name.startswith("phase_diagram") for p in (tmp_path / "figures").iterdir())

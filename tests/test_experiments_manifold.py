@@ -1,5 +1,6 @@
 """experiments/manifold: the manifold geometry against known cases, and `:smoke` end to end."""
 
+import importlib
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ EXP = ROOT / "experiments" / "manifold"
 
 @pytest.fixture(scope="module")
 def run():
-    return common.load_module(EXP / "run.py")
+    return importlib.import_module("experiments.manifold.run")
 
 
 def test_manifold_distance_and_normal_probes_match_the_generator(run):

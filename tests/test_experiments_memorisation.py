@@ -1,6 +1,7 @@
-"""The memorisation experiments (experiments/identity-crisis, experiments/attractors) and the fully
+"""The memorisation experiments (experiments/identity_crisis, experiments/attractors) and the fully
 convolutional model they need: each `:smoke` end to end, checked on the property it exists to show."""
 
+import importlib
 from pathlib import Path
 
 import jax
@@ -17,7 +18,7 @@ EXP = ROOT / "experiments"
 
 
 def run_smoke(name: str, workdir: Path) -> list[dict]:
-    run = common.load_module(EXP / name / "run.py")
+    run = importlib.import_module(f"experiments.{name}.run")
     return run.main(["run.py", f"--config={EXP / name / 'config.py'}:smoke", f"--workdir={workdir}",
                      "--config.wandb.mode=disabled"])
 
@@ -55,12 +56,12 @@ def test_fullconv_keeps_the_image_size_and_can_be_the_identity():
 def test_fullconv_packed_member_trains_like_its_solo_self():
     """Channels beyond a member's own width / code size are masked: packed == solo, to float32 rounding."""
     x = np.asarray(jax.random.uniform(jax.random.key(2), (16, 64)), np.float32)
-    hp = {k: np.zeros(1, np.float32) for k in train.HPARAMS}
-    hp["learning_rate"] = np.full(1, 1e-2, np.float32)
+    hp = {k: np.zeros(1, np.float32) for k in train.traced_keys()}
+    hp["train.learning_rate"] = np.full(1, 1e-2, np.float32)
 
     def fit(width, code_size, sizes):
         c = fullconv_config(depth=1, width=width, code_size=code_size)
-        plan = train.Plan(models.model_spec(c, (8, 8, 1)), objectives.objective_spec(c, False), "adam",
+        plan = train.Plan(models.model_spec(c, (8, 8, 1)), objectives.objective_spec(c), "adam",
                           "constant", 4, 20, 10)
         state, _ = train.fit(plan, np.array([3], np.uint32), hp, x, np.array([sizes], np.int32))
         net = jax.tree.map(lambda a: a[0], (state.params, state.masks))
@@ -73,7 +74,7 @@ def test_fullconv_packed_member_trains_like_its_solo_self():
 
 
 def test_identity_crisis_smoke_deep_fc_memorises_shallow_cnn_copies(tmp_path):
-    results = run_smoke("identity-crisis", tmp_path)
+    results = run_smoke("identity_crisis", tmp_path)
     by = {(r["kind"], r["layers"]): r for r in results}
     assert set(by) == {("mlp", 1), ("mlp", 5), ("fullconv", 1), ("fullconv", 5)}
     fc1, fc5, cnn1 = by["mlp", 1], by["mlp", 5], by["fullconv", 1]
@@ -95,7 +96,7 @@ def test_identity_crisis_smoke_deep_fc_memorises_shallow_cnn_copies(tmp_path):
 
 def test_attractor_measures_on_a_known_contraction():
     """f(z) = x + a (z - x) around one stored image x: spectral radius a, every start recovered."""
-    run = common.load_module(EXP / "attractors" / "run.py")
+    run = importlib.import_module("experiments.attractors.run")
     x = np.asarray(jax.random.uniform(jax.random.key(4), (1, 64)), np.float32)
     for a, recovered in ((0.5, 1.0), (1.2, 0.0)):
         f = lambda z, a=a: x + a * (z - x)  # noqa: E731

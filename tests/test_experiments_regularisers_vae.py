@@ -1,6 +1,7 @@
 """The regularisers and vae experiments (experiments/regularisers, experiments/vae): each `:smoke` end to
 end with its defining properties, and the linear VAE's closed form checked on the library's own loss."""
 
+import importlib
 from pathlib import Path
 
 import jax
@@ -23,7 +24,7 @@ def smoke_sweep(name: str, workdir: Path) -> list[dict]:
 
 def test_regularisers_smoke_pull_the_map_off_the_identity(tmp_path):
     records = smoke_sweep("regularisers", tmp_path)
-    analyze = common.load_module(EXP / "regularisers" / "analyze.py")
+    analyze = importlib.import_module("experiments.regularisers.analyze")
     by = {analyze.family(r["config"])[0]: r for r in records}
     assert set(by) == {"plain", "gaussian", "topk"} and all(r["status"] == "ok" for r in records)
     plain, dae, topk = (by[k]["metrics"] for k in ("plain", "gaussian", "topk"))
@@ -47,7 +48,7 @@ def test_regularisers_smoke_pull_the_map_off_the_identity(tmp_path):
 def test_regularisers_pca_frontier_is_the_closed_form_projector():
     """The figure's reference: PCA-0 is the mean (MSE = total variance / D, denoise_gain above 1),
     PCA-r is the identity on the span (MSE 0, span fidelity 1, denoise_gain r / D)."""
-    analyze = common.load_module(EXP / "regularisers" / "analyze.py")
+    analyze = importlib.import_module("experiments.regularisers.analyze")
     ds = analyze.load_data([{"config": {"data.name": "digits"}}])["digits"]
     fr = analyze.pca_frontier(ds, noise_std=0.1)
     r = int(fr["k"][-1])
@@ -61,7 +62,7 @@ def test_regularisers_pca_frontier_is_the_closed_form_projector():
 
 def test_vae_smoke_units_fall_with_beta_and_the_linear_vae_meets_its_closed_form(tmp_path):
     records = smoke_sweep("vae", tmp_path)
-    analyze = common.load_module(EXP / "vae" / "analyze.py")
+    analyze = importlib.import_module("experiments.vae.analyze")
     table = analyze.cells(records)
     linear = sorted((k[2], v) for k, v in table.items() if k[0] == "linear")
     digits = sorted((k[2], v) for k, v in table.items() if k[0] == "digits")
@@ -94,8 +95,8 @@ def test_vae_smoke_units_fall_with_beta_and_the_linear_vae_meets_its_closed_form
 
 def _mean_loss_grad_norm(plan, params, x, beta, keys=1024):
     """|grad| of the library's loss, averaged over `keys` reparameterisation draws on the full batch."""
-    hp = {k: jnp.float32(0.0) for k in train.HPARAMS}
-    hp["beta"] = jnp.float32(beta)
+    hp = {k: jnp.float32(0.0) for k in train.traced_keys()}
+    hp["vae.beta"] = jnp.float32(beta)
     x = jnp.asarray(x)
 
     def loss(p, key):
@@ -115,13 +116,13 @@ def test_linear_vae_closed_form_is_a_stationary_point_of_the_library_loss():
     the one with noise variance beta (the 1/2-squared-error convention) does not. The expectation over
     the reparameterisation noise is a mean over 1024 draws: its Monte Carlo error is about 0.015 here."""
     beta = 0.5
-    analyze = common.load_module(EXP / "vae" / "analyze.py")
+    analyze = importlib.import_module("experiments.vae.analyze")
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(500, 6)) * [2.0, 1.5, 1.0, 0.8, 0.3, 0.1] + 1.0).astype(np.float32)
     c = config_lib.base_config()
     c.model.activation, c.model.output, c.model.depth, c.model.code_size = "linear", "linear", 0, 5
     c.vae.enabled = True
-    plan = train.Plan(models.model_spec(c, (6,)), objectives.objective_spec(c, False), "adam", "constant", 8, 1, 1)
+    plan = train.Plan(models.model_spec(c, (6,)), objectives.objective_spec(c), "adam", "constant", 8, 1, 1)
     like = jax.tree.map(np.asarray, models.init_params(plan.spec, jax.random.key(0)))
     good = analyze.closed_form_params(like, x, beta)
     bad = analyze.closed_form_params(like, x, beta, noise_factor=1.0)

@@ -1,5 +1,6 @@
-"""experiments/use-cases: the denoising controls in closed form, the t-SNE scores, and `:smoke` end to end."""
+"""experiments/use_cases: the denoising controls in closed form, the t-SNE scores, and `:smoke` end to end."""
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +10,12 @@ from ae_jax.errors import ConfigError
 from experiments import common
 
 ROOT = Path(__file__).resolve().parents[1]
-EXP = ROOT / "experiments" / "use-cases"
+EXP = ROOT / "experiments" / "use_cases"
 
 
 @pytest.fixture(scope="module")
 def run():
-    return common.load_module(EXP / "run.py")
+    return importlib.import_module("experiments.use_cases.run")
 
 
 def low_rank_data(n=600, d=12, seed=0):

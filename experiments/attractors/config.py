@@ -1,4 +1,4 @@
-"""python experiments/attractors/run.py --config=experiments/attractors/config.py --workdir=runs/attractors
+"""python -m experiments.attractors.run --config=experiments/attractors/config.py --workdir=runs/attractors
 
 Radhakrishnan, Belkin & Uhler (PNAS 2020), "Overparameterized neural networks implement associative
 memory": a wide, deep fully connected autoencoder trained to (near) zero loss on a few images stores

@@ -1,4 +1,4 @@
-"""python experiments/attractors/run.py --config=experiments/attractors/config.py[:smoke] --workdir=DIR
+"""python -m experiments.attractors.run --config=experiments/attractors/config.py[:smoke] --workdir=DIR
 
 Trains the config's sweep of wide leaky-ReLU MLP autoencoders on a few digits with
 `experiments/common.py: fit_members`, then tests Radhakrishnan et al.'s associative-memory claim:
@@ -18,18 +18,15 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `python experiments/attractors/run.py` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib.figure import Figure
 
-from ae_jax import models, sweep as sweep_lib  # noqa: E402
-from ae_jax.errors import ConfigError  # noqa: E402
-from experiments import common  # noqa: E402
+from ae_jax import models, sweep as sweep_lib
+from ae_jax.errors import ConfigError
+from experiments import common
 
 SNAPSHOTS = (0, 1, 2, 5, 10, 30, 100)  # iterations drawn in the figure (plus the last)
 LEVEL_STYLES = ("-", "--", "-.", ":", (0, (6, 2, 1, 2, 1, 2)))  # one per corruption level

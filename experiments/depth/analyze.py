@@ -1,4 +1,4 @@
-"""python experiments/depth/analyze.py WORKDIR: the depth sweep's claim table, heatmaps and verdict.
+"""python -m experiments.depth.analyze WORKDIR: the depth sweep's claim table, heatmaps and verdict.
 
 Reads WORKDIR/results.jsonl (from `python -m ae_jax.sweep --config=experiments/depth/config.py`; the sweep
 itself writes the generic phase diagrams to WORKDIR/report.md), writes WORKDIR/figures/depth_heatmaps.png
@@ -11,14 +11,11 @@ import collections
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `python experiments/depth/analyze.py` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
-from experiments import common  # noqa: E402
+from experiments import common
 
 METRICS = ("rank_frac", "span_ood_fidelity", "const_ratio", "attractor_fraction")
 TITLES = {"rank_frac": "jac_rank / r", "span_ood_fidelity": "span_ood_fidelity",
@@ -157,35 +154,35 @@ def claim(table: dict[tuple, dict]) -> tuple[str, list[str]]:
     return verdict, lines
 
 
-def main(argv: list[str]) -> Path:
-    """Writes WORKDIR/analysis.md and WORKDIR/figures/depth_heatmaps.png; returns the analysis path."""
-    workdir, records, name = common.sweep_results(argv, "experiments/depth/analyze.py")
+def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> None:
+    """Fills WORKDIR/analysis.md and WORKDIR/figures/depth_heatmaps.png."""
     table = cells(records)
     first = records[0]["config"]
     head = ["depth", "width", "regimes", "jac_rank / r (seed min-max)", "span_ood_fidelity", "const_ratio",
             "attractor_fraction", "train_mse", "test_mse", "final loss", "steps"]
-    with common.analysis(common.wandb_of_results(records), workdir, name,
-                         {"sweep": name, "members": len(records)}) as (writer, lines):
-        path = common.save_figure(plot(table), workdir, "depth_heatmaps", writer)
-        verdict, findings = claim(table)
-        writer.summary({"verdict": verdict})
-        lines += [f"# {name}: depth x width of ReLU MLP autoencoders", "",
-                  f"digits, code {first['model.code_size']}, ReLU, {first['train.optimizer']} "
-                  f"{first['train.learning_rate']:g}, {first['train.steps']} steps of batch "
-                  f"{first['train.batch_size']}, weight decay {first['train.weight_decay']:g}; {len(records)} "
-                  f"members. Columns are seed means; `final loss` is the training loss (squared error summed over the "
-                  f"64 pixels, mean over the batch) averaged over the last {first['train.log_every']} steps, Adam's "
-                  f"spikes included. Phase diagrams: `report.md`.", "",
-                  f"![heatmaps](figures/{path.name})", ""]
-        for n in axes_of(table)[0]:
-            rows = table_rows(table, n)
-            label = "all training images" if n == 0 else f"n_train = {n}"
-            rank = next(v["data_rank"] for k, v in table.items() if k[0] == n)
-            writer.table(f"cells_n{n}", head, rows)
-            lines += [f"## {label} (data rank r = {rank})", "", common.md_table(head, rows), ""]
-        lines += ["## Verdict", "", f"**{verdict}**", ""] + [f"- {f}" for f in findings]
-    return workdir / "analysis.md"
+    path = common.save_figure(plot(table), workdir, "depth_heatmaps", writer)
+    verdict, findings = claim(table)
+    writer.summary({"verdict": verdict})
+    lines += [f"# {name}: depth x width of ReLU MLP autoencoders", "",
+              f"digits, code {first['model.code_size']}, ReLU, {first['train.optimizer']} "
+              f"{first['train.learning_rate']:g}, {first['train.steps']} steps of batch "
+              f"{first['train.batch_size']}, weight decay {first['train.weight_decay']:g}; {len(records)} "
+              f"members. Columns are seed means; `final loss` is the training loss (squared error summed over the "
+              f"64 pixels, mean over the batch) averaged over the last {first['train.log_every']} steps, Adam's "
+              f"spikes included. Phase diagrams: `report.md`.", "",
+              f"![heatmaps](figures/{path.name})", ""]
+    for n in axes_of(table)[0]:
+        rows = table_rows(table, n)
+        label = "all training images" if n == 0 else f"n_train = {n}"
+        rank = next(v["data_rank"] for k, v in table.items() if k[0] == n)
+        writer.table(f"cells_n{n}", head, rows)
+        lines += [f"## {label} (data rank r = {rank})", "", common.md_table(head, rows), ""]
+    lines += ["## Verdict", "", f"**{verdict}**", ""] + [f"- {f}" for f in findings]
 
+
+def main(argv: list[str]) -> Path:
+    """Writes WORKDIR/analysis.md and its figures; returns the analysis path."""
+    return common.analysis_command(argv, "experiments.depth.analyze", analyse)
 
 if __name__ == "__main__":
     sys.exit(common.cli(main, sys.argv))

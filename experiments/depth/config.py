@@ -1,4 +1,4 @@
-"""python -m ae_jax.sweep --config=experiments/depth/config.py --workdir=runs/depth && python experiments/depth/analyze.py runs/depth
+"""python -m ae_jax.sweep --config=experiments/depth/config.py --workdir=runs/depth && python -m experiments.depth.analyze runs/depth
 
 SCIENCE.md's depth row: ReLU MLP autoencoders on digits with the code fixed at 64 = D (the code itself is
 no bottleneck), depth 1, 2, 4, 6, 8 hidden layers per side and hidden width 16, 64, 256 (a quarter, once

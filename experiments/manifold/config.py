@@ -1,4 +1,4 @@
-"""python experiments/manifold/run.py --config=experiments/manifold/config.py --workdir=runs/manifold
+"""python -m experiments.manifold.run --config=experiments/manifold/config.py --workdir=runs/manifold
 
 Synthetic data of known intrinsic dimension d in R^32 (`data.name="manifold"`, noise std 0.02 on every
 coordinate, so the data span is full but the manifold is clear): a d-sphere (data rank d+1) and a d-dim

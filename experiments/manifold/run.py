@@ -1,4 +1,4 @@
-"""python experiments/manifold/run.py --config=experiments/manifold/config.py[:smoke] --workdir=DIR
+"""python -m experiments.manifold.run --config=experiments/manifold/config.py[:smoke] --workdir=DIR
 
 Trains the config's sweep with `experiments/common.fit_members`, takes the library's metrics of every
 member (`jac_rank` on the data span, `test_mse`, `pca_mse`, `regime`, ...) and measures the pull onto the
@@ -14,18 +14,15 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `python experiments/manifold/run.py` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
 
-import jax  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import jax
+import ml_collections
+import numpy as np
+from matplotlib.figure import Figure
 
-from ae_jax import data as data_lib, models, sweep as sweep_lib  # noqa: E402
-from ae_jax.errors import ConfigError  # noqa: E402
-from experiments import common  # noqa: E402
+from ae_jax import data as data_lib, models, sweep as sweep_lib
+from ae_jax.errors import ConfigError
+from experiments import common
 
 PROBE_NORM = 0.3  # ||e|| of the off-manifold probes: 15x the data noise's per-coordinate std, 0.3 radii
 PROBE_POINTS = 500

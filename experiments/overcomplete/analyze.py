@@ -1,4 +1,4 @@
-"""python experiments/overcomplete/analyze.py WORKDIR: the overcomplete sweep's claim table and line plots.
+"""python -m experiments.overcomplete.analyze WORKDIR: the overcomplete sweep's claim table and line plots.
 
 Reads WORKDIR/results.jsonl (from `python -m ae_jax.sweep --config=experiments/overcomplete/config.py`;
 the sweep itself writes the generic phase diagrams to WORKDIR/report.md), writes
@@ -10,14 +10,11 @@ import collections
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `python experiments/overcomplete/analyze.py` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
-from experiments import common  # noqa: E402
+from experiments import common
 
 # SCIENCE.md's overcomplete row: at 4x overcomplete (depth 0, one hidden ReLU layer = the code) nearly
 # every span direction has gain above 0.5 and uniform noise is reconstructed far better than at code 8.
@@ -141,37 +138,37 @@ def claim(records: list[dict]) -> tuple[str, str]:
     return ("reproduced" if ok else "not reproduced"), text
 
 
-def main(argv: list[str]) -> Path:
-    """Writes WORKDIR/analysis.md and WORKDIR/figures/overcomplete_lines.png; returns the analysis path."""
-    workdir, records, name = common.sweep_results(argv, "experiments/overcomplete/analyze.py")
+def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> None:
+    """Fills WORKDIR/analysis.md and WORKDIR/figures/overcomplete_lines.png."""
     table = cells(records)
     first = records[0]["config"]
-    with common.analysis(common.wandb_of_results(records), workdir, name,
-                         {"sweep": name, "members": len(records)}) as (writer, lines):
-        path = common.save_figure(plot(table, records), workdir, "overcomplete_lines", writer)
-        verdict, text = claim(records)
-        head = ["code", "code / D", "regimes", "jac_rank / r (min-max)", "ood_fidelity (min-max)", "test_mse",
-                "PCA-k", "denoise_gain"]
-        writer.summary({"verdict": verdict})
-        lines += [f"# {name}: overcomplete ReLU autoencoders", "",
-                  f"ReLU MLP AEs, Adam {first['train.learning_rate']:g}, {first['train.steps']} steps of batch "
-                 f"{first['train.batch_size']}; {len(records)} members. Phase diagrams: `report.md`.", "",
-                 f"![lines](figures/{path.name})", "",
-                 "## The claim: depth 0 (one hidden ReLU layer, the code), seed means", ""]
-        for data in sorted({k[0] for k in table}):
-            rows = depth0(records, data)
-            if rows:
-                table_rows = claim_rows(rows)
-                writer.table(f"depth0_{data}", head, table_rows)
-                lines += [f"### {data} (D = {rows[0]['input_dim']}, data rank {rows[0]['data_rank']})", "",
-                          common.md_table(head, table_rows), ""]
-        lines += [f"Verdict (digits): **{verdict}**: {text}.", "",
-                 "## At a glance: regime, jac_rank / r, span_ood_fidelity (depth rows x code columns)", ""]
-        for data in sorted({k[0] for k in table}):
-            for width in sorted({k[1] for k in table if k[0] == data}):
-                lines += [f"### {data}, width {width}", "", glance(table, data, width), ""]
-    return workdir / "analysis.md"
+    path = common.save_figure(plot(table, records), workdir, "overcomplete_lines", writer)
+    verdict, text = claim(records)
+    head = ["code", "code / D", "regimes", "jac_rank / r (min-max)", "ood_fidelity (min-max)", "test_mse",
+            "PCA-k", "denoise_gain"]
+    writer.summary({"verdict": verdict})
+    lines += [f"# {name}: overcomplete ReLU autoencoders", "",
+              f"ReLU MLP AEs, Adam {first['train.learning_rate']:g}, {first['train.steps']} steps of batch "
+             f"{first['train.batch_size']}; {len(records)} members. Phase diagrams: `report.md`.", "",
+             f"![lines](figures/{path.name})", "",
+             "## The claim: depth 0 (one hidden ReLU layer, the code), seed means", ""]
+    for data in sorted({k[0] for k in table}):
+        rows = depth0(records, data)
+        if rows:
+            table_rows = claim_rows(rows)
+            writer.table(f"depth0_{data}", head, table_rows)
+            lines += [f"### {data} (D = {rows[0]['input_dim']}, data rank {rows[0]['data_rank']})", "",
+                      common.md_table(head, table_rows), ""]
+    lines += [f"Verdict (digits): **{verdict}**: {text}.", "",
+             "## At a glance: regime, jac_rank / r, span_ood_fidelity (depth rows x code columns)", ""]
+    for data in sorted({k[0] for k in table}):
+        for width in sorted({k[1] for k in table if k[0] == data}):
+            lines += [f"### {data}, width {width}", "", glance(table, data, width), ""]
 
+
+def main(argv: list[str]) -> Path:
+    """Writes WORKDIR/analysis.md and its figures; returns the analysis path."""
+    return common.analysis_command(argv, "experiments.overcomplete.analyze", analyse)
 
 if __name__ == "__main__":
     sys.exit(common.cli(main, sys.argv))

@@ -1,4 +1,4 @@
-"""python -m ae_jax.sweep --config=experiments/overcomplete/config.py --workdir=runs/overcomplete && python experiments/overcomplete/analyze.py runs/overcomplete
+"""python -m ae_jax.sweep --config=experiments/overcomplete/config.py --workdir=runs/overcomplete && python -m experiments.overcomplete.analyze runs/overcomplete
 
 The README's headline figure as a paper-style ablation: ReLU MLP autoencoders whose code grows from far
 below the input dimension D to 8x it (digits, D = 64: code 2 .. 512; a 4-sphere in R^32 (`manifold`,

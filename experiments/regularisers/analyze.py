@@ -1,4 +1,4 @@
-"""python experiments/regularisers/analyze.py WORKDIR: how far each regulariser pulls the map off the identity.
+"""python -m experiments.regularisers.analyze WORKDIR: how far each regulariser pulls the map off the identity.
 
 Reads WORKDIR/results.jsonl (from `python -m ae_jax.sweep --config=experiments/regularisers/config.py`),
 writes WORKDIR/analysis.md (per data set: every regulariser and strength with jac_rank, denoise_gain,
@@ -12,15 +12,12 @@ import collections
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `python experiments/regularisers/analyze.py` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
-from ae_jax import config as config_lib, data as data_lib, diagnostics  # noqa: E402
-from experiments import common  # noqa: E402
+from ae_jax import config as config_lib, data as data_lib, diagnostics
+from experiments import common
 
 ORDER = ("plain", "gaussian", "mask", "l1", "kl", "topk", "contractive")
 SHORT = {"plain": "plain", "gaussian": "Gaussian DAE", "mask": "masking DAE", "l1": "L1 sparse", "kl": "KL sparse",
@@ -217,65 +214,65 @@ def plot(table: dict, frontiers: dict) -> Figure:
     return fig
 
 
-def main(argv: list[str]) -> Path:
-    """Writes WORKDIR/analysis.md and WORKDIR/figures/regulariser_paths.png; returns the analysis path."""
-    workdir, records, name = common.sweep_results(argv, "experiments/regularisers/analyze.py")
+def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> None:
+    """Fills WORKDIR/analysis.md and WORKDIR/figures/regulariser_paths.png."""
     table = cells(records)
     if not any(k[1] == "plain" for k in table):
         raise common.ConfigError(f"{workdir}/results.jsonl: no plain autoencoder to compare against")
     datasets = load_data(records)
     first = records[0]["config"]
     frontiers = {d: pca_frontier(ds, first["diagnostics.noise_std"]) for d, ds in datasets.items()}
-    with common.analysis(common.wandb_of_results(records), workdir, name,
-                         {"sweep": name, "members": len(records)}) as (writer, lines):
-        path = common.save_figure(plot(table, frontiers), workdir, "regulariser_paths", writer)
-        check_rows, ok = checks(table)
-        topk_ok, topk_text = topk_bound(records)
-        regimes = regime_rows(table)
-        lines += [f"# {name}: regularisers pull a 4x overcomplete AE off the identity", "",
-                  f"Depth-0 ReLU AEs (code = 4 x D), Adam {first['train.learning_rate']:g}, {first['train.steps']} "
-                  f"steps of batch {first['train.batch_size']}; {len(records)} members. Seed means where "
-                  "`seeds` > 1 (jac_rank min-max in brackets). `x plain`: test_mse / the plain AE's; "
-                  "`PCA at k = jac_rank`: test MSE of PCA keeping as many components as the map has span "
-                  "gains above 0.5, and `x PCA` the ratio.", "", f"![paths](figures/{path.name})", ""]
-        for data in sorted(datasets):
-            rows = rows_of(table, data, datasets)
-            writer.table(f"regularisers_{data}", HEAD, rows)
-            plain = table[(data, "plain", 0.0)]
-            lines += [f"## {data} (D = {plain['input_dim']}, data rank r = {plain['data_rank']}, code "
-                      f"{plain['code_size']})", "", common.md_table(HEAD, rows), ""]
-        lines += ["## Does each regulariser pull the map off the identity?", "",
-                  f"Rank falls: the strongest setting's jac_rank at least {RANK_DROP:g} below the reference's (the "
-                  "plain AE; for KL the weight-0 sigmoid-code AE). Gain falls: the best setting's denoise_gain "
-                  "below the reference's. Values listed by increasing strength (top-k: by increasing k, so the "
-                  "strongest first).", "",
-                  common.md_table(["data", "regulariser", "ref jac_rank", "jac_rank by strength", "rank falls",
-                                   "ref denoise_gain", "denoise_gain by strength", "gain falls", "regimes"],
-                                  check_rows), ""]
-        lines += ["## Regime labels the issue asks for", "",
-                  common.md_table(["data", "AE", "wanted", "got (members)", "as wanted"], regimes), ""]
-        dae = table.get(("digits", "gaussian", SCIENCE_LEVEL))
-        science_ok = dae is not None and abs(dae["jac_rank"] - SCIENCE_RANK) <= SCIENCE_TOLERANCE
-        science = ("not measured" if dae is None else
-                   f"jac_rank {dae['jac_rank']:.1f} of r = {dae['data_rank']} (seeds {dae['rank_range'][0]:.1f}-"
-                   f"{dae['rank_range'][1]:.1f}; SCIENCE.md: about {SCIENCE_RANK:g} of 60)")
-        per_data = {d: all(v for k, v in ok.items() if k.startswith(d + "/")) for d in sorted(datasets)}
-        regime_ok = {d: all(r[-1] == "yes" for r in regimes if r[0] == d) for d in sorted(datasets)}
-        verdict = "reproduced" if (all(per_data.values()) and topk_ok and science_ok) else (
-            "reproduced on digits only" if per_data.get("digits") and topk_ok and science_ok else "not reproduced")
-        lines += ["## Verdict", ""]
-        for d in sorted(datasets):
-            fails = [k.split("/")[1] for k, v in ok.items() if k.startswith(d + "/") and not v]
-            lines.append(f"- {d}: every regulariser's strongest setting lowers jac_rank: **{per_data[d]}**"
-                         + (f" (not: {', '.join(SHORT[f] for f in fails)})" if fails else "")
-                         + f"; regime labels as the issue wants: **{regime_ok[d]}**")
-        lines += [f"- Top-k: jac_rank <= k and l0 <= k for every top-k member: **{topk_ok}** ({topk_text})",
-                  f"- Denoising, Gaussian s = {SCIENCE_LEVEL:g}, digits: {science}: **{science_ok}** "
-                  f"(tolerance +-{SCIENCE_TOLERANCE:g})",
-                  f"- Overall: **{verdict}**", ""]
-        writer.summary({"verdict": verdict, "topk_bound": topk_ok, "science_point": science_ok})
-    return workdir / "analysis.md"
+    path = common.save_figure(plot(table, frontiers), workdir, "regulariser_paths", writer)
+    check_rows, ok = checks(table)
+    topk_ok, topk_text = topk_bound(records)
+    regimes = regime_rows(table)
+    lines += [f"# {name}: regularisers pull a 4x overcomplete AE off the identity", "",
+              f"Depth-0 ReLU AEs (code = 4 x D), Adam {first['train.learning_rate']:g}, {first['train.steps']} "
+              f"steps of batch {first['train.batch_size']}; {len(records)} members. Seed means where "
+              "`seeds` > 1 (jac_rank min-max in brackets). `x plain`: test_mse / the plain AE's; "
+              "`PCA at k = jac_rank`: test MSE of PCA keeping as many components as the map has span "
+              "gains above 0.5, and `x PCA` the ratio.", "", f"![paths](figures/{path.name})", ""]
+    for data in sorted(datasets):
+        rows = rows_of(table, data, datasets)
+        writer.table(f"regularisers_{data}", HEAD, rows)
+        plain = table[(data, "plain", 0.0)]
+        lines += [f"## {data} (D = {plain['input_dim']}, data rank r = {plain['data_rank']}, code "
+                  f"{plain['code_size']})", "", common.md_table(HEAD, rows), ""]
+    lines += ["## Does each regulariser pull the map off the identity?", "",
+              f"Rank falls: the strongest setting's jac_rank at least {RANK_DROP:g} below the reference's (the "
+              "plain AE; for KL the weight-0 sigmoid-code AE). Gain falls: the best setting's denoise_gain "
+              "below the reference's. Values listed by increasing strength (top-k: by increasing k, so the "
+              "strongest first).", "",
+              common.md_table(["data", "regulariser", "ref jac_rank", "jac_rank by strength", "rank falls",
+                               "ref denoise_gain", "denoise_gain by strength", "gain falls", "regimes"],
+                              check_rows), ""]
+    lines += ["## Regime labels the issue asks for", "",
+              common.md_table(["data", "AE", "wanted", "got (members)", "as wanted"], regimes), ""]
+    dae = table.get(("digits", "gaussian", SCIENCE_LEVEL))
+    science_ok = dae is not None and abs(dae["jac_rank"] - SCIENCE_RANK) <= SCIENCE_TOLERANCE
+    science = ("not measured" if dae is None else
+               f"jac_rank {dae['jac_rank']:.1f} of r = {dae['data_rank']} (seeds {dae['rank_range'][0]:.1f}-"
+               f"{dae['rank_range'][1]:.1f}; SCIENCE.md: about {SCIENCE_RANK:g} of 60)")
+    per_data = {d: all(v for k, v in ok.items() if k.startswith(d + "/")) for d in sorted(datasets)}
+    regime_ok = {d: all(r[-1] == "yes" for r in regimes if r[0] == d) for d in sorted(datasets)}
+    verdict = "reproduced" if (all(per_data.values()) and topk_ok and science_ok) else (
+        "reproduced on digits only" if per_data.get("digits") and topk_ok and science_ok else "not reproduced")
+    lines += ["## Verdict", ""]
+    for d in sorted(datasets):
+        fails = [k.split("/")[1] for k, v in ok.items() if k.startswith(d + "/") and not v]
+        lines.append(f"- {d}: every regulariser's strongest setting lowers jac_rank: **{per_data[d]}**"
+                     + (f" (not: {', '.join(SHORT[f] for f in fails)})" if fails else "")
+                     + f"; regime labels as the issue wants: **{regime_ok[d]}**")
+    lines += [f"- Top-k: jac_rank <= k and l0 <= k for every top-k member: **{topk_ok}** ({topk_text})",
+              f"- Denoising, Gaussian s = {SCIENCE_LEVEL:g}, digits: {science}: **{science_ok}** "
+              f"(tolerance +-{SCIENCE_TOLERANCE:g})",
+              f"- Overall: **{verdict}**", ""]
+    writer.summary({"verdict": verdict, "topk_bound": topk_ok, "science_point": science_ok})
 
+
+def main(argv: list[str]) -> Path:
+    """Writes WORKDIR/analysis.md and its figures; returns the analysis path."""
+    return common.analysis_command(argv, "experiments.regularisers.analyze", analyse)
 
 if __name__ == "__main__":
     sys.exit(common.cli(main, sys.argv))

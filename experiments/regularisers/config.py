@@ -1,4 +1,4 @@
-"""python -m ae_jax.sweep --config=experiments/regularisers/config.py --workdir=runs/regularisers && python experiments/regularisers/analyze.py runs/regularisers
+"""python -m ae_jax.sweep --config=experiments/regularisers/config.py --workdir=runs/regularisers && python -m experiments.regularisers.analyze runs/regularisers
 
 Each regulariser pulls a 4x overcomplete autoencoder off the identity (Vincent et al. 2008/2010;
 Rifai et al. 2011; Ng CS294A; Makhzani & Frey 2014; Gao et al. 2024). One-hidden-layer ReLU AEs

@@ -1,4 +1,4 @@
-"""python experiments/vae/analyze.py WORKDIR: active units and KL of VAEs against latent size and beta.
+"""python -m experiments.vae.analyze WORKDIR: active units and KL of VAEs against latent size and beta.
 
 Reads WORKDIR/results.jsonl (from `python -m ae_jax.sweep --config=experiments/vae/config.py`) and the
 prior samples / interpolations the sweep wrote to WORKDIR/samples/, and writes WORKDIR/analysis.md
@@ -19,15 +19,12 @@ import collections
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `python experiments/vae/analyze.py` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
-from ae_jax import config as config_lib, data as data_lib, member_log  # noqa: E402
-from experiments import common  # noqa: E402
+from ae_jax import config as config_lib, data as data_lib, member_log
+from experiments import common
 
 TITLE = {"digits": "digits, Bernoulli decoder, ReLU 256", "manifold": "4-sphere in R^32, Gaussian decoder, ReLU 128",
          "linear": "linear VAE on digits, Gaussian decoder"}
@@ -211,9 +208,8 @@ def effective_dims(records: list[dict]) -> list[str]:
     return out
 
 
-def main(argv: list[str]) -> Path:
-    """Writes WORKDIR/analysis.md and the figures; returns the analysis path."""
-    workdir, records, name = common.sweep_results(argv, "experiments/vae/analyze.py")
+def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> None:
+    """Fills WORKDIR/analysis.md and the figures."""
     records = [r for r in records if r["config"]["vae.enabled"]]
     if not records:
         raise common.ConfigError(f"{workdir}/results.jsonl: no VAE members")
@@ -225,65 +221,66 @@ def main(argv: list[str]) -> Path:
     if linear:
         ds = load_data(linear[0]["config"])
         closed = {(k[1], k[2]): linear_closed_form(ds, k[1], k[2], threshold) for k in table if k[0] == "linear"}
-    with common.analysis(common.wandb_of_results(records), workdir, name,
-                         {"sweep": name, "members": len(records)}) as (writer, lines):
-        figs = [common.save_figure(plot_units(table, closed), workdir, "vae_active_units", writer),
-                common.save_figure(plot_kl(table, closed), workdir, "vae_kl", writer)]
-        samples = plot_samples(table, workdir)
-        if samples is not None:
-            figs.append(common.save_figure(samples, workdir, "vae_samples", writer))
-        lines += [f"# {name}: active units, KL and beta", "",
-                  f"{len(records)} VAEs; `active_units`: units with Cov_x E_q[z] > {threshold:g} on the test set; "
-                  "`kl`: nats per test example; `test_elbo`: nats per test example (one posterior sample; for "
-                  "a Gaussian decoder N(f(z), I/2), the decoder the loss implies at beta = 1).", ""]
-        lines += [f"- {t}" for t in effective_dims(records)] + [""]
-        lines += [f"![{p.stem}](figures/{p.name})" for p in figs] + [""]
-        for fam in ("digits", "manifold", "linear"):
-            if not any(k[0] == fam for k in table):
-                continue
-            c = next(v["config"] for k, v in table.items() if k[0] == fam)
-            lines += [f"## {TITLE[fam]}", "",
-                      f"Adam {c['train.learning_rate']:g}, {c['train.steps']} steps of batch {c['train.batch_size']}, "
-                      f"depth {c['model.depth']}, width {c['model.width']}, output {c['model.output']}.", ""]
-            for key, label, fmt in (("active_units", "active units", str), ("kl", "KL (nats)", lambda v: f"{v:.2f}"),
-                                    ("test_elbo", "test ELBO (nats)", lambda v: f"{v:.1f}"),
-                                    ("test_mse", "test MSE (mean path)", lambda v: f"{v:.4f}")):
-                head, rows = grid(table, fam, key, fmt)
-                writer.table(f"{fam}_{key}", head, rows)
-                lines += [f"**{label}**", "", common.md_table(head, rows), ""]
-        lin_ok = True
-        if closed:
-            head = ["latent", "beta", "sigma^2 = beta/2", "eigenvalues > sigma^2 (capped)",
-                    "closed-form active (train / test)", "learned active", "closed-form KL (train / test)",
-                    "learned KL (test)", "match"]
-            rows = []
-            for (latent, beta), cf in sorted(closed.items()):
-                m = table[("linear", latent, beta)]
-                match = m["active_units"] == cf["active_test"]
-                lin_ok &= match
-                rows.append([str(latent), f"{beta:g}", f"{cf['sigma2']:g}", str(cf["kept"]),
-                             f"{cf['active_train']} / {cf['active_test']}", str(m["active_units"]),
-                             f"{cf['kl_train']:.2f} / {cf['kl_test']:.2f}", f"{m['kl']:.2f}",
-                             "yes" if match else "**no**"])
-            writer.table("linear_closed_form", head, rows)
-            lines += ["## The linear VAE against its closed form (Lucas et al. 2019)", "",
-                      "Kept units: eigenvalues of the train covariance above sigma^2 = beta / 2, at most the latent "
-                      "size; a kept unit counts as active when its mean-code variance exceeds the threshold "
-                      "(on train: 1 - sigma^2 / lambda > threshold).", "", common.md_table(head, rows), ""]
-        check_rows, ok = checks(table)
-        lines += ["## The claim, per family", "",
-                  f"Saturation: active units at the largest latent size at most {SATURATION_SLACK} above those at the "
-                  "next one, and below the latent size (listed per beta, smallest first). KL falls: strictly, "
-                  "beta by beta, at every latent size. Units fall: never rise with beta.", "",
-                  common.md_table(["family", "active units latent 32 -> 128 (linear: 16 -> 64) per beta",
-                                   "saturates (betas)", "KL falls (latents)", "units fall (latents)"], check_rows), ""]
-        verdict = "reproduced" if all(ok.values()) and lin_ok else "partly reproduced"
-        fails = [k for k, v in ok.items() if not v] + ([] if lin_ok else ["linear/closed_form"])
-        lines += ["## Verdict", "", f"**{verdict}**" + (f" (fails: {', '.join(fails)})" if fails else "")
-                  + f"; linear VAE active units equal the closed form for every member: **{lin_ok}**.", ""]
-        writer.summary({"verdict": verdict, "linear_matches_closed_form": lin_ok})
-    return workdir / "analysis.md"
+    figs = [common.save_figure(plot_units(table, closed), workdir, "vae_active_units", writer),
+            common.save_figure(plot_kl(table, closed), workdir, "vae_kl", writer)]
+    samples = plot_samples(table, workdir)
+    if samples is not None:
+        figs.append(common.save_figure(samples, workdir, "vae_samples", writer))
+    lines += [f"# {name}: active units, KL and beta", "",
+              f"{len(records)} VAEs; `active_units`: units with Cov_x E_q[z] > {threshold:g} on the test set; "
+              "`kl`: nats per test example; `test_elbo`: nats per test example (one posterior sample; for "
+              "a Gaussian decoder N(f(z), I/2), the decoder the loss implies at beta = 1).", ""]
+    lines += [f"- {t}" for t in effective_dims(records)] + [""]
+    lines += [f"![{p.stem}](figures/{p.name})" for p in figs] + [""]
+    for fam in ("digits", "manifold", "linear"):
+        if not any(k[0] == fam for k in table):
+            continue
+        c = next(v["config"] for k, v in table.items() if k[0] == fam)
+        lines += [f"## {TITLE[fam]}", "",
+                  f"Adam {c['train.learning_rate']:g}, {c['train.steps']} steps of batch {c['train.batch_size']}, "
+                  f"depth {c['model.depth']}, width {c['model.width']}, output {c['model.output']}.", ""]
+        for key, label, fmt in (("active_units", "active units", str), ("kl", "KL (nats)", lambda v: f"{v:.2f}"),
+                                ("test_elbo", "test ELBO (nats)", lambda v: f"{v:.1f}"),
+                                ("test_mse", "test MSE (mean path)", lambda v: f"{v:.4f}")):
+            head, rows = grid(table, fam, key, fmt)
+            writer.table(f"{fam}_{key}", head, rows)
+            lines += [f"**{label}**", "", common.md_table(head, rows), ""]
+    lin_ok = True
+    if closed:
+        head = ["latent", "beta", "sigma^2 = beta/2", "eigenvalues > sigma^2 (capped)",
+                "closed-form active (train / test)", "learned active", "closed-form KL (train / test)",
+                "learned KL (test)", "match"]
+        rows = []
+        for (latent, beta), cf in sorted(closed.items()):
+            m = table[("linear", latent, beta)]
+            match = m["active_units"] == cf["active_test"]
+            lin_ok &= match
+            rows.append([str(latent), f"{beta:g}", f"{cf['sigma2']:g}", str(cf["kept"]),
+                         f"{cf['active_train']} / {cf['active_test']}", str(m["active_units"]),
+                         f"{cf['kl_train']:.2f} / {cf['kl_test']:.2f}", f"{m['kl']:.2f}",
+                         "yes" if match else "**no**"])
+        writer.table("linear_closed_form", head, rows)
+        lines += ["## The linear VAE against its closed form (Lucas et al. 2019)", "",
+                  "Kept units: eigenvalues of the train covariance above sigma^2 = beta / 2, at most the latent "
+                  "size; a kept unit counts as active when its mean-code variance exceeds the threshold "
+                  "(on train: 1 - sigma^2 / lambda > threshold).", "", common.md_table(head, rows), ""]
+    check_rows, ok = checks(table)
+    lines += ["## The claim, per family", "",
+              f"Saturation: active units at the largest latent size at most {SATURATION_SLACK} above those at the "
+              "next one, and below the latent size (listed per beta, smallest first). KL falls: strictly, "
+              "beta by beta, at every latent size. Units fall: never rise with beta.", "",
+              common.md_table(["family", "active units latent 32 -> 128 (linear: 16 -> 64) per beta",
+                               "saturates (betas)", "KL falls (latents)", "units fall (latents)"], check_rows), ""]
+    verdict = "reproduced" if all(ok.values()) and lin_ok else "partly reproduced"
+    fails = [k for k, v in ok.items() if not v] + ([] if lin_ok else ["linear/closed_form"])
+    lines += ["## Verdict", "", f"**{verdict}**" + (f" (fails: {', '.join(fails)})" if fails else "")
+              + f"; linear VAE active units equal the closed form for every member: **{lin_ok}**.", ""]
+    writer.summary({"verdict": verdict, "linear_matches_closed_form": lin_ok})
 
+
+def main(argv: list[str]) -> Path:
+    """Writes WORKDIR/analysis.md and its figures; returns the analysis path."""
+    return common.analysis_command(argv, "experiments.vae.analyze", analyse)
 
 if __name__ == "__main__":
     sys.exit(common.cli(main, sys.argv))

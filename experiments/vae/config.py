@@ -1,4 +1,4 @@
-"""python -m ae_jax.sweep --config=experiments/vae/config.py --workdir=runs/vae && python experiments/vae/analyze.py runs/vae
+"""python -m ae_jax.sweep --config=experiments/vae/config.py --workdir=runs/vae && python -m experiments.vae.analyze runs/vae
 
 Active units of (beta-)VAEs against latent size and beta (Kingma & Welling 2013; Burda, Grosse &
 Salakhutdinov 2015; Lucas et al. 2019). Three families, one sweep:

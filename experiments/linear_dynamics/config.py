@@ -1,4 +1,4 @@
-"""python experiments/linear-dynamics/run.py --config=experiments/linear-dynamics/config.py --workdir=runs/linear-dynamics
+"""python -m experiments.linear_dynamics.run --config=experiments/linear_dynamics/config.py --workdir=runs/linear_dynamics
 
 Saxe, McClelland & Ganguli (ICLR 2014): an overcomplete linear autoencoder (depth 0, linear, code 128
 on 64-d digits, centred by the train mean) started from a small initialisation (the library's init
@@ -20,7 +20,7 @@ from ae_jax.config import sweep
 
 def get_config(arg=None):
     c = config_lib.base_config()
-    c.name = "linear-dynamics"
+    c.name = "linear_dynamics"
     c.model.activation = "linear"
     c.model.depth = 0
     c.model.code_size = 128  # 2x the input: no bottleneck but the one training time makes
@@ -35,7 +35,7 @@ def get_config(arg=None):
     c.dynamics.record_every = 5  # steps between snapshots of the end-to-end map
     c.dynamics.directions = 10  # top principal directions whose half-times are reported
     if arg == "smoke":
-        c.name = "linear-dynamics_smoke"
+        c.name = "linear_dynamics_smoke"
         c.train.steps = 800
         c.dynamics.directions = 4
     return c

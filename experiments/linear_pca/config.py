@@ -1,4 +1,4 @@
-"""python -m ae_jax.sweep --config=experiments/linear-pca/config.py --workdir=runs/linear-pca && python experiments/linear-pca/analyze.py runs/linear-pca
+"""python -m ae_jax.sweep --config=experiments/linear_pca/config.py --workdir=runs/linear_pca && python -m experiments.linear_pca.analyze runs/linear_pca
 
 Baldi & Hornik (1989): a linear autoencoder (depth 0, linear activation) with code size k below the
 input dimension, trained to convergence, reaches the PCA-k error. Code sizes 2..48 on digits (D = 64)
@@ -17,7 +17,7 @@ SMOKE_CODES = {"digits": [8, 16], "manifold": [2, 4]}  # one packed program per 
 
 def get_config(arg=None):
     c = config_lib.base_config()
-    c.name = "linear-pca"
+    c.name = "linear_pca"
     # Set for every member (digits ignores it), so only data.name splits the generic report's figures.
     c.data.manifold.kind = "linear"
     c.data.manifold.intrinsic_dim = 8
@@ -32,7 +32,7 @@ def get_config(arg=None):
     c.train.steps = 8000
     c.train.log_every = 500
     if arg == "smoke":
-        c.name = "linear-pca_smoke"
+        c.name = "linear_pca_smoke"
         c.train.steps = 1500
         c.train.log_every = 500
         c.diagnostics.attractor_iters = 10

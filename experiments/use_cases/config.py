@@ -1,4 +1,4 @@
-"""python experiments/use-cases/run.py --config=experiments/use-cases/config.py --workdir=runs/use-cases
+"""python -m experiments.use_cases.run --config=experiments/use_cases/config.py --workdir=runs/use_cases
 
 Two things autoencoders are used for, on sklearn's digits (D = 64, 1347 train / 450 test):
 1. Denoising (Vincent et al. 2008/2010): ReLU autoencoders, code 256 at depth 0 (the `configs/dae.py`
@@ -32,7 +32,7 @@ SEEDS = [0, 1, 2]
 
 def get_config(arg=None):
     c = config_lib.base_config()
-    c.name = "use-cases"
+    c.name = "use_cases"
     c.model.depth = 0
     c.model.activation = "relu"
     c.model.code_size = 256
@@ -59,7 +59,7 @@ def get_config(arg=None):
     c.usecases.knn = 5  # k of the k-NN classifier on the 2-D maps
     c.usecases.cv_folds = 10
     if arg == "smoke":
-        c.name = "use-cases_smoke"
+        c.name = "use_cases_smoke"
         c.train.steps = 400
         c.train.log_every = 100
         c.train.pack_ratio = 16.0  # codes 32 and 256 in one program: one compilation

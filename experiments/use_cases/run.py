@@ -1,4 +1,4 @@
-"""python experiments/use-cases/run.py --config=experiments/use-cases/config.py[:smoke] --workdir=DIR
+"""python -m experiments.use_cases.run --config=experiments/use_cases/config.py[:smoke] --workdir=DIR
 
 Trains the config's plain and denoising autoencoders with `ae_jax.train.fit` (one vmapped program per
 code size), then measures the two use cases on held-out data:
@@ -16,18 +16,15 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `python experiments/use-cases/run.py` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+import jax
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
-from ae_jax import models, sweep as sweep_lib  # noqa: E402
-from ae_jax.errors import ConfigError  # noqa: E402
-from experiments import common  # noqa: E402
+from ae_jax import models, sweep as sweep_lib
+from ae_jax.errors import ConfigError
+from experiments import common
 
 RAW = "raw"
 WELL_BELOW = 0.5  # "denoise gain well below 1": at most half the noise energy survives
@@ -441,16 +438,16 @@ def main(argv: list[str]) -> dict:
     clock = common.Clock()
     config, overrides, name, workdir = common.parse_run_flags(argv, __doc__)
     if "usecases" not in config:
-        raise ConfigError("config.usecases: missing; start from experiments/use-cases/config.py")
+        raise ConfigError("config.usecases: missing; start from experiments/use_cases/config.py")
     members = sweep_lib.expand(config, overrides)
     for m in members:
         mc = m.config
         if mc.model.kind != "mlp" or mc.noise.kind not in ("none", "gaussian") or mc.vae.enabled:
-            raise ConfigError("use-cases: every member must be an MLP AE trained plain or on Gaussian noise "
+            raise ConfigError("use_cases: every member must be an MLP AE trained plain or on Gaussian noise "
                               "(model.kind=mlp, noise.kind none|gaussian, vae.enabled=False)")
     datasets = common.load_datasets(members)
     if len(datasets) != 1:
-        raise ConfigError("use-cases: every member must use the same config.data")
+        raise ConfigError("use_cases: every member must use the same config.data")
     ds = next(iter(datasets.values()))
     uc = config.usecases
     check_usecases(uc, len(ds.x_train) + len(ds.x_test))

@@ -1,4 +1,4 @@
-"""python experiments/identity-crisis/run.py --config=experiments/identity-crisis/config.py --workdir=runs/identity-crisis
+"""python -m experiments.identity_crisis.run --config=experiments/identity_crisis/config.py --workdir=runs/identity_crisis
 
 Zhang, Bengio, Hardt, Mozer & Singer (ICLR 2020), "Identity Crisis": autoencoders trained on ONE
 digit (and on 2, 10, 100 via `data.n_train`), fully connected (`mlp`, width 256) against fully
@@ -25,7 +25,7 @@ WIDTH = {"mlp": 256, "fullconv": 32}  # hidden units / channels; the code layer 
 
 def get_config(arg=None):
     c = config_lib.base_config()
-    c.name = "identity-crisis"
+    c.name = "identity_crisis"
     c.data.name = "digits"
     c.data.n_train = 1
     c.model.activation = "relu"
@@ -43,7 +43,7 @@ def get_config(arg=None):
     c.diagnostics.attractor_iters = 50
     c.diagnostics.probe = False
     if arg == "smoke":
-        c.name = "identity-crisis_smoke"
+        c.name = "identity_crisis_smoke"
         c.train.steps = 800
         c.diagnostics.attractor_points = 20
         c.diagnostics.ood_samples = 200

@@ -1,4 +1,4 @@
-"""python experiments/linear-decay/run.py --config=experiments/linear-decay/config.py[:smoke] --workdir=DIR
+"""python -m experiments.linear_decay.run --config=experiments/linear_decay/config.py[:smoke] --workdir=DIR
 
 Trains the config's weight-decay sweep of linear autoencoders with `ae_jax.train.fit` (one vmapped
 program), then compares the learned end-to-end map A = W_enc W_dec with Kunin et al.'s closed form:
@@ -11,19 +11,16 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `python experiments/linear-decay/run.py` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from matplotlib.figure import Figure
 
-from ae_jax import objectives, sweep as sweep_lib, train  # noqa: E402
-from ae_jax.errors import ConfigError  # noqa: E402
-from experiments import common  # noqa: E402
+from ae_jax import objectives, sweep as sweep_lib, train
+from ae_jax.errors import ConfigError
+from experiments import common
 
 ACTIVE = 1e-9  # eigenvalues at or below this (digits' constant pixels) are not data directions
 
@@ -58,8 +55,8 @@ def closed_form_params(like: dict, mu: np.ndarray, evecs: np.ndarray, weights: n
 
 def full_batch_loss_and_grad(plan: train.Plan, params: dict, x_ND: np.ndarray, lam: float) -> tuple[float, float]:
     """The library's own loss (objectives.loss_fn) on the whole training set, and its gradient norm."""
-    hp = {k: jnp.float32(0.0) for k in train.HPARAMS}
-    hp["weight_decay"] = jnp.float32(lam)
+    hp = {k: jnp.float32(0.0) for k in train.traced_keys()}
+    hp["train.weight_decay"] = jnp.float32(lam)
     x = jnp.asarray(x_ND)
 
     def loss(p):
@@ -170,7 +167,7 @@ def main(argv: list[str]) -> list[dict]:
         mc = m.config.model
         if (mc.kind, mc.depth, mc.activation) != ("mlp", 0, "linear") or m.config.noise.kind != "none" \
                 or m.config.sparsity.kind != "none" or m.config.vae.enabled or m.config.contractive.weight:
-            raise ConfigError("linear-decay: every member must be a plain linear AE (mlp, depth 0, linear, "
+            raise ConfigError("linear_decay: every member must be a plain linear AE (mlp, depth 0, linear, "
                               "no noise / sparsity / contractive / vae)")
     datasets = common.load_datasets(members)
     fits = common.fit_members(members, datasets)

@@ -1,4 +1,4 @@
-"""python experiments/linear-dynamics/run.py --config=experiments/linear-dynamics/config.py[:smoke] --workdir=DIR
+"""python -m experiments.linear_dynamics.run --config=experiments/linear_dynamics/config.py[:smoke] --workdir=DIR
 
 Saxe et al.'s learning dynamics of a linear autoencoder: small initialisation, plain full-batch
 gradient descent on the library's loss (`objectives.loss_fn`), snapshots of the end-to-end map
@@ -18,22 +18,19 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `python experiments/linear-dynamics/run.py` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from matplotlib import colormaps  # noqa: E402
-from matplotlib.cm import ScalarMappable  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
 
-from ae_jax import config as config_lib, diagnostics, models, objectives, sweep as sweep_lib, train  # noqa: E402
-from ae_jax.errors import ConfigError  # noqa: E402
-from experiments import common  # noqa: E402
+from ae_jax import config as config_lib, diagnostics, models, objectives, sweep as sweep_lib, train
+from ae_jax.errors import ConfigError
+from experiments import common
 
 HALF = 0.5  # a direction counts as learned once its strength passes half its final value (~1)
 
@@ -225,10 +222,10 @@ def main(argv: list[str]) -> dict:
     for m in members:
         diff = {k for k, v in config_lib.flatten(m.config.to_dict()).items() if base.get(k) != v} - {"seed"}
         if diff:
-            raise ConfigError(f"linear-dynamics: members may differ only in seed, not in {sorted(diff)}")
+            raise ConfigError(f"linear_dynamics: members may differ only in seed, not in {sorted(diff)}")
     mc = c.model
     if (mc.kind, mc.depth, mc.activation) != ("mlp", 0, "linear") or c.train.optimizer != "sgd":
-        raise ConfigError("linear-dynamics: needs a linear depth-0 mlp trained with train.optimizer='sgd'")
+        raise ConfigError("linear_dynamics: needs a linear depth-0 mlp trained with train.optimizer='sgd'")
     if c.train.steps % c.dynamics.record_every:
         raise ConfigError("config.dynamics.record_every: must divide train.steps")
     dataset = common.load_datasets(members[:1])[sweep_lib.data_key(c)]

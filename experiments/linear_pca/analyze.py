@@ -1,6 +1,6 @@
-"""python experiments/linear-pca/analyze.py WORKDIR: the linear AE's test MSE against PCA-k, per dataset.
+"""python -m experiments.linear_pca.analyze WORKDIR: the linear AE's test MSE against PCA-k, per dataset.
 
-Reads WORKDIR/results.jsonl (from `python -m ae_jax.sweep --config=experiments/linear-pca/config.py`),
+Reads WORKDIR/results.jsonl (from `python -m ae_jax.sweep --config=experiments/linear_pca/config.py`),
 writes WORKDIR/figures/linear_pca.png and WORKDIR/analysis.md, and logs both to a W&B analysis run.
 """
 
@@ -8,16 +8,13 @@ import collections
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `python experiments/linear-pca/analyze.py` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
 
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import ml_collections
+import numpy as np
+from matplotlib.figure import Figure
 
-from ae_jax import config as config_lib, data as data_lib, diagnostics  # noqa: E402
-from experiments import common  # noqa: E402
+from ae_jax import config as config_lib, data as data_lib, diagnostics
+from experiments import common
 
 # SCIENCE.md: PCA-k test MSE per pixel on digits' 1347/450 split.
 SCIENCE_DIGITS = {8: 0.025, 16: 0.012, 32: 0.003}
@@ -88,38 +85,38 @@ def plot(summary: dict[str, list[dict]], records: list[dict]) -> Figure:
     return fig
 
 
-def main(argv: list[str]) -> Path:
-    """Writes WORKDIR/analysis.md and WORKDIR/figures/linear_pca.png; returns the analysis path."""
-    workdir, records, name = common.sweep_results(argv, "experiments/linear-pca/analyze.py")
+def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> None:
+    """Fills WORKDIR/analysis.md and WORKDIR/figures/linear_pca.png."""
     summary = summarise(records)
     first = records[0]["config"]
-    with common.analysis(common.wandb_of_results(records), workdir, name,
-                         {"sweep": name, "members": len(records)}) as (writer, lines):
-        path = common.save_figure(plot(summary, records), workdir, "linear_pca", writer)
-        worst = max(row["worst"] for rows in summary.values() for row in rows)
-        verdict = "reproduced" if worst <= TOLERANCE else "not reproduced"
-        lines += [f"# {name}: linear autoencoder vs PCA-k", "",
-                 f"Adam {first['train.learning_rate']:g}, {first['train.schedule']} schedule, "
-                 f"{first['train.steps']} steps of batch {first['train.batch_size']}; {len(records)} members.", "",
-                 f"![linear AE vs PCA-k](figures/{path.name})", ""]
-        head = ["k", "ours (test_mse)", "PCA-k (pca_mse)", "ours / PCA-k", "SCIENCE.md", "train_mse",
-                "PCA-k on train", "train ratio", "seeds"]
-        for label, rows in summary.items():
-            table = [[row["k"], common.fmt(row["ours"]), common.fmt(row["pca"]), f"{row['ratio']:.4f}",
-                      common.fmt(row["science"], 2) if row["science"] else "", common.fmt(row["train_mse"]),
-                      common.fmt(row["pca_train"]), f"{row['train_ratio']:.4f}", row["n"]] for row in rows]
-            lines += [f"## {label} (D = {rows[0]['input_dim']}, data rank {rows[0]['data_rank']})", "",
-                      common.md_table(head, table), ""]
-            writer.table(f"table/{label.split()[0]}", head, table)
-        worst_train = max(row["train_ratio"] for rows in summary.values() for row in rows)
-        lines += ["Columns are seed means. `train ratio` compares the AE's training error with PCA-k's on the "
-                  "training set, the true optimum (it cannot go below 1 beyond float error); the test ratio "
-                  "can, since PCA-k is fitted on train too.", "",
-                  f"Verdict: **{verdict}**: the largest |test_mse / pca_mse - 1| over all members is "
-                  f"{worst:.4f} (tolerance {TOLERANCE}); the largest train ratio is {worst_train:.4f}."]
-        writer.summary({"worst_relative_gap": worst, "worst_train_ratio": worst_train, "verdict": verdict})
-    return workdir / "analysis.md"
+    path = common.save_figure(plot(summary, records), workdir, "linear_pca", writer)
+    worst = max(row["worst"] for rows in summary.values() for row in rows)
+    verdict = "reproduced" if worst <= TOLERANCE else "not reproduced"
+    lines += [f"# {name}: linear autoencoder vs PCA-k", "",
+             f"Adam {first['train.learning_rate']:g}, {first['train.schedule']} schedule, "
+             f"{first['train.steps']} steps of batch {first['train.batch_size']}; {len(records)} members.", "",
+             f"![linear AE vs PCA-k](figures/{path.name})", ""]
+    head = ["k", "ours (test_mse)", "PCA-k (pca_mse)", "ours / PCA-k", "SCIENCE.md", "train_mse",
+            "PCA-k on train", "train ratio", "seeds"]
+    for label, rows in summary.items():
+        table = [[row["k"], common.fmt(row["ours"]), common.fmt(row["pca"]), f"{row['ratio']:.4f}",
+                  common.fmt(row["science"], 2) if row["science"] else "", common.fmt(row["train_mse"]),
+                  common.fmt(row["pca_train"]), f"{row['train_ratio']:.4f}", row["n"]] for row in rows]
+        lines += [f"## {label} (D = {rows[0]['input_dim']}, data rank {rows[0]['data_rank']})", "",
+                  common.md_table(head, table), ""]
+        writer.table(f"table/{label.split()[0]}", head, table)
+    worst_train = max(row["train_ratio"] for rows in summary.values() for row in rows)
+    lines += ["Columns are seed means. `train ratio` compares the AE's training error with PCA-k's on the "
+              "training set, the true optimum (it cannot go below 1 beyond float error); the test ratio "
+              "can, since PCA-k is fitted on train too.", "",
+              f"Verdict: **{verdict}**: the largest |test_mse / pca_mse - 1| over all members is "
+              f"{worst:.4f} (tolerance {TOLERANCE}); the largest train ratio is {worst_train:.4f}."]
+    writer.summary({"worst_relative_gap": worst, "worst_train_ratio": worst_train, "verdict": verdict})
 
+
+def main(argv: list[str]) -> Path:
+    """Writes WORKDIR/analysis.md and its figures; returns the analysis path."""
+    return common.analysis_command(argv, "experiments.linear_pca.analyze", analyse)
 
 if __name__ == "__main__":
     sys.exit(common.cli(main, sys.argv))

@@ -1,4 +1,4 @@
-"""python experiments/linear-decay/run.py --config=experiments/linear-decay/config.py --workdir=runs/linear-decay
+"""python -m experiments.linear_decay.run --config=experiments/linear_decay/config.py --workdir=runs/linear_decay
 
 Kunin, Bloom, Goeva & Seed (ICML 2019): an overcomplete linear autoencoder (depth 0, linear, code 128
 on 64-d digits) with L2 weight decay lambda learns PCA with each principal direction kept at weight
@@ -18,7 +18,7 @@ LAMBDAS = [0.01, 0.03, 0.1, 0.3]
 
 def get_config(arg=None):
     c = config_lib.base_config()
-    c.name = "linear-decay"
+    c.name = "linear_decay"
     c.model.activation = "linear"
     c.model.depth = 0
     c.model.code_size = 128  # 2x the input: the code does not bottleneck, only the decay does
@@ -29,7 +29,7 @@ def get_config(arg=None):
     c.train.steps = 8000
     c.train.log_every = 500
     if arg == "smoke":
-        c.name = "linear-decay_smoke"
+        c.name = "linear_decay_smoke"
         c.train.steps = 1500
     return c
 

@@ -1,4 +1,4 @@
-"""python experiments/identity-crisis/run.py --config=experiments/identity-crisis/config.py[:smoke] --workdir=DIR
+"""python -m experiments.identity_crisis.run --config=experiments/identity_crisis/config.py[:smoke] --workdir=DIR
 
 Trains the config's sweep (one or a few training digits; fully connected vs fully convolutional; L
 layers) with `experiments/common.py: fit_members`, then asks Zhang et al.'s question of each net: on
@@ -21,18 +21,15 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `python experiments/identity-crisis/run.py` puts only this folder on the path
-    sys.path.insert(0, str(ROOT))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib.figure import Figure
 
-from ae_jax import models, sweep as sweep_lib  # noqa: E402
-from ae_jax.errors import ConfigError  # noqa: E402
-from experiments import common  # noqa: E402
+from ae_jax import models, sweep as sweep_lib
+from ae_jax.errors import ConfigError
+from experiments import common
 
 N_PROBES = 100
 KIND_LABEL = {"mlp": "FC", "fullconv": "CNN"}
@@ -168,7 +165,7 @@ def plot_correlation(results: list[dict]) -> Figure:
 
 
 def claim(results: list[dict]) -> tuple[str, list[str]]:
-    """SCIENCE.md's identity-crisis row, checked on the single-example members; one line per part."""
+    """SCIENCE.md's identity_crisis row, checked on the single-example members; one line per part."""
     one = {(r["kind"], r["layers"]): r for r in results if r["n_train"] == 1}
     fc = [one[k] for k in sorted(one) if k[0] == "mlp"]
     cnn = [one[k] for k in sorted(one) if k[0] == "fullconv"]
@@ -234,7 +231,7 @@ def main(argv: list[str]) -> list[dict]:
     members = sweep_lib.expand(config, overrides)
     for m in members:
         if m.config.model.kind not in KIND_LABEL or m.config.data.name != "digits":
-            raise ConfigError("identity-crisis: every member must be model.kind 'mlp' or 'fullconv' on digits")
+            raise ConfigError("identity_crisis: every member must be model.kind 'mlp' or 'fullconv' on digits")
     datasets = common.load_datasets(members)
     fits = common.fit_members(members, datasets)
     results = [analyse_member(f) for f in fits]
