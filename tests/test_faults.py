@@ -333,25 +333,20 @@ def test_an_interrupt_is_one_line_and_the_rerun_finishes(cfg, reference, tmp_pat
     assert cli(cfg, tmp_path, capsys)[0] == 0 and metrics(tmp_path) == reference
 
 
+GOOD_CONFIG = "from ae_jax import config as config_lib\ndef get_config(arg=None):\n    return config_lib.base_config()\n"
 BROKEN = {
-    "get_config raises": ("def get_config(arg=None):\n    raise KeyError('boom')\n", "get_config(None) raised KeyError"),
+    "get_config raises": ("def get_config(arg=None):\n    raise KeyError('boom')\n",
+                          "get_config(None) raised KeyError"),
     "get_config returns None": ("def get_config(arg=None):\n    return None\n", "not a ConfigDict"),
-    "get_sweep returns None": ("SWEEP = None\n", "got NoneType"),
-    "get_sweep returns an int": ("SWEEP = 3\n", "got int"),
-    "get_sweep returns a str": ("SWEEP = 'seed'\n", "got str"),
-    "get_sweep holds a non-dict": ("SWEEP = [{}, 5]\n", "item 1 is 5"),
-    "get_sweep holds a non-str key": ("SWEEP = [{1: 2}]\n", "item 0"),
-    "get_sweep raises": ("SWEEP = 1 / 0\n", "ZeroDivisionError"),
+    **{f"get_sweep returns {ret}": (GOOD_CONFIG + f"def get_sweep(arg=None):\n    return {ret}\n", must)
+       for ret, must in [("None", "got NoneType"), ("3", "got int"), ("'seed'", "got str"),
+                         ("[{}, 5]", "item 1 is 5"), ("[{1: 2}]", "item 0"), ("1 / 0", "ZeroDivisionError")]},
 }
 
 
 @pytest.mark.parametrize("case", BROKEN, ids=list(BROKEN))
 def test_a_broken_config_function_is_one_line(case, tmp_path, capsys):
     body, must = BROKEN[case]
-    if body.startswith("SWEEP"):
-        body = ("from ae_jax import config as config_lib\ndef get_config(arg=None):\n"
-                "    return config_lib.base_config()\n"
-                f"def get_sweep(arg=None):\n    {body.replace('SWEEP =', 'return')}")
     path = tmp_path / "broken.py"
     path.write_text(body)
     code, err = cli(path, tmp_path / "wd", capsys)
