@@ -371,3 +371,15 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _float(c, "diagnostics.attractor_radius", 0.0, lo_open=True)
 
     _choice(c, "wandb.mode", WANDB_MODES)
+
+
+def check_arg(arg: str | None, allowed: Sequence[str], path: str) -> list[str]:
+    """The comma-separated parts of a config file's `:ARG`, each one of `allowed`; `path` is the file."""
+    parts = [p for p in (arg or "").split(",") if p]
+    bad = [p for p in parts if p not in allowed]
+    if bad:
+        import os
+
+        raise ConfigError(f"--config={os.path.relpath(path)}:{arg}: unknown argument {bad[0]!r}; "
+                          f"allowed: {' | '.join(allowed)} (or none)")
+    return parts

@@ -51,8 +51,29 @@ def load_config_file(spec: str) -> tuple[ml_collections.ConfigDict, list[dict], 
         raise ConfigError(f"--config: {path} failed to import: {type(e).__name__}: {e}") from None
     if not hasattr(module, "get_config"):
         raise ConfigError(f"--config: {path} defines no get_config(arg)")
-    config = module.get_config(arg or None)
-    overrides = module.get_sweep(arg or None) if hasattr(module, "get_sweep") else [{}]
+
+    def call(fn):
+        try:
+            return fn(arg or None)
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a user's function; report it in one line
+            first = (str(e).splitlines() or [""])[0]
+            raise ConfigError(f"--config: {path}: {fn.__name__}({arg or None!r}) raised "
+                              f"{type(e).__name__}: {first}") from None
+
+    config = call(module.get_config)
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise ConfigError(f"--config: {path}: get_config returned {type(config).__name__}, not a ConfigDict "
+                          f"(start from ae_jax.config.base_config())")
+    overrides = call(module.get_sweep) if hasattr(module, "get_sweep") else [{}]
+    if not isinstance(overrides, (list, tuple)):
+        raise ConfigError(f"--config: {path}: get_sweep must return a list of override dicts "
+                          f"(ae_jax.config.sweep/product/zipped), got {type(overrides).__name__}")
+    bad = [i for i, o in enumerate(overrides) if not (isinstance(o, dict) and all(isinstance(k, str) for k in o))]
+    if bad:
+        raise ConfigError(f"--config: {path}: get_sweep must return a list of override dicts "
+                          f"(ae_jax.config.sweep/product/zipped); item {bad[0]} is {overrides[bad[0]]!r:.60}")
     return config, list(overrides) or [{}], config.get("name") or Path(path).stem
 
 
@@ -328,8 +349,14 @@ def usage(fv, config_path: str | None) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
+    import errno
+    import signal
+    import threading
+
     from absl import flags
     from ml_collections import config_flags
+
+    from ae_jax.errors import WorkdirError
 
     fv = flags.FlagValues()
     config_flags.DEFINE_config_file("config", None, "config file FILE.py[:ARG]", flag_values=fv,
@@ -349,6 +376,15 @@ def main(argv: Sequence[str]) -> int:
                         "JAX's persistent compilation cache (per user; '' disables; default from "
                         "$AE_JAX_COMPILATION_CACHE): a repeated or resumed sweep does not recompile",
                         flag_values=fv)
+    # SIGTERM (a scheduler's stop; jax.distributed would otherwise swallow it) stops like Ctrl-C.
+    stopped_by = [signal.SIGINT]
+
+    def stop(signum, frame):
+        stopped_by[0] = signum
+        raise KeyboardInterrupt
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    old_term = signal.getsignal(signal.SIGTERM) if in_main_thread else None
     try:
         config_path = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), None)
         if any(a in ("--help", "-h", "--helpfull") for a in argv[1:]):
@@ -367,6 +403,8 @@ def main(argv: Sequence[str]) -> int:
         shard = parse_shard(fv.shard) if fv.shard else (0, 1)
         if fv.distributed:
             shard = distributed_shard(fv.coordinator, fv.num_processes, fv.process_id)
+        if in_main_thread:  # after jax.distributed, which installs its own SIGTERM handler
+            signal.signal(signal.SIGTERM, stop)
         if fv.compilation_cache:
             jax.config.update("jax_compilation_cache_dir", fv.compilation_cache)
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
@@ -376,12 +414,22 @@ def main(argv: Sequence[str]) -> int:
         if not fv.dry_run:
             print(f"training programs traced: {sum(train.TRACE_COUNTS.values()) - traces} "
                   f"(compiled or loaded from {fv.compilation_cache or 'nowhere: cache off'})", flush=True)
-    except ConfigError as e:
+    except (ConfigError, workdir_lib.WorkdirBusy, WorkdirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except workdir_lib.WorkdirBusy as e:
-        print(f"error: {e}", file=sys.stderr)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        print(f"error: {e.filename or fv['workdir'].value}: {e.strerror}; finished members are kept: free "
+              f"space or fix permissions, then the same command resumes", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted ({signal.Signals(stopped_by[0]).name}): finished members are kept; the same "
+              f"command resumes the rest from their last checkpoint", file=sys.stderr, flush=True)
+        return 128 + stopped_by[0]
+    finally:
+        if in_main_thread and old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     return 0
 
 

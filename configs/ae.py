@@ -8,9 +8,10 @@ from ae_jax import config as config_lib
 
 
 def get_config(arg=None):
+    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "ae"
-    if arg == "smoke":
+    if smoke:
         c.train.steps = 200
         c.train.log_every = 50
         c.diagnostics.attractor_iters = 20

@@ -12,6 +12,7 @@ from ae_jax.config import sweep
 
 
 def get_config(arg=None):
+    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "cae"
     c.model.code_size = 256
@@ -20,7 +21,7 @@ def get_config(arg=None):
     c.contractive.weight = 0.1
     c.train.steps = 4000
     c.train.log_every = 250
-    if arg == "smoke":
+    if smoke:
         c.name = "cae_smoke"
         c.train.steps = 300
         c.train.log_every = 100
@@ -29,5 +30,6 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-    weights = [0.0, 0.1] if arg == "smoke" else [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
+    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
+    weights = [0.0, 0.1] if smoke else [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
     return sweep("contractive.weight", weights)

@@ -15,6 +15,7 @@ from ae_jax.config import product, sweep
 
 
 def get_config(arg=None):
+    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "conv_ae"
     c.model.kind = "conv"
@@ -27,7 +28,7 @@ def get_config(arg=None):
     c.model.code_activation = "linear"
     c.train.steps = 4000
     c.train.log_every = 250
-    if arg == "smoke":
+    if smoke:
         c.name = "conv_ae_smoke"
         c.train.steps = 300
         c.train.log_every = 100
@@ -36,5 +37,6 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-    codes = [8] if arg == "smoke" else [4, 8, 16, 32]
+    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
+    codes = [8] if smoke else [4, 8, 16, 32]
     return product(sweep("model.kind", ["conv", "mlp"]), sweep("model.code_size", codes))

@@ -14,6 +14,7 @@ from ae_jax.config import sweep
 
 
 def get_config(arg=None):
+    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "dae"
     c.model.code_size = 256
@@ -24,7 +25,7 @@ def get_config(arg=None):
     c.sparsity.weight = 0.01  # acts only with --config.sparsity.kind=l1 (a denoising sparse AE)
     c.train.steps = 4000
     c.train.log_every = 250
-    if arg == "smoke":
+    if smoke:
         c.name = "dae_smoke"
         c.train.steps = 300
         c.train.log_every = 100
@@ -33,5 +34,6 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-    levels = [0.0, 0.2] if arg == "smoke" else [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
+    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
+    levels = [0.0, 0.2] if smoke else [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
     return sweep("noise.level", levels)

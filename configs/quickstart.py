@@ -11,6 +11,7 @@ from ae_jax.config import product, sweep
 
 
 def get_config(arg=None):
+    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "quickstart"
     c.data.name = "digits"
@@ -20,7 +21,7 @@ def get_config(arg=None):
     c.train.batch_size = 64
     c.train.learning_rate = 2e-3
     c.train.log_every = 200
-    if arg == "smoke":
+    if smoke:
         c.name = "quickstart_smoke"
         c.train.steps = 300
         c.train.log_every = 100
@@ -29,7 +30,8 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-    if arg == "smoke":
+    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
+    if smoke:
         return product(sweep("model.code_size", [8, 128]), sweep("model.depth", [0, 1]))
     return product(
         sweep("model.code_size", [2, 4, 8, 16, 32, 64, 128, 256]),

@@ -13,17 +13,12 @@ the weight, `code_mean` near rho for kl, `l0` <= k and `jac_rank` <= k for topk.
 
 from ae_jax import config as config_lib
 from ae_jax.config import sweep
-from ae_jax.errors import ConfigError
 
 KINDS = ("l1", "kl", "topk")
 
 
 def _parse(arg):
-    parts = [p for p in (arg or "").split(",") if p]
-    bad = [p for p in parts if p not in KINDS + ("smoke",)]
-    if bad:
-        raise ConfigError(f"--config=configs/sae.py:{arg}: unknown argument {bad[0]!r}; "
-                          f"use one of {', '.join(KINDS)}, optionally with ',smoke'")
+    parts = config_lib.check_arg(arg, KINDS + ("smoke",), __file__)
     kinds = [p for p in parts if p in KINDS]
     return (kinds[-1] if kinds else "l1"), "smoke" in parts
 

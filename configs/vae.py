@@ -15,6 +15,7 @@ from ae_jax.config import sweep
 
 
 def get_config(arg=None):
+    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "vae"
     c.vae.enabled = True
@@ -26,7 +27,7 @@ def get_config(arg=None):
     c.model.output = "sigmoid"
     c.train.steps = 4000
     c.train.log_every = 250
-    if arg == "smoke":
+    if smoke:
         c.name = "vae_smoke"
         c.train.steps = 300
         c.train.log_every = 100
@@ -35,5 +36,6 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-    betas = [0.5, 4.0] if arg == "smoke" else [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
+    betas = [0.5, 4.0] if smoke else [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
     return sweep("vae.beta", betas)
