@@ -7,6 +7,7 @@ import html
 import json
 import logging
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ae_jax import code_metrics, writers
+from ae_jax import code_metrics, workdir as workdir_lib, writers
 from ae_jax.errors import ConfigError
 from ae_jax.plots import LABELS, plot_mse_vs_code, plot_phase_diagram
 
@@ -47,23 +48,20 @@ CAPTION = (
 # ----------------------------------------------------------------------------- loading
 
 def load_results(workdir: str | Path) -> list[dict]:
-    """The members of DIR/results.jsonl, malformed lines skipped with a warning."""
+    """The members of DIR/results.jsonl (workdir.read_results: the last line of a member wins, torn or
+    junk lines skipped with a warning), normalised for the tables; unusable records skipped with a warning."""
     path = Path(workdir) / "results.jsonl"
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (run ae_jax.sweep first)")
-    by_member: dict[Any, dict] = {}
-    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        if not line.strip():
-            continue
+    records = []
+    for rec in workdir_lib.read_results(path):
         try:
-            rec = _normalise(json.loads(line))
+            records.append(_normalise(rec))
         except (ValueError, TypeError, KeyError) as e:
-            log.warning("%s:%d: skipped a malformed line (%s)", path, i, e)
-            continue
-        by_member[rec["member"] if rec["member"] is not None else f"line{i}"] = rec  # a resume's repeat wins
-    if not by_member:
+            log.warning("%s: skipped member %s (%s)", path, rec.get("member"), e)
+    if not records:
         raise ConfigError(f"{path}: no results in it (run ae_jax.sweep first)")
-    return list(by_member.values())
+    return records
 
 
 def _normalise(rec: Any) -> dict:
@@ -246,9 +244,16 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
         writer.summary({"members": len(records), **{f"members_{k}": v for k, v in status.items()}})
     finally:
         writer.close()
-    (workdir / "report.md").write_text(_markdown(doc, workdir))
-    (workdir / "report.html").write_text(_html(doc, sweep))
+    # html first, md last and each written aside then renamed: report.md present means the report is whole
+    _write_whole(workdir / "report.html", _html(doc, sweep))
+    _write_whole(workdir / "report.md", _markdown(doc, workdir))
     return workdir / "report.md"
+
+
+def _write_whole(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _glance_table(cells: dict, dims: dict) -> tuple:

@@ -293,7 +293,9 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
             records += run_group(g, datasets[g.data], sweep_name, workdir, results, progress, timings)
         progress.close()
         complete = {m.name for m in everyone} <= results.finished_names(reload=True)
-    if report and records and complete:  # with shards, the last one to finish writes the report
+    # With shards, the last one to finish writes the report; a finished sweep whose report was lost (a
+    # crash after the last result) gets it on the next run.
+    if report and complete and (records or not (workdir / "report.md").exists()):
         from ae_jax import report as report_lib
         path = report_lib.write_report(workdir)
         print(f"report: {path}", flush=True)

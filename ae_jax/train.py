@@ -274,14 +274,14 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
     else:
         batches = None
         run = lambda s: chunk(s, hp, data)
-    last_save, pending = time.monotonic(), None
+    last_save, pending, done = time.monotonic(), None, start
     try:
         for i in range(start, plan.n_chunks):
             # Dispatch is asynchronous: a streamed transfer i+1 is read and sent while transfer i trains.
             state, metrics = run(state)
             if pending is not None:
                 _append(curves, pending)
-            pending = metrics
+            pending, done = metrics, i + 1
             if on_chunk:
                 on_chunk(i, plan.n_chunks)
             if checkpoint is not None and i + 1 < plan.n_chunks and (
@@ -291,6 +291,17 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
                 # Synchronous: the next chunk donates (overwrites) these buffers.
                 checkpoint.save(i + 1, state, curves)
                 last_save = time.monotonic()
+    except KeyboardInterrupt:
+        # Ctrl-C / SIGTERM: keep the chunks already trained. If the interrupt landed between a chunk's
+        # dispatch and its result, `state` is the donated (deleted) input and there is nothing to save.
+        if checkpoint is not None and done > start:
+            try:
+                if pending is not None:
+                    _append(curves, pending)
+                checkpoint.save(done, state, curves)
+            except Exception:  # noqa: BLE001 - best effort on the way out; the last periodic save stays
+                pass
+        raise
     finally:
         if batches is not None:
             batches.close()  # stops grain's reader threads, also when training raised

@@ -24,6 +24,7 @@ WIDTHS = [256, 512]
 
 
 def get_config(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "attractors"
     c.data.name = "digits"
@@ -60,6 +61,7 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     if arg == "smoke":
         return product(zipped(sweep("data.n_train", [1, 10]), sweep("train.batch_size", [1, 10])),
                        sweep("model.depth", [1]), zipped(sweep("model.width", [256]), sweep("model.code_size", [256])))

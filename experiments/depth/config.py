@@ -14,7 +14,6 @@ one seed, 8000 steps (`python -m ae_jax.sweep --config=experiments/depth/config.
 
 from ae_jax import config as config_lib
 from ae_jax.config import product, sweep
-from ae_jax.errors import ConfigError
 
 DEPTHS = [1, 2, 4, 6, 8]
 WIDTHS = [16, 64, 256]
@@ -22,13 +21,8 @@ SEEDS = [0, 1]
 N_TRAIN = [0, 10]  # 0 = all 1347 training images; 10 = the small-n column
 
 
-def _check_arg(arg):
-    if arg not in (None, "", "smoke", "long"):
-        raise ConfigError(f"experiments/depth/config.py: unknown argument {arg!r} (allowed: smoke, long)")
-
-
 def get_config(arg=None):
-    _check_arg(arg)
+    config_lib.check_arg(arg, ("smoke", "long"), __file__)
     c = config_lib.base_config()
     c.name = "depth"
     c.model.activation = "relu"
@@ -57,7 +51,7 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-    _check_arg(arg)
+    config_lib.check_arg(arg, ("smoke", "long"), __file__)
     if arg == "smoke":
         return product(sweep("model.depth", [1, 4]), sweep("model.width", [16, 128]))
     if arg == "long":

@@ -24,6 +24,7 @@ WIDTH = {"mlp": 256, "fullconv": 32}  # hidden units / channels; the code layer 
 
 
 def get_config(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "identity_crisis"
     c.data.name = "digits"
@@ -56,6 +57,7 @@ def _kinds(depths):
 
 
 def get_sweep(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     if arg == "smoke":
         return product(sweep("data.n_train", [1]), _kinds([0, 2]))
     one = product(zipped(sweep("data.n_train", [1]), sweep("train.batch_size", [1])), _kinds(DEPTHS))

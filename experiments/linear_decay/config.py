@@ -17,6 +17,7 @@ LAMBDAS = [0.01, 0.03, 0.1, 0.3]
 
 
 def get_config(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "linear_decay"
     c.model.activation = "linear"
@@ -35,5 +36,6 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     lambdas = [0.05, 0.2] if arg == "smoke" else LAMBDAS
     return product(sweep("train.weight_decay", lambdas), sweep("seed", [0]))

@@ -19,6 +19,7 @@ from ae_jax.config import sweep
 
 
 def get_config(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "linear_dynamics"
     c.model.activation = "linear"
@@ -42,4 +43,5 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     return sweep("seed", [0] if arg == "smoke" else [0, 1, 2])

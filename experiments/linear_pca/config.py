@@ -16,6 +16,7 @@ SMOKE_CODES = {"digits": [8, 16], "manifold": [2, 4]}  # one packed program per 
 
 
 def get_config(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "linear_pca"
     # Set for every member (digits ignores it), so only data.name splits the generic report's figures.
@@ -42,6 +43,7 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     codes = SMOKE_CODES if arg == "smoke" else CODES
     seeds = [0] if arg == "smoke" else [0, 1]
     members = []

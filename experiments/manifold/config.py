@@ -26,6 +26,7 @@ def codes(kind: str, d: int) -> list[int]:
 
 
 def get_config(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "manifold"
     c.data.name = "manifold"
@@ -58,6 +59,7 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     noise = sweep("noise.level", [0.0, DAE_NOISE])
     if arg == "smoke":
         return product(sweep("data.manifold.kind", ["sphere"]), sweep("data.manifold.intrinsic_dim", [2]),

@@ -20,6 +20,7 @@ WIDTHS = [32, 64, 128]
 
 
 def get_config(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "overcomplete"
     c.data.manifold.kind = "sphere"  # set for every member (digits ignores it): figures split by data.name only
@@ -44,6 +45,7 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     if arg == "smoke":
         return product(sweep("data.name", ["digits"]), sweep("model.code_size", [8, 256]),
                        sweep("model.depth", [0, 1]), sweep("model.width", [64]))

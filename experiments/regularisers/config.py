@@ -47,6 +47,7 @@ EXTRA_SEEDS = [1, 2]
 
 
 def get_config(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "regularisers"
     c.data.manifold.kind = "sphere"  # set for every member (digits ignores it)
@@ -78,6 +79,7 @@ def family(name: str, key: str, values: list, data: str) -> list[dict]:
 
 
 def get_sweep(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     if arg == "smoke":
         base = {"data.name": "digits", "model.code_size": CODE["digits"]}
         return [dict(base), dict(base, **{"noise.kind": "gaussian", "noise.level": 0.2}),

@@ -31,6 +31,7 @@ SEEDS = [0, 1, 2]
 
 
 def get_config(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "use_cases"
     c.model.depth = 0
@@ -73,6 +74,7 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     levels = sweep("noise.level", [0.0, TRAIN_NOISE])
     # Code 256 serves the denoising half only; the code-32 nets feed t-SNE too, whose differences are
     # small, so they get three seeds (the seed is traced: one program per depth).

@@ -32,6 +32,7 @@ LINEAR = {"data.name": "digits", "model.depth": 0, "model.activation": "linear",
 
 
 def get_config(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     c = config_lib.base_config()
     c.name = "vae"
     c.vae.enabled = True
@@ -60,6 +61,7 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
+    config_lib.check_arg(arg, ("smoke",), __file__)
     if arg == "smoke":
         linear = dict(LINEAR, **{"train.steps": 2000, "train.log_every": 500})
         return (product([linear], sweep("model.code_size", [16]), sweep("vae.beta", [0.25, 1.0, 4.0]))
