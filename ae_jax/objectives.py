@@ -179,7 +179,11 @@ def _on(name: str, config, weighted: bool) -> bool:
     term = LOSS_TERMS[name]
     if term.active is not None:
         return bool(term.active(config))
-    return weighted and float(get_key(config, weight_key(name))) > 0
+    try:
+        weight = float(get_key(config, weight_key(name)))
+    except (KeyError, AttributeError):  # a config made before a plug-in registered its block: weight 0
+        return False
+    return weighted and weight > 0
 
 
 def objective_spec(config: ml_collections.ConfigDict, weighted: bool = True) -> Objective:
