@@ -155,6 +155,14 @@ def test_unprepared_or_uninstalled_fashion_mnist_says_the_one_command(tmp_path, 
     assert "as root: `apt-get update && apt-get install -y dataset-fashion-mnist`" in err and "\n" not in err.strip()
 
 
+def test_sweep_cli_on_unprepared_fashion_mnist_stops_in_one_line(tmp_path, capsys):
+    code = sweep.main(["ae_jax.sweep", f"--config={PRESET}:smoke", f"--config.data.tfds_dir={tmp_path}",
+                       f"--workdir={tmp_path / 'wd'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert "python -m ae_jax.fashion_mnist" in err and not (tmp_path / "wd").exists()
+
+
 # ----------------------------------------------------------------------------- the preset
 
 def test_preset_expands_validates_and_refuses_unknown_arguments():
@@ -199,6 +207,8 @@ def test_real_fashion_mnist_official_split_through_tfds(real_data_dir):
     assert ds.x_train.shape == (300, 784) and ds.x_test.shape == (10_000, 784) and ds.shape == (28, 28, 1)
     assert ds.x_test.dtype == np.float32 and ds.x_test.min() == 0.0 and ds.x_test.max() == 1.0
     assert np.bincount(ds.y_test).tolist() == [1000] * 10
+    idx = np.array([299, 0, 17, 17])  # the streaming loader's rows decode to the same pixels
+    np.testing.assert_array_equal(ds.train_source.rows(idx), ds.x_train[idx])
     # The prepared test split is the package's test file, image for image with its labels.
     images, labels = fashion_mnist.read_split("test")
     pairs = lambda x, y: sorted(zip(row_hashes(x), y.tolist()))  # noqa: E731
