@@ -4,7 +4,7 @@ The quickstart's phase diagram on real 784-d images: code size 16 .. 4x the inpu
 on Fashion-MNIST's official 60,000 / 10,000 split, three seeds, ReLU MLPs of hidden width 2x the input
 (1568, enough to represent the identity exactly). Produces `runs/fashion_mnist/report.md` with the regime
 per code size and depth, next to the closed-form PCA control. 96 members of 5000 steps: a GPU job.
-`:smoke` trains 2 code sizes x 2 depths on 1000 training images for 200 steps (seconds on a CPU).
+`:smoke` trains 2 code sizes x 2 depths on 1000 training images for 200 steps (about a minute of CPU).
 Needs the dataset prepared once, offline: `python -m ae_jax.fashion_mnist` (docs/fashion_mnist.md).
 """
 
