@@ -49,9 +49,9 @@ def load(data_cfg: ml_collections.ConfigDict) -> Dataset:
     if name in LOADERS:
         raw = LOADERS[name](data_cfg)
     elif name.startswith("npz:"):
-        raw = _load_npz(name[len("npz:"):])
+        raw = _load_npz(name[len("npz:"):], data_cfg.scale)
     else:
-        raw, rows = _load_tfds(name, data_cfg.tfds_dir)
+        raw, rows = _load_tfds(name, data_cfg.tfds_dir, data_cfg.n_train)
     return _finish(name, raw, data_cfg, rows)
 
 
@@ -124,7 +124,7 @@ def _manifold_cached(kind: str, d: int, dim: int, n_train: int, n_test: int, noi
 
 # ----------------------------------------------------------------------------- npz
 
-def _load_npz(path: str) -> Raw:
+def _load_npz(path: str, scale: str) -> Raw:
     full = os.path.expanduser(path)
 
     def fail(problem: str) -> ConfigError:
@@ -153,6 +153,13 @@ def _load_npz(path: str) -> Raw:
                 except (OSError, ValueError, EOFError, zipfile.BadZipFile):
                     raise fail(f"has an unreadable or non-numeric '{key}' array") from None
     xs = [_check_x(arrays[k], k, fail) for k in ("x_train", "x_test")]
+    for key, x in zip(("x_train", "x_test"), xs):
+        # Almost always 0..255 pixels, which the TFDS path divides by 255; used as given, the net sees
+        # values up to 255 where every other dataset here is O(1) (test_mse in the thousands).
+        if x.dtype == np.uint8 and scale == "none":
+            raise fail(f"has uint8 '{key}' (0..255 pixels?), which config.data.scale=none would use "
+                       "unscaled; save it as float32 (e.g. x / 255) or set config.data.scale=minmax or "
+                       "standardize")
     if xs[0].shape[1:] != xs[1].shape[1:]:
         raise fail(f"has x_train examples of shape {xs[0].shape[1:]} but x_test ones of {xs[1].shape[1:]}")
     if len(xs[0]) < 2:
@@ -177,6 +184,11 @@ def _check_x(x: np.ndarray, key: str, fail: Callable[[str], ConfigError]) -> np.
         raise fail(f"has a '{key}' array with empty examples (shape {x.shape})")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise fail(f"has NaN or inf values in '{key}'")
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4 and x.size:
+        biggest = float(np.abs(x).max())
+        if biggest > float(np.finfo(np.float32).max):  # would become inf in float32 and "diverge" at once
+            raise fail(f"has values in '{key}' beyond the float32 range (|x| up to {biggest:.3g}); "
+                       "rescale it before saving")
     return x
 
 
@@ -192,11 +204,15 @@ def _check_y(y: np.ndarray, key: str, n: int, fail: Callable[[str], ConfigError]
 
 # ----------------------------------------------------------------------------- TFDS
 
-def _load_tfds(name: str, tfds_dir: str) -> tuple[Raw, "TfdsRows"]:
+def _load_tfds(name: str, tfds_dir: str, n_train: int) -> tuple[Raw, "TfdsRows"]:
+    """The test split whole, the training split's first n_train rows (all if 0): decoding is the cost
+    (~0.1 ms of CPU a PNG image: 5 s for Fashion-MNIST's 70,000)."""
     import tensorflow_datasets as tfds  # slow and heavy: only imported on this path
     shown_dir = tfds_dir or tfds.core.constants.DATA_DIR
     prepare = (f"run `python scripts/prepare_tfds.py {name} --data_dir {shown_dir}` on a connected machine, "
                f"then copy that dir here and set config.data.tfds_dir (nothing is downloaded at run time)")
+    if name in LOCAL_TFDS:
+        prepare = LOCAL_TFDS[name](tfds_dir)
 
     def source(split: str):
         return tfds.data_source(name, split=split, data_dir=tfds_dir or None, download=False,
@@ -231,8 +247,9 @@ def _load_tfds(name: str, tfds_dir: str) -> tuple[Raw, "TfdsRows"]:
         raise ConfigError(f"config.data.name: TFDS dataset {name!r} has no image feature "
                           f"(it has: {', '.join(features.keys())})")
     label_key = "label" if "label" in features else None
-    x_tr, y_tr = _read_all(train, image_key, label_key)
-    x_te, y_te = _read_all(test, image_key, label_key)
+    _check_n_train(n_train, len(train), name)
+    x_tr, y_tr = _read_all(train, image_key, label_key, n_train or len(train))
+    x_te, y_te = _read_all(test, image_key, label_key, len(test))
     shape = tuple(int(s) for s in x_tr.shape[1:])
     raw = x_tr.reshape(len(x_tr), -1), x_te.reshape(len(x_te), -1), y_tr, y_te, shape
     return raw, TfdsRows(train, image_key, len(x_tr))
@@ -271,9 +288,9 @@ def _images(examples: list[dict], image_key: str) -> np.ndarray:
     return images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
 
 
-def _read_all(src, image_key: str, label_key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Every example of a TFDS data source as (images scaled to [0, 1] if uint8, int32 labels)."""
-    n, chunk, examples = len(src), 4096, []
+def _read_all(src, image_key: str, label_key: str | None, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The first n examples of a TFDS data source as (images scaled to [0, 1] if uint8, int32 labels)."""
+    chunk, examples = 4096, []
     for start in range(0, n, chunk):
         examples.extend(_read(src, list(range(start, min(n, start + chunk)))))
     x = _images(examples, image_key)
@@ -282,6 +299,20 @@ def _read_all(src, image_key: str, label_key: str | None) -> tuple[np.ndarray, n
         labels = np.asarray([e[label_key] for e in examples])
         y = labels.astype(np.int32) if labels.ndim == 1 and labels.dtype.kind in "iu" else None
     return x, y
+
+
+def _fashion_mnist_hint(tfds_dir: str) -> str:
+    from ae_jax import fashion_mnist
+
+    where = f" --data_dir {tfds_dir}" if tfds_dir else ""
+    hint = f"run `{fashion_mnist.PREPARE}{where}` (offline, under a minute)"
+    if fashion_mnist.missing_files():
+        hint = f"{fashion_mnist.install_hint()}, then {hint}"
+    return hint
+
+
+# TFDS names prepared from local files rather than downloaded: name -> fn(tfds_dir) -> how, in one line.
+LOCAL_TFDS: dict[str, Callable[[str], str]] = {"fashion_mnist": _fashion_mnist_hint}
 
 
 def _first_line(e: Exception) -> str:
@@ -298,11 +329,11 @@ LOADERS: dict[str, Callable[[ml_collections.ConfigDict], Raw]] = {"digits": _dig
 def _finish(name: str, raw: Raw, data_cfg: ml_collections.ConfigDict, rows: TfdsRows | None = None) -> Dataset:
     x_tr, x_te, y_tr, y_te, shape = raw
     n_train = data_cfg.n_train
-    if not isinstance(n_train, int) or n_train < 0:
-        raise ConfigError(f"config.data.n_train: must be an integer >= 0 (0 = all), got {n_train!r}")
-    if n_train > len(x_tr):
-        raise ConfigError(f"config.data.n_train: {n_train} exceeds the {len(x_tr)} training examples of "
-                          f"{name}")
+    _check_n_train(n_train, len(x_tr), name)
+    # Before the n_train cut: one kept example (a memorisation run) is fine, a constant dataset is not.
+    if len(x_tr) > 1 and (x_tr == x_tr[0]).all():
+        raise ConfigError(f"config.data.name: dataset {name!r} is constant: its {len(x_tr)} training examples "
+                          "are identical (zero variance), so there is nothing to learn")
     if n_train:
         x_tr = x_tr[:n_train]
         y_tr = None if y_tr is None else y_tr[:n_train]
@@ -313,6 +344,13 @@ def _finish(name: str, raw: Raw, data_cfg: ml_collections.ConfigDict, rows: Tfds
         rows = TfdsRows(rows.src, rows.image_key, len(x_tr), scale)
     return Dataset(name=name, x_train=_frozen(x_tr), x_test=_frozen(x_te), y_train=_frozen(y_tr),
                    y_test=_frozen(y_te), shape=tuple(shape), train_source=rows)
+
+
+def _check_n_train(n_train: Any, available: int, name: str) -> None:
+    if not isinstance(n_train, int) or n_train < 0:
+        raise ConfigError(f"config.data.n_train: must be an integer >= 0 (0 = all), got {n_train!r}")
+    if n_train > available:
+        raise ConfigError(f"config.data.n_train: {n_train} exceeds the {available} training examples of {name}")
 
 
 def _scale_params(x_tr: np.ndarray, scale: str) -> tuple[np.ndarray, np.ndarray] | None:

@@ -168,6 +168,37 @@ def test_npz_errors_are_one_line_and_name_the_path(tmp_path, case):
     assert_one_line_error(lambda: data.load(cfg(name=f"npz:{path}")), str(path), needle, "config.data.name")
 
 
+def test_npz_uint8_needs_an_explicit_scale(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "pixels.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (20, 4, 4), dtype=np.uint8),
+             x_test=rng.integers(0, 256, (5, 4, 4), dtype=np.uint8))
+    assert_one_line_error(lambda: data.load(cfg(name=f"npz:{path}")), str(path), "'x_train'", "uint8",
+                          "config.data.scale")
+    ds = data.load(cfg(name=f"npz:{path}", scale="minmax"))  # asked for: scaled, fitted on train
+    assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
+    mixed = tmp_path / "mixed.npz"
+    np.savez(mixed, x_train=np.zeros((3, 2), np.float32) + np.arange(3)[:, None], x_test=np.zeros((2, 2), np.uint8))
+    assert_one_line_error(lambda: data.load(cfg(name=f"npz:{mixed}")), str(mixed), "'x_test'", "uint8")
+
+
+def test_npz_float64_beyond_float32_range_is_refused(tmp_path):
+    path = tmp_path / "huge.npz"
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    np.savez(path, x_train=x, x_test=np.array([[1e39, 0.0, 0.0]]))
+    assert_one_line_error(lambda: data.load(cfg(name=f"npz:{path}")), str(path), "'x_test'", "float32 range")
+    np.savez(path, x_train=x * 1e38, x_test=x[:1])  # large but representable: used as given
+    np.testing.assert_allclose(data.load(cfg(name=f"npz:{path}")).x_train, x * 1e38, rtol=1e-6)
+
+
+def test_constant_data_is_refused_but_one_kept_example_is_not(tmp_path):
+    path = tmp_path / "constant.npz"
+    np.savez(path, x_train=np.full((6, 3), 0.5), x_test=np.full((2, 3), 0.5))
+    assert_one_line_error(lambda: data.load(cfg(name=f"npz:{path}")), f"npz:{path}", "constant", "6 training")
+    assert_one_line_error(lambda: data.load(cfg(name=f"npz:{path}", scale="standardize")), "constant")
+    assert data.load(cfg(n_train=1)).x_train.shape == (1, 64)  # memorising one digit is a real experiment
+
+
 def test_npz_missing_file_and_invalid_file(tmp_path):
     missing = tmp_path / "nope.npz"
     assert_one_line_error(lambda: data.load(cfg(name=f"npz:{missing}")), str(missing), "does not exist")
@@ -265,9 +296,7 @@ class AeJaxTinyImages(tfds.core.GeneratorBasedBuilder):
 
 
 def test_prepare_script_then_real_tfds_source(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("prepare_tfds", ROOT / "scripts" / "prepare_tfds.py")
-    prepare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(prepare)
+    prepare = _prepare_script()
     assert prepare.main(["ae_jax_tiny_images", "--data_dir", str(tmp_path)]) == 0
     assert str(tmp_path) in capsys.readouterr().out
     ds = data.load(cfg(name="ae_jax_tiny_images", tfds_dir=str(tmp_path)))
@@ -276,6 +305,56 @@ def test_prepare_script_then_real_tfds_source(tmp_path, capsys):
     got = sorted(zip(np.round(ds.x_train[:, 0] * 255).astype(int), ds.y_train))
     assert got == [(20 * i, i % 3) for i in range(9)]
     assert sorted(np.round(ds.x_test[:, 0] * 255).astype(int)) == [180, 200, 220, 240]
+
+
+def test_tfds_n_train_beyond_the_split_is_refused(tmp_path):
+    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE, num_examples=12):
+        assert_one_line_error(lambda: data.load(cfg(name="mnist", tfds_dir=str(tmp_path), n_train=13)),
+                              "config.data.n_train", "12 training examples")
+
+
+class AeJaxUnreachable(tfds.core.GeneratorBasedBuilder):
+    """A builder whose one file sits on a host that cannot be reached."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "x": tfds.features.Tensor(shape=(2,), dtype=np.float32)}))
+
+    def _split_generators(self, dl_manager):
+        path = dl_manager.download("https://unreachable.invalid/data.npy")
+        return {"train": self._generate_examples(path)}
+
+    def _generate_examples(self, path):
+        yield 0, {"x": np.load(path)}
+
+
+def test_prepare_script_offline_fails_fast_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    import socket
+    import time
+
+    def offline(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)  # no real network is touched
+    (tmp_path / "other_dataset").mkdir()
+    (tmp_path / "other_dataset" / "kept.txt").write_text("prepared earlier")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    prepare = _prepare_script()
+    start = time.monotonic()
+    assert prepare.main(["ae_jax_unreachable", "--data_dir", str(tmp_path)]) == 2
+    assert time.monotonic() - start < 20  # TFDS alone retries for 205 s offline
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "'ae_jax_unreachable'" in err and "needs the network" in err and "nothing it wrote was kept" in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # no partial download
+
+
+def _prepare_script():
+    spec = importlib.util.spec_from_file_location("prepare_tfds", ROOT / "scripts" / "prepare_tfds.py")
+    prepare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prepare)
+    return prepare
 
 
 @pytest.mark.parametrize("scale", ["none", "standardize"])
