@@ -1,5 +1,6 @@
 """What each member's W&B run shows: its config, training curves, final metrics and image panels."""
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -22,24 +23,38 @@ def variant_tags(c: ml_collections.ConfigDict) -> list[str]:
     return [*config_lib.variant_of(c)[:1], f"data:{c.data.name.split(':')[0]}", *config_lib.variant_of(c)[1:]]
 
 
-def log_member(name: str, c: ml_collections.ConfigDict, record: dict[str, Any],
-               curves: dict[str, np.ndarray], plan, params: Any, masks: Any, dataset, workdir: Path,
-               sweep_name: str) -> None:
-    """One W&B run for one member (none when `wandb.mode` is disabled); VAE samples also go to PNGs."""
+def run_id(identity: dict[str, Any], member_name: str) -> str:
+    """The member's W&B run id, fixed by the sweep's identity and the member: a resumed sweep continues
+    the member's own run instead of starting a second one."""
+    digest = hashlib.sha256(f"{identity.get('sha256', '')}/{member_name}".encode()).hexdigest()
+    return f"ae-{digest[:16]}"
+
+
+def open_run(c: ml_collections.ConfigDict, name: str, group: str, workdir: Path, identity: dict[str, Any]):
+    """The member's W&B run (a NullWriter when `wandb.mode` is disabled), opened before training so its
+    curves arrive while its group trains."""
+    return writers.open_writer(c.wandb, workdir=str(workdir), name=f"{group}/{name}", group=group,
+                               config=c.to_dict(), job_type="member", tags=variant_tags(c),
+                               run_id=run_id(identity, name))
+
+
+def log_chunk(writer: writers.Writer, plan, chunk: int, values: dict[str, float]) -> None:
+    """One chunk's mean losses, at the step the chunk ends."""
+    writer.scalars(min((chunk + 1) * plan.chunk, plan.steps), values)
+
+
+def finish_run(writer: writers.Writer, name: str, c: ml_collections.ConfigDict, record: dict[str, Any], plan,
+               params: Any, masks: Any, dataset, workdir: Path) -> None:
+    """The member's images, Jacobian spectrum, final metrics and regime, then the run is closed.
+    VAE samples also go to PNGs (with or without W&B)."""
     images = None
     if c.wandb.images and len(dataset.shape) in (2, 3) and (plan.spec.variational or c.wandb.mode != "disabled"):
         images = panels(c, plan.spec, params, masks, dataset)
         if plan.spec.variational:  # the generative panels are results in their own right: keep them as files
             save_generated(images, Path(workdir) / "samples" / _safe(name))
-    if c.wandb.mode == "disabled":
-        return
-    writer = writers.open_writer(c.wandb, workdir=str(workdir), name=f"{sweep_name}/{name}",
-                                 group=sweep_name, config=c.to_dict(), job_type="member",
-                                 tags=variant_tags(c))
     try:
-        for j in range(next(iter(curves.values())).shape[0]):
-            step = min((j + 1) * plan.chunk, plan.steps)
-            writer.scalars(step, {k: float(v[j]) for k, v in curves.items()})
+        if c.wandb.mode == "disabled":
+            return
         if images is not None:
             writer.images(plan.steps, images)
         if record["status"] == "ok":

@@ -156,19 +156,42 @@ def group_members(members: Sequence[Member], datasets: dict[str, data_lib.Datase
 # ----------------------------------------------------------------------------- running a group
 
 
+# A finite loss this many times the trivial predictor's (the train mean) has diverged all the same (Adam
+# at a huge learning rate stays finite while the map is garbage); an untrained net sits near 1-10x.
+DIVERGED_ABOVE_TRIVIAL = 100.0
+
+
+def trivial_recon_loss(spec: models.ModelSpec, x_train: np.ndarray) -> float:
+    """The training loss of predicting the train mean for every input (per example, as loss/recon)."""
+    x = np.asarray(x_train, np.float64)
+    mu = x.mean(0)
+    if spec.output == "sigmoid":
+        p = np.clip(mu, 1e-7, 1 - 1e-7)
+        return float(-(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(1).mean())
+    return float(((x - mu) ** 2).sum(1).mean())
+
+
 def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir: Path, results,
-              progress=None, timings: dict | None = None) -> list[dict]:
+              progress=None, timings: dict | None = None, identity: dict | None = None,
+              label: str | None = None) -> list[dict]:
     """Train, diagnose and record every member of one group; returns their result records.
 
     `timings`, if given, accumulates wall seconds under `train_s` (compile included), `diagnostics_s`
-    and `write_s` (results.jsonl, W&B, checkpoint clean-up)."""
+    and `write_s` (results.jsonl, W&B, checkpoint clean-up). `identity` (the workdir's sweep identity)
+    fixes the members' W&B run ids; `label` (default the sweep name) names their W&B group."""
     with models.matmul_precision(group.plan.spec):  # diagnostics' own matmuls too, not just the model's
-        return _run_group(group, dataset, sweep_name, workdir, results, progress,
-                          timings if timings is not None else {})
+        return _run_group(group, dataset, workdir, results, progress, timings if timings is not None else {},
+                          identity or {}, label or sweep_name)
 
 
-def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir: Path, results,
-               progress, timings: dict) -> list[dict]:
+def _own_terms(c: ml_collections.ConfigDict) -> set[str]:
+    """The member's own loss curves: a group mate's weighted term is computed for it too, at weight 0."""
+    return {"loss/recon", "loss/total", "grad/norm"} | {
+        objectives.LOSS_TERMS[n].log or f"loss/{n}" for n, _ in objectives.objective_spec(c).terms}
+
+
+def _run_group(group: Group, dataset: data_lib.Dataset, workdir: Path, results, progress, timings: dict,
+               identity: dict, label: str) -> list[dict]:
     plan, members = group.plan, group.members
     seeds = np.array([m.config.seed for m in members], np.uint32)
     hp = train.hparams_of([m.config for m in members])
@@ -177,11 +200,24 @@ def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir
     loader, x_train = stream.training_input(first.data, dataset)  # data.* is the same group-wide
     t0 = time.time()
     ckpt = checkpoint.GroupCheckpoint(checkpoint.group_dir(workdir, plan, [m.name for m in members]))
-    state, curves = train.fit(plan, seeds, hp, x_train, sizes,
-                              on_chunk=progress.chunk if progress else None, checkpoint=ckpt,
-                              checkpoint_seconds=members[0].config.train.checkpoint_seconds)
-    jax.block_until_ready(state.params)
+    own = [_own_terms(m.config) for m in members]
+    runs = [member_log.open_run(m.config, m.name, label, workdir, identity) for m in members]
+
+    def live(chunk: int, values: dict[str, np.ndarray]) -> None:  # each member's curve while it trains
+        for j, run in enumerate(runs):
+            member_log.log_chunk(run, plan, chunk, {k: float(v[j]) for k, v in values.items() if k in own[j]})
+
+    try:
+        state, curves = train.fit(plan, seeds, hp, x_train, sizes, on_chunk=progress.chunk if progress else None,
+                                  on_metrics=live, checkpoint=ckpt,
+                                  checkpoint_seconds=members[0].config.train.checkpoint_seconds)
+        jax.block_until_ready(state.params)
+    except BaseException:
+        for run in runs:  # unfinished: a rerun continues the same runs (their ids are fixed)
+            run.close()
+        raise
     train_s = time.time() - t0
+    trivial = trivial_recon_loss(plan.spec, dataset.x_train)
 
     spec = plan.spec
     metrics = diagnostics.evaluate(
@@ -193,11 +229,11 @@ def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir
         params_i, masks_i = jax.tree.map(lambda a: a[i], (state.params, state.masks))
         extra = code_metrics.member_code_metrics(spec, params_i, masks_i, int(sizes[i, 0]), dataset.x_test,
                                                  m.config)
-        # the member's own terms: a group mate's weighted term is computed for it too, at weight 0
-        own = {"loss/recon", "loss/total"} | {objectives.LOSS_TERMS[n].log or f"loss/{n}"
-                                              for n, _ in objectives.objective_spec(m.config).terms}
-        final = {k.replace("loss/", "final_"): float(v[i, -1]) for k, v in curves.items() if k in own}
+        final = {k.replace("loss/", "final_"): float(v[i, -1]) for k, v in curves.items()
+                 if k in own[i] and k.startswith("loss/")}
         status = "diverged" if diverged_at[i] >= 0 else "ok"
+        if status == "ok" and not final["final_recon"] <= DIVERGED_ABOVE_TRIVIAL * trivial:
+            status = "diverged"  # finite, but the map is garbage: no regime, not in the phase diagram
         record = {
             "member": m.index,
             "name": m.name,
@@ -207,15 +243,18 @@ def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir
             "config": config_lib.flatten(m.config.to_dict()),
         }
         if status == "diverged":
-            record["diverged_at"] = int(diverged_at[i])
+            record["diverged_at"] = int(diverged_at[i]) if diverged_at[i] >= 0 else None
+            record["metrics"]["regime"] = None
+            record["metrics"]["trivial_loss"] = trivial
         t_write = time.time()
         if m.config.train.save_params:  # before its result line: a recorded member can always be loaded
             store.save_member(workdir, m.index, spec, params_i, masks_i)
+        # W&B first: a member without its results line is retrained and re-logged into the same run
+        member_log.finish_run(runs[i], m.name, m.config, record, plan, params_i, masks_i, dataset, workdir)
+        if runs[i].run_id:
+            record["wandb_run_id"], record["wandb_dir"] = runs[i].run_id, runs[i].folder
         results.append(record)
         records.append(record)
-        member_log.log_member(m.name, m.config, record, {k: v[i] for k, v in curves.items()}, plan,
-                               params_i, masks_i,
-                               dataset, workdir, sweep_name)
         write_s += time.time() - t_write
     t_write = time.time()
     ckpt.remove()
@@ -223,9 +262,10 @@ def _run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir
     eval_s = time.time() - t0 - train_s - write_s
     for key, value in (("train_s", train_s), ("diagnostics_s", eval_s), ("write_s", write_s)):
         timings[key] = timings.get(key, 0.0) + value
-    print(f"group {plan.spec.kind} depth={spec.depth} code<={spec.code_size} width<={spec.width}: "
-          f"{len(members)} members, train {train_s:.1f}s ({loader} loader), diagnostics {eval_s:.1f}s, "
-          f"test_mse {np.mean([r['metrics']['test_mse'] for r in records]):.4g}", flush=True)
+    ok = [r["metrics"]["test_mse"] for r in records if r["status"] == "ok"]
+    print(f"  {plan.spec.kind} depth={spec.depth} code<={spec.code_size} width<={spec.width}: {len(members)} "
+          f"members x {plan.steps} steps, train {train_s:.1f}s ({loader} loader), diagnostics {eval_s:.1f}s, "
+          f"mean test_mse {np.mean(ok) if ok else float('nan'):.4g} over {len(ok)} ok", flush=True)
     return records
 
 
@@ -245,10 +285,12 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir: str | Path,
               sweep_name: str = "sweep", only: str = "", dry_run: bool = False,
-              report: bool = True, shard: tuple[int, int] = (0, 1), timings: dict | None = None) -> list[dict]:
+              report: bool = True, shard: tuple[int, int] = (0, 1), timings: dict | None = None,
+              label: str | None = None) -> list[dict]:
     """Everything the CLI does, callable from tests and notebooks; returns the new result records.
 
-    `timings`, if given, accumulates the groups' wall seconds (see `run_group`).
+    `timings`, if given, accumulates the groups' wall seconds (see `run_group`). `label` names the W&B
+    group of the members' runs (default: the sweep name; the CLI adds the `--config.KEY=VALUE` flags).
 
     `shard=(i, n)` runs only members with index = i mod n, so n independent jobs (a Slurm array, or
     the processes of `jax.distributed`) split one sweep into one workdir without clashes.
@@ -288,11 +330,19 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
         print(f"sweep {sweep_name}: {len(members)} members in {len(groups)} compiled groups; "
               f"{skipped} already finished; workdir {workdir}", flush=True)
         progress = workdir_lib.Progress(sum(g.plan.n_chunks for g in todo))
-        records = []
-        for g in todo:
-            records += run_group(g, datasets[g.data], sweep_name, workdir, results, progress, timings)
+        records, t0, n_todo = [], time.time(), sum(len(g.members) for g in todo)
+        for k, g in enumerate(todo, 1):
+            records += run_group(g, datasets[g.data], sweep_name, workdir, results, progress, timings,
+                                 identity=identity, label=label or sweep_name)
+            left = (time.time() - t0) / len(records) * (n_todo - len(records)) if records else 0.0
+            print(f"group {k} of {len(todo)} done: {len(records)} of {n_todo} members trained this run, "
+                  f"{time.time() - t0:.0f}s so far, about {left:.0f}s left", flush=True)
         progress.close()
-        complete = {m.name for m in everyone} <= results.finished_names(reload=True)
+        finished = results.finished_names(reload=True)
+        complete = {m.name for m in everyone} <= finished
+        if not complete:
+            print(f"sweep {sweep_name}: {len(finished & {m.name for m in everyone})} of {len(everyone)} members "
+                  f"finished in {workdir} (the report is written once all are)", flush=True)
     # With shards, the last one to finish writes the report; a finished sweep whose report was lost (a
     # crash after the last result) gets it on the next run.
     if report and complete and (records or not (workdir / "report.md").exists()):
@@ -300,6 +350,14 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
         path = report_lib.write_report(workdir)
         print(f"report: {path}", flush=True)
     return records
+
+
+def run_label(sweep_name: str, file_config: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> str:
+    """The sweep name plus the `--config.KEY=VALUE` flags that changed the file's base config, so runs of
+    one file with different flags are told apart in W&B: `ae[code_size=8]`."""
+    before, after = config_lib.flatten(file_config.to_dict()), config_lib.flatten(config.to_dict())
+    changed = {k: v for k, v in after.items() if before.get(k) != v and not k.startswith("wandb.")}
+    return f"{sweep_name}[{member_name(changed)}]" if changed else sweep_name
 
 
 def distributed_shard(coordinator: str | None, num_processes: int | None,
@@ -412,7 +470,7 @@ def main(argv: Sequence[str]) -> int:
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
         traces = sum(train.TRACE_COUNTS.values())
         run_sweep(fv.config, sweep, fv.workdir, sweep_name=name, only=fv.only, dry_run=fv.dry_run,
-                  report=fv.report, shard=shard)
+                  report=fv.report, shard=shard, label=run_label(name, base, fv.config))
         if not fv.dry_run:
             print(f"training programs traced: {sum(train.TRACE_COUNTS.values()) - traces} "
                   f"(compiled or loaded from {fv.compilation_cache or 'nowhere: cache off'})", flush=True)

@@ -221,7 +221,7 @@ def compile_stream(plan: Plan):
 
 
 def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: np.ndarray | stream.Streamed,
-        sizes_M: np.ndarray | None = None, on_chunk=None, checkpoint=None,
+        sizes_M: np.ndarray | None = None, on_chunk=None, on_metrics=None, checkpoint=None,
         checkpoint_seconds: float = 60.0) -> tuple[TrainState, dict[str, np.ndarray]]:
     """Train all members of a group; returns the final states and curves {name: (M, n_chunks)}.
 
@@ -230,7 +230,8 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
     give the same states.
 
     `sizes_M` (M, 2) holds each member's own (code size, width), at most the plan's; default: the plan's.
-    `on_chunk(i, n)` is called after each chunk is dispatched (progress); metrics of chunk i are
+    `on_metrics(i, {name: (M,)})` receives chunk i's means on the host as soon as they are there (live
+    curves). `on_chunk(i, n)` is called after each chunk is dispatched (progress); metrics of chunk i are
     brought to the host only after chunk i+1 is dispatched, so the device never waits on the host.
     `checkpoint` (a `checkpoint.GroupCheckpoint`) resumes from its latest save and is saved at most
     every `checkpoint_seconds` (0: after every chunk); chunks are deterministic, so a resumed group
@@ -274,19 +275,26 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
     else:
         batches = None
         run = lambda s: chunk(s, hp, data)
+    def record(pending):
+        """Chunk `pending = (i, device metrics)` to the host curves, and to `on_metrics`."""
+        i, metrics = pending
+        host = _append_host(curves, metrics)
+        if on_metrics is not None:
+            on_metrics(i, {k: v[:m] for k, v in host.items()})
+
     last_save, pending, done = time.monotonic(), None, start
     try:
         for i in range(start, plan.n_chunks):
             # Dispatch is asynchronous: a streamed transfer i+1 is read and sent while transfer i trains.
             state, metrics = run(state)
             if pending is not None:
-                _append(curves, pending)
-            pending, done = metrics, i + 1
+                record(pending)
+            pending, done = (i, metrics), i + 1
             if on_chunk:
                 on_chunk(i, plan.n_chunks)
             if checkpoint is not None and i + 1 < plan.n_chunks and (
                     time.monotonic() - last_save >= checkpoint_seconds):
-                _append(curves, pending)
+                record(pending)
                 pending = None
                 # Synchronous: the next chunk donates (overwrites) these buffers.
                 checkpoint.save(i + 1, state, curves)
@@ -297,7 +305,7 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
         if checkpoint is not None and done > start:
             try:
                 if pending is not None:
-                    _append(curves, pending)
+                    record(pending)
                 checkpoint.save(done, state, curves)
             except Exception:  # noqa: BLE001 - best effort on the way out; the last periodic save stays
                 pass
@@ -306,7 +314,7 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
         if batches is not None:
             batches.close()  # stops grain's reader threads, also when training raised
     if pending is not None:
-        _append(curves, pending)
+        record(pending)
     return _unpad(state, m), {k: np.stack(v, axis=1)[:m] for k, v in curves.items()}
 
 
@@ -339,6 +347,8 @@ def _unpad(state: TrainState, m: int) -> TrainState:
     return host._replace(key=jax.random.wrap_key_data(jnp.asarray(host.key)))
 
 
-def _append(curves, metrics):
-    for k, v in jax.device_get(metrics).items():
-        curves[k].append(np.asarray(v))
+def _append_host(curves, metrics) -> dict[str, np.ndarray]:
+    host = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+    for k, v in host.items():
+        curves[k].append(v)
+    return host

@@ -16,6 +16,9 @@ STEP = "train/step"
 # Set by the first W&B failure in this process; every writer opened after it is a NullWriter,
 # so a broken W&B (say online without network) costs one warning, not one timeout per member.
 _off_reason: str | None = None
+# Set by the first online run that could not start: the rest of the process writes offline runs.
+_online_failed = False
+ONLINE_TIMEOUT_S = 10
 
 
 class Writer(Protocol):
@@ -55,12 +58,17 @@ class NullWriter:
     def close(self) -> None:
         pass
 
+    run_id: str | None = None
+    folder: str | None = None
+
 
 class WandbWriter:
     """One W&B run; the first exception from W&B turns this writer into a NullWriter."""
 
     def __init__(self, run: Any):
         self.run = run
+        self.run_id: str | None = None
+        self.folder: str | None = None  # the run's local folder (what `wandb sync` takes)
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         self._guard(lambda run, wandb: run.log({STEP: int(step), **_plain(dict(values))}))
@@ -102,8 +110,13 @@ class WandbWriter:
 
 
 def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: Mapping[str, Any],
-                job_type: str = "member", tags: Sequence[str] = ()) -> Writer:
-    """A W&B run under WORKDIR/wandb/ as `wandb_cfg` (`config.wandb` or a dict) asks, else a NullWriter."""
+                job_type: str = "member", tags: Sequence[str] = (), run_id: str | None = None) -> Writer:
+    """A W&B run under WORKDIR/wandb/ as `wandb_cfg` (`config.wandb` or a dict) asks, else a NullWriter.
+
+    `run_id` makes the run deterministic: opened again (a resumed sweep), it continues the same run. An
+    online run that cannot start (no API key, no network within ONLINE_TIMEOUT_S) falls back to an
+    offline run, with one warning: nothing is lost, `wandb sync` uploads it later."""
+    global _online_failed
     mode = _field(wandb_cfg, "mode", "offline")
     # The user's WANDB_MODE=disabled wins too, so that such a run never even imports wandb.
     if mode == "disabled" or os.environ.get("WANDB_MODE") == "disabled" or _off_reason is not None:
@@ -113,17 +126,44 @@ def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: 
         os.makedirs(workdir, exist_ok=True)
         _point_wandb_into(workdir)
         import wandb
-        writer.run = wandb.init(
-            mode=mode, project=_field(wandb_cfg, "project", "ae_jax"),
-            entity=_field(wandb_cfg, "entity", "") or None, dir=workdir, name=name, group=group,
-            job_type=job_type, tags=list(tags), config=_plain(_as_dict(config)), reinit="create_new")
+        if mode == "online" and (_online_failed or not _has_api_key(wandb)):
+            if not _online_failed:
+                log.warning("W&B online: no API key (wandb login); these runs are written offline instead "
+                            "(`wandb sync` uploads them later)")
+            _online_failed, mode = True, "offline"
+        kwargs = dict(project=_field(wandb_cfg, "project", "ae_jax"), entity=_field(wandb_cfg, "entity", "") or None,
+                      dir=workdir, name=name, group=group, job_type=job_type, tags=list(tags),
+                      config=_plain(_as_dict(config)), reinit="create_new", id=run_id,
+                      resume="allow" if run_id else None)
+        try:
+            writer.run = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=ONLINE_TIMEOUT_S), **kwargs)
+        except Exception as e:  # noqa: BLE001 - any online failure: keep the data offline
+            if mode != "online":
+                raise
+            log.warning("W&B online failed (%s); these runs are written offline instead (`wandb sync` "
+                        "uploads them later)", f"{type(e).__name__}: {e}".splitlines()[0])
+            _online_failed = True
+            writer.run = wandb.init(mode="offline", **kwargs)
     except Exception as e:
         _turn_off(e)
         return NullWriter()
+    writer.run_id = run_id or getattr(writer.run, "id", None)
+    try:
+        writer.folder = os.path.relpath(os.path.dirname(writer.run.dir), workdir)
+    except Exception:  # noqa: BLE001 - only a pointer for the results line
+        writer.folder = None
     # Curves are drawn against the training step, not W&B's own call counter.
     writer._guard(lambda run, wandb: (run.define_metric(STEP),
                                       run.define_metric("*", step_metric=STEP)))
     return writer if writer.run is not None else NullWriter()
+
+
+def _has_api_key(wandb) -> bool:
+    """Credentials present (env or `wandb login`), checked locally: no prompt, no network."""
+    try:
+        return bool(os.environ.get("WANDB_API_KEY")) or bool(wandb.login(prompt=False, verify=False))
+    except Exception:  # noqa: BLE001 - unreadable settings: treat as no key
+        return False
 
 
 def image_grid(images_NHWC: np.ndarray, ncols: int, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:

@@ -46,3 +46,20 @@ HEAVY_FIRST = ("test_reliability.py", "test_variants.py", "test_experiments_memo
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+WANDB_DIRS = ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """W&B not failed yet, WANDB_MODE unset, and W&B's directory variables restored afterwards."""
+    from ae_jax import writers
+
+    monkeypatch.setattr(writers, "_off_reason", None)
+    monkeypatch.setattr(writers, "_online_failed", False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    for key in WANDB_DIRS:
+        monkeypatch.setenv(key, "")  # records the original value for restoring
+        monkeypatch.delenv(key)
+    return monkeypatch

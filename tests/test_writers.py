@@ -14,18 +14,7 @@ from matplotlib.figure import Figure
 
 from ae_jax import writers
 
-WANDB_DIRS = ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")
-
-
-@pytest.fixture
-def fresh(monkeypatch):
-    """W&B not failed yet, WANDB_MODE unset, and W&B's directory variables restored afterwards."""
-    monkeypatch.setattr(writers, "_off_reason", None)
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    for key in WANDB_DIRS:
-        monkeypatch.setenv(key, "")  # records the original value for restoring
-        monkeypatch.delenv(key)
-    return monkeypatch
+from conftest import WANDB_DIRS
 
 
 def test_image_grid_tiles_row_by_row():
