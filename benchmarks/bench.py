@@ -35,6 +35,13 @@ def main(argv=None, prog: str = "python -m benchmarks.bench") -> int:
     parser.add_argument("--matmul_precision",
                         help="the engine's model.matmul_precision (and the peak matmul's; default: the base "
                              "config's); `default` lets a GPU use TF32")
+    parser.add_argument("--parts", default="engine,peak,memory,fashion,quickstart",
+                        help="comma-separated parts to run (default: all, which every contract key needs)")
+    parser.add_argument("--quickstart_cores", type=int, help="cores each side of the quickstart part is "
+                        "pinned to (default 1)")
+    parser.add_argument("--quickstart_steps", type=int, help="train.steps of the quickstart part (default: "
+                        "the config's)")
+    parser.add_argument("--quickstart_only", help="run only the quickstart members matching this glob")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     pin_threads()
@@ -52,6 +59,7 @@ def main(argv=None, prog: str = "python -m benchmarks.bench") -> int:
     from benchmarks import common
 
     sizes = common.QUICK if args.quick else common.FULL if jax.default_backend() == "cpu" else common.ACCELERATOR
+    sizes = _with_quickstart_flags(parser, args, sizes)
     if args.stream:
         from benchmarks import loaders
 
@@ -69,8 +77,25 @@ def main(argv=None, prog: str = "python -m benchmarks.bench") -> int:
         return 0
     from benchmarks import suite
 
-    print(json.dumps(suite.run(sizes, with_torch=not args.no_torch), indent=1))
+    parts = tuple(p for p in args.parts.split(",") if p)
+    unknown = sorted(set(parts) - set(suite.PARTS))
+    if unknown or not parts:
+        parser.error(f"--parts: {','.join(unknown) or 'empty'}: allowed are {','.join(suite.PARTS)}")
+    print(json.dumps(suite.run(sizes, with_torch=not args.no_torch, parts=parts), indent=1))
     return 0
+
+
+def _with_quickstart_flags(parser: argparse.ArgumentParser, args, sizes):
+    import dataclasses
+
+    cores = args.quickstart_cores or sizes.quickstart_cores
+    if not 1 <= cores <= len(os.sched_getaffinity(0)):
+        parser.error(f"--quickstart_cores: {cores}: this process may use 1 to {len(os.sched_getaffinity(0))}")
+    if args.quickstart_steps is not None and args.quickstart_steps < 1:
+        parser.error(f"--quickstart_steps: {args.quickstart_steps}: must be at least 1")
+    return dataclasses.replace(
+        sizes, quickstart_cores=cores, quickstart_steps=args.quickstart_steps or sizes.quickstart_steps,
+        quickstart_only=sizes.quickstart_only if args.quickstart_only is None else args.quickstart_only)
 
 
 def _set_precision(parser: argparse.ArgumentParser, precision: str | None) -> None:

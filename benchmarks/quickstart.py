@@ -102,16 +102,21 @@ def peer_member(flat: dict, input_dim: int) -> dict:
 
 def run_quickstart(sizes, use_torch: bool) -> dict:
     """The quickstart's keys: end to end, its split, and the PyTorch peer's sequential time over ours."""
+    import jax
+
+    from benchmarks.common import torch_device
+
     cpus = sorted(os.sched_getaffinity(0))[-sizes.quickstart_cores:]
     with tempfile.TemporaryDirectory() as tmp:
         x_path = str(Path(tmp) / "x_train.npy")
         spawned = time.time()
         ours = run_child({"kind": "quickstart", "arg": sizes.quickstart_arg, "steps": sizes.quickstart_steps,
-                          "only": sizes.quickstart_only, "x": x_path}, cpus=cpus,
+                          "only": sizes.quickstart_only, "x": x_path}, cpus=cpus, platform=jax.default_backend(),
                          env={"AE_JAX_COMPILATION_CACHE": "", "JAX_COMPILATION_CACHE_DIR": "",
                               "WANDB_MODE": "disabled"})
         torch_side = (run_child({"kind": "torch_members", "x": x_path, "members": ours["members"],
-                                 "threads": len(cpus)}, cpus=cpus) if use_torch else None)
+                                 "threads": len(cpus), "device": torch_device()}, cpus=cpus)
+                      if use_torch else None)
     t, compile_s = ours["timings"], ours["compile_s"]
     end_to_end = ours["done"] - spawned
     split = {

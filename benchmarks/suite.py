@@ -10,20 +10,66 @@ from benchmarks.common import (Sizes, device_info, hparams, mlp_dims, ratio, sma
 from benchmarks.sequential import engine_setup, fit_cold, run_sequential, time_steady, warm_up
 
 CONTRACT_KEYS = ("vectorized_over_sequential", "over_pytorch", "peak_fraction", "device")
+PARTS = ("engine", "peak", "memory", "fashion", "quickstart")  # in the order they run
 
 
-def run(sizes: Sizes, with_torch: bool = True) -> dict:
-    """Every contract key and the raw timings behind it, both sides of each ratio interleaved."""
+def run(sizes: Sizes, with_torch: bool = True, parts: tuple[str, ...] = PARTS) -> dict:
+    """Every key of `parts` (all: every contract key) and the raw timings behind them."""
     load_before = os.getloadavg()
+    use_torch = with_torch and torch_version() is not None
+    device = torch_device() if use_torch else None
+    out, timings, flops, settings = {}, {}, {}, {}
+    if "engine" in parts:
+        engine = run_engine(sizes, use_torch, device)
+        out.update(engine["keys"])
+        timings.update(engine["timings"])
+        settings.update(engine["settings"])
+    if not use_torch:
+        out["note"] = ("PyTorch peer skipped (--no-torch), so the *over_pytorch* keys are null" if not with_torch
+                       else "PyTorch is not installed, so the *over_pytorch* keys are null: "
+                            "pip install -r requirements-bench.txt to measure them")
+    if "peak" in parts:
+        pk = peak.run_peak(sizes)
+        out["peak_fraction"] = pk["peak_fraction"]
+        timings.update(pk["timings"])
+        flops.update(pk["flops"])
+    if "memory" in parts:
+        mem = child.measure_memory(sizes)
+        out[f"memory_{sizes.memory_members}_members_mib"] = mem["peak_rss_mib"]
+        if "device_peak_mib" in mem:
+            out[f"memory_{sizes.memory_members}_members_device_mib"] = mem["device_peak_mib"]
+        timings.update(memory_baseline_rss_mib=mem["baseline_rss_mib"], memory_fit_s=mem["fit_s"])
+        settings["memory_run"] = (f"{sizes.memory_members} members, {sizes.memory_steps} steps, one train.fit "
+                                  "group, peak RSS (VmHWM) of a fresh process")
+    if "fashion" in parts:
+        fa = fashion.run_fashion(sizes, use_torch)
+        out.update({k: v for k, v in fa.items() if k.startswith("fashion_")})
+        timings.update(fa["timings"])
+        flops.update(fa["flops"])
+        settings["fashion"] = fa["settings"]
+    if "quickstart" in parts:
+        qs = quickstart.run_quickstart(sizes, use_torch)
+        out.update({k: v for k, v in qs.items() if k.startswith("quickstart_")})
+        out["quickstart"] = qs["quickstart"]
+        settings["quickstart"] = (
+            "a fresh process runs ae_jax.sweep.run_sweep + report.write_report (persistent compile cache off, "
+            "W&B disabled); then a fresh process trains the same members with the PyTorch peer one after "
+            f"another; both pinned to the same {sizes.quickstart_cores} core(s)")
+    out["device"] = {**device_info(), "torch_device": device,
+                     "matmul_precision": small_config().model.matmul_precision,
+                     "load_average_before": load_before[0], "load_average_after": os.getloadavg()[0]}
+    out.update(timings_s=timings, flops=flops, settings={"parts": ",".join(parts), **settings})
+    return out
+
+
+def run_engine(sizes: Sizes, use_torch: bool, device: str | None) -> dict:
+    """The small-AE sweep: vectorised vs member by member vs PyTorch, both sides of each ratio interleaved."""
     x = data_lib.load(small_config().data).x_train
     plan = small_plan(sizes)
     seeds, lrs = sweep_settings(sizes.members)
     hp_all, hp_one = hparams(lrs), hparams(lrs[:1])
-    use_torch = with_torch and torch_version() is not None
-    device = torch_device() if use_torch else None
     dims = mlp_dims(plan.spec)
     warm_up(x)
-
     t = {k: [] for k in ("seq_total_s", "seq_init_s", "seq_compile_s", "seq_first_run_s", "seq_warm_run_s",
                          "fit_cold_s", "engine_run_s", "fit_cold_1_s", "engine_run_1_s")}
     torch_t = {"torch_sweep_s": [], "torch_model_s": [], "torch_threads": [], "torch_thread_probe": []}
@@ -44,43 +90,19 @@ def run(sizes: Sizes, with_torch: bool = True) -> dict:
             torch_t["torch_thread_probe"].append({f"{k}_threads_s": v for k, v in probe.items()})
             torch_t["torch_sweep_s"].append(sum(per_model))
             torch_t["torch_model_s"].append(statistics.median(per_model))
-
-    out = {
+    keys = {
         "vectorized_over_sequential": ratio(t["seq_total_s"], t["fit_cold_s"]),
         "vectorized_over_sequential_steady": ratio(t["seq_warm_run_s"], t["engine_run_s"]),
         "over_pytorch": None,
     }
     if use_torch:
-        out.update({
+        keys.update({
             "over_pytorch": ratio(torch_t["torch_model_s"], t["fit_cold_1_s"]),
             "over_pytorch_steady": ratio(torch_t["torch_model_s"], t["engine_run_1_s"]),
             "over_pytorch_sweep": ratio(torch_t["torch_sweep_s"], t["fit_cold_s"]),
             "over_pytorch_sweep_steady": ratio(torch_t["torch_sweep_s"], t["engine_run_s"]),
         })
-    elif not with_torch:
-        out["note"] = "PyTorch peer skipped (--no-torch), so over_pytorch is null"
-    else:
-        out["note"] = ("PyTorch is not installed, so over_pytorch is null: "
-                       "pip install -r requirements-bench.txt to measure it")
-    pk = peak.run_peak(sizes)
-    out["peak_fraction"] = pk["peak_fraction"]
-    mem = child.measure_memory(sizes)
-    out[f"memory_{sizes.memory_members}_members_mib"] = mem["peak_rss_mib"]
-    if "device_peak_mib" in mem:
-        out[f"memory_{sizes.memory_members}_members_device_mib"] = mem["device_peak_mib"]
-    fa = fashion.run_fashion(sizes, use_torch)
-    out.update({k: v for k, v in fa.items() if k.startswith("fashion_")})
-    qs = quickstart.run_quickstart(sizes, use_torch)
-    out.update({k: v for k, v in qs.items() if k.startswith("quickstart_")})
-    out["device"] = {**device_info(), "torch_device": device,
-                     "matmul_precision": small_config().model.matmul_precision,
-                     "load_average_before": load_before[0],
-                     "load_average_after": os.getloadavg()[0]}
-    out["timings_s"] = {**t, **torch_t, **pk["timings"], "memory_baseline_rss_mib": mem["baseline_rss_mib"],
-                        "memory_fit_s": mem["fit_s"], **fa["timings"]}
-    out["flops"] = {**pk["flops"], **fa["flops"]}
-    out["quickstart"] = qs["quickstart"]
-    out["settings"] = {
+    settings = {
         "sweep": f"{sizes.members} members, {'-'.join(map(str, dims))} ReLU on digits "
                  f"({x.shape[0]}x{x.shape[1]}), batch {plan.batch_size}, {plan.steps} Adam steps, "
                  f"{plan.chunk} steps per engine dispatch, learning rates {lrs[0]:.1e}..{lrs[-1]:.1e}",
@@ -90,11 +112,5 @@ def run(sizes: Sizes, with_torch: bool = True) -> dict:
         "engine": "fit_cold = train.fit with empty caches; engine_run = the same programs' chunks only",
         "pytorch": "eager nn.Sequential + Adam, one model after another, faster of 1 and all threads",
         "ratios": "median of the repeats of each side; *_steady: training runs only, nothing compiled",
-        "memory_run": f"{sizes.memory_members} members, {sizes.memory_steps} steps, one train.fit group, "
-                      "peak RSS (VmHWM) of a fresh process",
-        "fashion": fa["settings"],
-        "quickstart": "a fresh process runs ae_jax.sweep.run_sweep + report.write_report (persistent compile "
-                      "cache off, W&B disabled); then a fresh process trains the same members with the "
-                      f"PyTorch peer one after another; both pinned to the same {sizes.quickstart_cores} core(s)",
     }
-    return out
+    return {"keys": keys, "timings": {**t, **torch_t}, "settings": settings}

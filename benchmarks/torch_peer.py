@@ -53,9 +53,10 @@ def members_job(job: dict) -> dict:
     import torch
 
     x = np.load(job["x"])
-    threads = job["threads"]
-    torch_train(x, job["members"][0]["dims"], 2, job["members"][0]["batch"], 1e-3, 0, threads)  # warm-up
-    per_member = [torch_train(x, m["dims"], m["steps"], m["batch"], m["lr"], m["seed"], threads)
+    threads, device = job["threads"], job["device"]
+    first = job["members"][0]
+    torch_train(x, first["dims"], 2, first["batch"], 1e-3, 0, threads, device)  # first-call costs, once
+    per_member = [torch_train(x, m["dims"], m["steps"], m["batch"], m["lr"], m["seed"], threads, device)
                   for m in job["members"]]
     return {"per_member_s": per_member, "threads": torch.get_num_threads(),
             "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__}
