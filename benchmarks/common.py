@@ -70,13 +70,11 @@ QUICK = Sizes(members=4, steps=40, chunk=20, repeats=1, peak_batch=1024, peak_wi
 
 # ----------------------------------------------------------------------------- the small AE sweep
 
-def small_config(steps: int = 300, batch: int = 128, learning_rate: float | None = None) -> ml_collections.ConfigDict:
+def small_config(steps: int = 300, batch: int = 128) -> ml_collections.ConfigDict:
     """The contract's plain AE: 64-32-64 ReLU (depth 0, code 32) on digits, Adam."""
     c = config_lib.base_config()
     c.model.matmul_precision = MATMUL_PRECISION
     c.train.steps, c.train.batch_size = steps, batch
-    if learning_rate is not None:
-        c.train.learning_rate = float(learning_rate)
     return c
 
 

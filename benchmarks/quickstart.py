@@ -85,7 +85,8 @@ def quickstart_job(job: dict) -> dict:
         "started": started, "done": done, "sweep_s": t1 - t0, "report_s": done - t1, "timings": timings,
         "compile_s": {phase: union_seconds(s) for phase, s in spans.items()},
         "members": [peer_member(r["config"], x_train.shape[1]) for r in records],
-        "cores": len(os.sched_getaffinity(0)), "test_mse_mean": float(np.mean([r["metrics"]["test_mse"] for r in records])),
+        "cores": len(os.sched_getaffinity(0)),
+        "test_mse_mean": float(np.mean([r["metrics"]["test_mse"] for r in records])),
     }
 
 
