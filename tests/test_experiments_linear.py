@@ -74,6 +74,7 @@ def test_linear_decay_smoke_learns_one_minus_lambda_over_eigenvalue(tmp_path):
         closed, learned = np.array(r["closed_form"]), np.array(r["learned_sv"])
         assert np.abs(learned[:24] - closed[:24]).max() < 0.05, (r["weight_decay"], learned[:12], closed[:12])
         assert 0 < r["active_closed"] < 64 and abs(r["active_learned"] - r["active_closed"]) <= 1
+        assert abs(r["jac_rank"] - r["closed_above_half"]) <= 1  # the sweep's own diagnostic agrees
         assert r["loss_and_grad"]["closed form"]["grad_norm"] < 1e-4
         assert r["loss_and_grad"]["closed form"]["loss"] <= r["loss_and_grad"]["learned"]["loss"] + 1e-4
         assert r["recon_over_library"] == pytest.approx(1.0, abs=1e-4)  # restated loss = recorded train_mse

@@ -105,6 +105,8 @@ def analyse_member(m: store.Member, ds: data_lib.Dataset) -> dict:
         sv_max_abs_error=float(np.abs(learned - np.sort(closed)[::-1]).max()),
         map_rel_error=float(np.linalg.norm(a - a_star) / np.linalg.norm(a_star)),
         active_closed=int((closed > 0).sum()), active_learned=int((learned > 0.01).sum()),
+        # the sweep's jac_rank counts the map's span gains above 0.5: the closed form predicts how many
+        jac_rank=float(m.metrics["jac_rank"]), closed_above_half=int((closed > 0.5).sum()),
         loss_and_grad={k: {"loss": v[0], "grad_norm": v[1]} for k, v in checks.items()},
         recon_over_library=recon / (ds.dim * m.metrics["train_mse"]),
     )
@@ -149,10 +151,11 @@ def markdown(name: str, record: dict, results: list[dict], figure: str) -> list[
                                   for part in ("closed", "learned")]
     rows = [[i + 1, f"{evals[i]:.4f}"] + [f"{r[key][i]:.3f}" for r in results
                                           for key in ("closed_form", "learned_sv")] for i in range(n_show)]
-    summary_head = ["λ", "directions on (closed / learned > 0.01)", "max |sv error|", "‖A - A*‖/‖A*‖",
+    summary_head = ["λ", "directions on (closed / learned > 0.01)", "closed form > 0.5 / sweep's jac_rank",
+                    "max |sv error|", "‖A - A*‖/‖A*‖",
                     "loss learned", "loss closed form", "grad norm closed form", "grad norm, 1/2-MSE form"]
     summary = [[f"{r['weight_decay']:g}", f"{r['active_closed']} / {r['active_learned']}",
-                f"{r['sv_max_abs_error']:.4f}", f"{r['map_rel_error']:.4f}",
+                f"{r['closed_above_half']} / {r['jac_rank']:g}", f"{r['sv_max_abs_error']:.4f}", f"{r['map_rel_error']:.4f}",
                 f"{r['loss_and_grad']['learned']['loss']:.5f}",
                 f"{r['loss_and_grad']['closed form']['loss']:.5f}",
                 f"{r['loss_and_grad']['closed form']['grad_norm']:.2e}",
