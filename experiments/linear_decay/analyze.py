@@ -73,15 +73,15 @@ def loss_and_grad_norm(params: dict, x_ND: np.ndarray, lam: float) -> tuple[floa
 def check_member(m: store.Member) -> None:
     """The closed form is for a plain linear depth-0 AE with a linear output; anything else is refused."""
     mc = m.config.model
+    # the saved spec too: a plug-in code stage (e.g. linear_dynamics' small_init) is unknown here
     if config_lib.variant_of(m.config) != ["mlp", "plain"] or (mc.depth, mc.activation, mc.output) != (
-            0, "linear", "linear") or mc.code_activation not in ("", "linear"):
+            0, "linear", "linear") or mc.code_activation not in ("", "linear") or m.spec.code_stage != "plain":
         raise ConfigError(f"linear_decay: member {m.name!r} is not a plain linear AE (model.kind mlp, depth 0, "
                           f"activation and output linear, no noise / sparsity / contractive / vae)")
 
 
 def analyse_member(m: store.Member, ds: data_lib.Dataset) -> dict:
     """Learned vs closed-form map of one trained member."""
-    check_member(m)
     lam = float(m.config.train.weight_decay)
     params, x = m.params, ds.x_train
     mu, evals, evecs = covariance_eigen(x)
@@ -184,6 +184,8 @@ def markdown(name: str, record: dict, results: list[dict], figure: str) -> list[
 def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> None:
     """Fills WORKDIR/analysis.md, WORKDIR/linear_decay.json and WORKDIR/figures/linear_decay.png."""
     members = sorted(store.load(workdir), key=lambda m: (m.config.train.weight_decay, m.config.seed))
+    for m in members:
+        check_member(m)
     datasets: dict[str, data_lib.Dataset] = {}
     results = []
     for m in members:
