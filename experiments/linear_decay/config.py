@@ -1,19 +1,20 @@
-"""python -m experiments.linear_decay.run --config=experiments/linear_decay/config.py --workdir=runs/linear_decay
+"""python -m ae_jax.sweep --config=experiments/linear_decay/config.py --workdir=runs/linear_decay && python -m experiments.linear_decay.analyze runs/linear_decay
 
 Kunin, Bloom, Goeva & Seed (ICML 2019): an overcomplete linear autoencoder (depth 0, linear, code 128
 on 64-d digits) with L2 weight decay lambda learns PCA with each principal direction kept at weight
 (1 - lambda / eigenvalue)_+, where, for this library's loss (per-example sum of squares averaged over
 the batch + lambda * (||W_enc||^2 + ||W_dec||^2), biases free), the eigenvalues are those of the
-train covariance normalised by N (see the README for the derivation). `run.py` trains the four
-lambdas as one vmapped program with `ae_jax.train.fit` (Adam 1e-2, cosine decay, 8000 steps of batch
-256), then compares the singular values of W_enc W_dec with the closed form: `figures/linear_decay.png`
-and `analysis.md`. `:smoke` runs two lambdas for 1500 steps (seconds).
+train covariance normalised by N (see the README for the derivation). The sweep trains the four
+lambdas as one vmapped program (Adam 1e-2, cosine decay, 8000 steps of batch 256); `analyze.py`
+compares the singular values of W_enc W_dec with the closed form: `figures/linear_decay.png` and
+`analysis.md`. `:smoke` runs two lambdas for 1500 steps with lighter diagnostics (seconds).
 """
 
 from ae_jax import config as config_lib
 from ae_jax.config import product, sweep
 
 LAMBDAS = [0.01, 0.03, 0.1, 0.3]
+SMOKE_LAMBDAS = [0.05, 0.2]
 
 
 def get_config(arg=None):
@@ -32,10 +33,13 @@ def get_config(arg=None):
     if arg == "smoke":
         c.name = "linear_decay_smoke"
         c.train.steps = 1500
+        c.diagnostics.jac_points = 10
+        c.diagnostics.attractor_iters = 10
+        c.diagnostics.probe = False
     return c
 
 
 def get_sweep(arg=None):
     config_lib.check_arg(arg, ("smoke",), __file__)
-    lambdas = [0.05, 0.2] if arg == "smoke" else LAMBDAS
+    lambdas = SMOKE_LAMBDAS if arg == "smoke" else LAMBDAS
     return product(sweep("train.weight_decay", lambdas), sweep("seed", [0]))
