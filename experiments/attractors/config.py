@@ -1,4 +1,4 @@
-"""python -m experiments.attractors.run --config=experiments/attractors/config.py --workdir=runs/attractors
+"""python -m ae_jax.sweep --config=experiments/attractors/config.py --workdir=runs/attractors && python -m experiments.attractors.analyze runs/attractors
 
 Radhakrishnan, Belkin & Uhler (PNAS 2020), "Overparameterized neural networks implement associative
 memory": a wide, deep fully connected autoencoder trained to (near) zero loss on a few images stores
@@ -7,10 +7,12 @@ and iterating f from a corrupted image carries it back to the training image. He
 or 100 training digits (8x8), leaky-ReLU MLPs (every layer but the output) with depth 1 or 2 hidden
 layers per side plus the code layer, all as wide as the code: width 256 or 512 (4 or 6 weight
 layers; the paper's nets are wider and deeper, scaled down for a CPU). Adam 1e-3 with cosine decay,
-3000 steps of batch n_train (sampled with replacement). `run.py` measures the spectral radius at every
-training image, iterates f from Gaussian-noised and pixel-masked training images, and compares with
-the library's `attractor_fraction` and `regime`: `analysis.md`, `figures/attractors_iterations.png`,
-`figures/attractors_summary.png`. `:smoke` is n_train 1 and 10, depth 1, width 256, 1500 steps.
+3000 steps of batch n_train (sampled with replacement). The sweep keeps every member's parameters;
+`analyze.py` loads them back, measures the spectral radius at every training image, iterates f from
+Gaussian-noised and pixel-masked training images (the `attractors` block below), and compares with the
+library's recorded `attractor_fraction` and `regime`: `analysis.md`, `attractors.json`,
+`figures/attractors_iterations.png`, `figures/attractors_summary.png`.
+`:smoke` is n_train 1 and 10, depth 1, width 256, 1500 steps (about 25 s of CPU time, sweep and analysis).
 """
 
 import ml_collections
@@ -38,8 +40,9 @@ def get_config(arg=None):
     c.diagnostics.jac_points = 20
     c.diagnostics.ood_samples = 500
     c.diagnostics.probe = False
-    # What run.py iterates from: each of the first `points` training images corrupted `repeats` times per
-    # level (the spectral radius is measured at every training image).
+    # What analyze.py iterates from: each of the first `points` training images corrupted `repeats` times
+    # per level (the spectral radius is measured at every training image). The sweep does not read this
+    # block; it travels in every member's recorded config, where the analysis finds it.
     c.attractors = ml_collections.ConfigDict()
     c.attractors.gaussian = (0.1, 0.2, 0.4)  # noise std per pixel (pixels are in [0, 1])
     c.attractors.mask = (0.25, 0.5)  # fraction of pixels set to 0

@@ -1,4 +1,4 @@
-"""python -m experiments.identity_crisis.run --config=experiments/identity_crisis/config.py --workdir=runs/identity_crisis
+"""python -m ae_jax.sweep --config=experiments/identity_crisis/config.py --workdir=runs/identity_crisis && python -m experiments.identity_crisis.analyze runs/identity_crisis
 
 Zhang, Bengio, Hardt, Mozer & Singer (ICLR 2020), "Identity Crisis": autoencoders trained on ONE
 digit (and on 2, 10, 100 via `data.n_train`), fully connected (`mlp`, width 256) against fully
@@ -7,11 +7,12 @@ L = 2 * depth + 1 = 1, 3, ..., 11 layers. The code layer is linear and as wide a
 so it and the next layer compose into one layer: L counts the weight layers of the map, with a ReLU
 between consecutive ones (L = 1 is a linear map). Adam 1e-3 with cosine decay, 3000 steps of
 batch min(n_train, 10) (sampled with replacement).
-`run.py` measures, for unseen test digits and uniform-noise images, the correlation of the output with
-the input (identity) and with the nearest training example (memorisation), the Jacobian gain on the
-training example's direction and off it, and the library's diagnostics and `regime`:
-`analysis.md`, `figures/identity_crisis_outputs.png`, `figures/identity_crisis_correlation.png`.
-`:smoke` is one example, L = 1 and 5, FC and CNN, 800 steps (about a minute of CPU time).
+The sweep keeps every member's parameters; `analyze.py` loads them back and measures, for unseen test
+digits and uniform-noise images, the correlation of the output with the input (identity) and with the
+nearest training example (memorisation), the Jacobian gain on the training example's direction and off
+it, beside the library's recorded diagnostics and `regime`: `analysis.md`, `identity_crisis.json`,
+`figures/identity_crisis_outputs.png`, `figures/identity_crisis_correlation.png`.
+`:smoke` is one example, L = 1 and 5, FC and CNN, 800 steps (about 40 s of CPU time, sweep and analysis).
 """
 
 from ae_jax import config as config_lib

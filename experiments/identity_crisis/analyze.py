@@ -1,12 +1,12 @@
-"""python -m experiments.identity_crisis.run --config=experiments/identity_crisis/config.py[:smoke] --workdir=DIR
+"""python -m experiments.identity_crisis.analyze WORKDIR: identity or memorisation, member by member.
 
-Trains the config's sweep (one or a few training digits; fully connected vs fully convolutional; L
-layers) with `experiments/common.py: fit_members`, then asks Zhang et al.'s question of each net: on
-inputs it never saw, does it copy the input (identity) or output a training example (memorisation)?
-Writes DIR/analysis.md, DIR/identity_crisis.json, DIR/figures/identity_crisis_{outputs,correlation}.png
-and logs them to a W&B analysis run.
+Reads the finished sweep in WORKDIR (`python -m ae_jax.sweep --config=experiments/identity_crisis/config.py`;
+one or a few training digits, fully connected vs fully convolutional, L layers) through `ae_jax.store` and
+asks Zhang et al.'s question of each trained map f: on inputs it never saw, does it copy the input (identity)
+or output a training example (memorisation)? Writes WORKDIR/analysis.md, WORKDIR/identity_crisis.json,
+WORKDIR/figures/identity_crisis_{outputs,correlation}.png and logs them to a W&B analysis run.
 
-Per member, on 100 unseen test digits and 100 uniform-noise images z (`PROBES`):
+Per member, on 100 unseen test digits and 100 uniform-noise images z (`make_probes`):
   corr_in     mean Pearson correlation over pixels of f(z) with z                    (identity: 1)
   corr_train  mean over z of the largest correlation of f(z) with a training example (memorising: 1)
   base        the same largest correlation for z itself: what the identity map scores on corr_train
@@ -14,26 +14,28 @@ and the Jacobian J of f at the (first) training example x, with u = x / |x| and 
   gain_x      u^T J u                      (1 = identity along the example's direction)
   off_trace   tr(P J P) / (D - 1)          (1 = identity off it, 0 = no identity there)
   off_norm    |J P|_F / sqrt(D - 1)        (0 = flat off it: constant; ~1 with off_trace ~0: random)
-plus the library's own diagnostics (`ae_jax.diagnostics.evaluate`) and its `regime` label.
+beside the library's own diagnostics and `regime` from each member's record (not recomputed).
 """
 
+import functools
 import json
 import sys
 from pathlib import Path
-
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from ae_jax import models, sweep as sweep_lib
+from ae_jax import data as data_lib, models, store
 from ae_jax.errors import ConfigError
 from experiments import common
 
 N_PROBES = 100
 KIND_LABEL = {"mlp": "FC", "fullconv": "CNN"}
 SHOW = 5  # probe images per family in the outputs figure
+LIBRARY_KEYS = ("regime", "attractor_fraction", "const_ratio", "ood_fidelity", "span_ood_fidelity", "jac_rank",
+                "data_rank", "denoise_gain", "test_mse")
 
 
 def layers(depth: int) -> int:
@@ -67,11 +69,11 @@ def correlations(out_PD: np.ndarray, z_PD: np.ndarray, x_train_ND: np.ndarray) -
             "base": float(pearson(z, xt).max(1).mean())}
 
 
-def outputs_and_jacobian(f, z_PD: np.ndarray, x_D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(f(z), J_f(x)) in one compiled program (compiling dominates this analysis on a CPU)."""
-    both = jax.jit(lambda z, x: (f(z), jax.jacfwd(lambda v: f(v[None])[0])(x)))
-    out, jac = both(jnp.asarray(z_PD), jnp.asarray(x_D))
-    return np.asarray(out), np.asarray(jac, np.float64)  # jac[i, j] = d f_i / d x_j
+@functools.partial(jax.jit, static_argnums=0)
+def jacobian(path, net, x_D: jax.Array) -> jax.Array:
+    """J[i, j] = d f_i / d x_j at x for f = path(net, .); compiled once per (hashable) mean path, i.e. per
+    model spec, not per member."""
+    return jax.jacfwd(lambda v: path(net, v[None])[0])(x_D)
 
 
 def jacobian_gains(jac: np.ndarray, x_D: np.ndarray) -> dict[str, float]:
@@ -83,27 +85,41 @@ def jacobian_gains(jac: np.ndarray, x_D: np.ndarray) -> dict[str, float]:
             "off_norm": float(np.linalg.norm(jac @ p) / np.sqrt(d - 1))}
 
 
-def analyse_member(fit: dict) -> dict:
-    c = fit["member"].config
-    spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
-    data = fit["dataset"]
+def check(members: list[store.Member]) -> None:
+    """The analysis assumes the experiment's families: an mlp or fullconv map on digits."""
+    for m in members:
+        if m.config.model.kind not in KIND_LABEL or m.config.data.name != "digits":
+            raise ConfigError(f"identity_crisis: member {m.name!r} has model.kind {m.config.model.kind!r} on "
+                              f"data.name {m.config.data.name!r}; the analysis needs 'mlp' or 'fullconv' on 'digits'")
+
+
+def load_data(members: list[store.Member]) -> dict[str, data_lib.Dataset]:
+    """{member name: its dataset}, each distinct `data` block loaded once."""
+    cache, out = {}, {}
+    for m in members:
+        key = json.dumps(m.config.data.to_dict(), sort_keys=True)
+        if key not in cache:
+            cache[key] = data_lib.load(m.config.data)
+        out[m.name] = cache[key]
+    return out
+
+
+def measure(m: store.Member, data: data_lib.Dataset) -> dict:
+    """The experiment's own measurements of one trained member, plus its recorded library metrics."""
+    c = m.config
     probes = make_probes(data.x_test, c.diagnostics.seed)
-    x0 = np.asarray(data.x_train[0])
-    out, jac = outputs_and_jacobian(lambda x: models.reconstruct(spec, params, x, masks),
-                                    np.concatenate([*probes.values(), x0[None]]), x0)
+    x0 = np.asarray(data.x_train[0], np.float32)
+    out = m.f(np.concatenate([*probes.values(), x0[None]]))
     outputs = dict(zip(probes, np.split(out[:-1], len(probes))))
-    lib = common.library_metrics(fit, c.diagnostics)
-    loss = fit["curves"]["loss/recon"]
+    jac = np.asarray(jacobian(models.MeanPath(m.spec), (m.params, m.masks), jnp.asarray(x0)), np.float64)
     return dict(
-        name=fit["member"].name, kind=c.model.kind, depth=c.model.depth, layers=layers(c.model.depth),
-        width=c.model.width, n_train=len(data.x_train), steps=fit["steps"], diverged_at=fit["diverged_at"],
-        final_loss=float(loss[-1]), train_mse=lib["train_mse"],
+        name=m.name, kind=c.model.kind, depth=c.model.depth, layers=layers(c.model.depth),
+        width=c.model.width, n_train=len(data.x_train), steps=m.metrics["steps"],
+        final_loss=m.metrics["final_recon"], train_mse=m.metrics["train_mse"],
         **{f"{name}/{k}": v for name in probes
            for k, v in correlations(outputs[name], probes[name], data.x_train).items()},
         **jacobian_gains(jac, x0),
-        library={k: lib[k] for k in ("regime", "attractor_fraction", "const_ratio", "ood_fidelity",
-                                     "span_ood_fidelity", "jac_rank", "data_rank", "denoise_gain", "test_mse")
-                 if k in lib},
+        library={k: m.metrics[k] for k in LIBRARY_KEYS if k in m.metrics},
         panel={name: outputs[name][:SHOW].tolist() for name in probes},
         train_out=out[-1].tolist(),
     )
@@ -123,8 +139,9 @@ def plot_outputs(results: list[dict], probes: dict[str, np.ndarray], x_train: np
         axes = sub.subplots(len(depths) + 1, cols, squeeze=False)
         rows = [("input", inputs)]
         for depth in depths:
-            r = next(r for r in single if r["kind"] == kind and r["layers"] == depth)
-            rows.append((f"L={depth}", [r["train_out"]] + [o for name in probes for o in r["panel"][name]]))
+            r = next((r for r in single if r["kind"] == kind and r["layers"] == depth), None)
+            if r is not None:
+                rows.append((f"L={depth}", [r["train_out"]] + [o for name in probes for o in r["panel"][name]]))
         for i, (label, images) in enumerate(rows):
             for j, img in enumerate(images):
                 ax = axes[i, j]
@@ -135,6 +152,8 @@ def plot_outputs(results: list[dict], probes: dict[str, np.ndarray], x_train: np
                     ax.set_ylabel(label, fontsize=8)
                 if i == 0:
                     ax.set_title("train" if j == 0 else ("digit" if j <= SHOW else "noise"), fontsize=7)
+        for ax in axes[len(rows):].flat:
+            ax.set_axis_off()
         sub.suptitle(f"{KIND_LABEL[kind]}: f(input), one training example", fontsize=9)
     return fig
 
@@ -155,8 +174,9 @@ def plot_correlation(results: list[dict]) -> Figure:
                         ms=3, lw=lw, label=f"{KIND_LABEL[kind]} n={n}: corr(f(z), z)")
                 ax.plot(xs, [r[f"{probe}/corr_train"] for r in rs], styles.get(n, "-"), color=f"C{2 * j + 1}",
                         marker="s", ms=3, lw=lw, label=f"{KIND_LABEL[kind]} n={n}: corr(f(z), train)")
-        base = np.mean([r[f"{probe}/base"] for r in results if r["n_train"] == 1])
-        ax.axhline(base, color="grey", lw=0.8, ls=":", label="corr(z, train), n=1")
+        ones = [r[f"{probe}/base"] for r in results if r["n_train"] == 1]
+        if ones:
+            ax.axhline(np.mean(ones), color="grey", lw=0.8, ls=":", label="corr(z, train), n=1")
         ax.set(xlabel="layers L", ylabel="correlation", ylim=(-0.2, 1.05),
                title=f"unseen {'test digits' if probe == 'digits' else 'uniform noise'} z")
     fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize=7)
@@ -164,26 +184,30 @@ def plot_correlation(results: list[dict]) -> Figure:
     return fig
 
 
+def memorises(r: dict) -> bool:
+    """f(noise) is closer to the training example than to the noise itself (noise is uncorrelated with x)."""
+    return r["noise/corr_train"] > r["noise/corr_in"]
+
+
 def claim(results: list[dict]) -> tuple[str, list[str]]:
-    """SCIENCE.md's identity_crisis row, checked on the single-example members; one line per part."""
+    """The README's claim, checked on the single-example members: (verdict, one line per part)."""
     one = {(r["kind"], r["layers"]): r for r in results if r["n_train"] == 1}
     fc = [one[k] for k in sorted(one) if k[0] == "mlp"]
     cnn = [one[k] for k in sorted(one) if k[0] == "fullconv"]
     if not fc or not cnn:
         return "not measured (needs FC and CNN members with one training example)", []
-    memo = lambda r: r["noise/corr_train"] > r["noise/corr_in"]  # noqa: E731 - noise is uncorrelated with x
     parts = []
     f1 = fc[0]
     ok1 = f1["layers"] == 1 and f1["gain_x"] > 0.9 and abs(f1["off_trace"]) < 0.2 and f1["off_norm"] > 0.2
-    parts.append((ok1, f"FC L=1: gain along the example {f1['gain_x']:.3f}, off it trace {f1['off_trace']:.3f} "
-                       f"and norm {f1['off_norm']:.3f} (identity on x, random elsewhere: "
+    parts.append((ok1, f"FC L={f1['layers']}: gain along the example {f1['gain_x']:.3f}, off it trace "
+                       f"{f1['off_trace']:.3f} and norm {f1['off_norm']:.3f} (identity on x, random elsewhere: "
                        f"{'yes' if ok1 else 'no'})"))
     deep_fc = [r for r in fc if r["layers"] > 1]
-    ok2 = all(memo(r) for r in deep_fc)
-    parts.append((ok2, "FC L>1 output the training example for noise inputs: " + ", ".join(
-        f"L={r['layers']} {r['noise/corr_train']:.2f} vs {r['noise/corr_in']:.2f}" for r in deep_fc)))
-    shallow = [r for r in cnn if not memo(r)]
-    ok3 = not memo(cnn[0]) and memo(cnn[-1])
+    ok2 = bool(deep_fc) and all(memorises(r) for r in deep_fc)
+    parts.append((ok2, "FC L>1 output the training example for noise inputs: " + (", ".join(
+        f"L={r['layers']} {r['noise/corr_train']:.2f} vs {r['noise/corr_in']:.2f}" for r in deep_fc) or "no member")))
+    shallow = [r for r in cnn if not memorises(r)]
+    ok3 = not memorises(cnn[0]) and memorises(cnn[-1])
     parts.append((ok3, f"CNN copies the input up to L={max((r['layers'] for r in shallow), default=0)} and "
                        f"outputs the training image at L={cnn[-1]['layers']}: " + ", ".join(
                            f"L={r['layers']} in {r['noise/corr_in']:.2f} / train {r['noise/corr_train']:.2f}"
@@ -193,7 +217,7 @@ def claim(results: list[dict]) -> tuple[str, list[str]]:
     return verdict, [text for _, text in parts]
 
 
-def markdown(name: str, config, results: list[dict], figures: list[str], elapsed: str) -> tuple[str, list, list]:
+def table(results: list[dict]) -> tuple[list[str], list[list]]:
     head = ["kind", "L", "n", "steps", "final loss", "digits: corr in / train (base)", "noise: corr in / train (base)",
             "gain_x", "off_trace", "off_norm", "regime", "attractor", "const_ratio", "ood_fid", "span_ood_fid",
             "jac_rank / r"]
@@ -203,53 +227,59 @@ def markdown(name: str, config, results: list[dict], figures: list[str], elapsed
         rows.append([KIND_LABEL[r["kind"]], r["layers"], r["n_train"], r["steps"], f"{r['final_loss']:.2e}",
                      f"{r['digits/corr_in']:.2f} / {r['digits/corr_train']:.2f} ({r['digits/base']:.2f})",
                      f"{r['noise/corr_in']:.2f} / {r['noise/corr_train']:.2f} ({r['noise/base']:.2f})",
-                     f"{r['gain_x']:.3f}", f"{r['off_trace']:.3f}", f"{r['off_norm']:.3f}", lib["regime"],
-                     common.fmt(lib["attractor_fraction"], 2), common.fmt(lib["const_ratio"], 2),
-                     common.fmt(lib["ood_fidelity"], 2), common.fmt(lib.get("span_ood_fidelity"), 2),
-                     f"{common.fmt(lib['jac_rank'], 3)} / {lib['data_rank']}"])
-    verdict, parts = claim(results)
-    c = config
-    text = "\n".join([
-        f"# {name}: identity or memorisation from a single training example", "",
-        f"digits (8x8); FC = mlp width {c.model.width if c.model.kind == 'mlp' else 256}, CNN = fullconv "
-        f"{c.model.kernel_size}x{c.model.kernel_size} SAME convolutions; linear code layer as wide as the "
-        f"hidden layers; {c.train.optimizer} {c.train.learning_rate:g}, {c.train.schedule} schedule, "
-        f"{c.train.steps} steps, batch min(n_train, 10); {len(results)} members; wall time {elapsed}.", "",
-        *[f"![{Path(f).stem}]({f})" for f in figures], "",
-        "corr in / train: mean correlation of f(z) with z / with the nearest training example, over 100 unseen "
-        "z; base = the nearest-example correlation of z itself (what the identity scores on 'train'). "
-        "gain_x, off_trace, off_norm: the Jacobian at the training example along / off its direction. "
-        "final loss: per-example sum of squares, mean of the last logging chunk.", "",
-        common.md_table(head, rows), "",
-        f"Verdict: **{verdict}**", "", *[f"- {p}" for p in parts], ""])
-    return text, head, rows
+                     f"{r['gain_x']:.3f}", f"{r['off_trace']:.3f}", f"{r['off_norm']:.3f}", lib.get("regime", "—"),
+                     common.fmt(lib.get("attractor_fraction"), 2), common.fmt(lib.get("const_ratio"), 2),
+                     common.fmt(lib.get("ood_fidelity"), 2), common.fmt(lib.get("span_ood_fidelity"), 2),
+                     f"{common.fmt(lib.get('jac_rank'), 3)} / {lib.get('data_rank', '—')}"])
+    return head, rows
 
 
-def main(argv: list[str]) -> list[dict]:
+def setting(members: list[store.Member]) -> str:
+    """One line on what was trained, read from the members' configs."""
+    c = members[0].config
+    width = {k: sorted({m.config.model.width for m in members if m.config.model.kind == k}) for k in KIND_LABEL}
+    kernel = sorted({m.config.model.kernel_size for m in members if m.config.model.kind == "fullconv"})
+    return (f"digits (8x8); FC = mlp width {'/'.join(map(str, width['mlp'])) or '—'}, CNN = fullconv "
+            f"{'/'.join(f'{k}x{k}' for k in kernel) or '—'} SAME convolutions with "
+            f"{'/'.join(map(str, width['fullconv'])) or '—'} channels; linear code layer as wide as the hidden "
+            f"layers; {c.train.optimizer} {c.train.learning_rate:g}, {c.train.schedule} schedule, "
+            f"{'/'.join(map(str, sorted({m.metrics['steps'] for m in members})))} steps, batch "
+            f"{'/'.join(map(str, sorted({m.config.train.batch_size for m in members})))}; {len(members)} members.")
+
+
+def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> None:
+    """Fills WORKDIR/analysis.md, WORKDIR/identity_crisis.json and the two figures."""
     clock = common.Clock()
-    config, overrides, name, workdir = common.parse_run_flags(argv, __doc__)
-    members = sweep_lib.expand(config, overrides)
-    for m in members:
-        if m.config.model.kind not in KIND_LABEL or m.config.data.name != "digits":
-            raise ConfigError("identity_crisis: every member must be model.kind 'mlp' or 'fullconv' on digits")
-    datasets = common.load_datasets(members)
-    fits = common.fit_members(members, datasets)
-    results = [analyse_member(f) for f in fits]
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "identity_crisis.json").write_text(json.dumps(results, indent=1))
-    one = next(f for f in fits if len(f["dataset"].x_train) == 1) if any(
-        len(f["dataset"].x_train) == 1 for f in fits) else fits[0]
-    with common.analysis(config.wandb, workdir, name, config) as (writer, doc):
-        probes = make_probes(one["dataset"].x_test, config.diagnostics.seed)
-        paths = [common.save_figure(plot_outputs(results, probes, one["dataset"].x_train, one["dataset"].shape),
-                                    workdir, "identity_crisis_outputs", writer),
-                 common.save_figure(plot_correlation(results), workdir, "identity_crisis_correlation", writer)]
-        text, head, rows = markdown(name, config, results, [f"figures/{p.name}" for p in paths], str(clock))
-        doc.append(text)
-        writer.table("members", head, rows)
-        writer.summary({"verdict": claim(results)[0]})
-    print(f"took {clock}")
-    return results
+    members = store.load(workdir)
+    check(members)
+    datasets = load_data(members)
+    results = [measure(m, datasets[m.name]) for m in members]
+    (Path(workdir) / "identity_crisis.json").write_text(json.dumps(results, indent=1))
+    shown = next((m for m in members if len(datasets[m.name].x_train) == 1), members[0])
+    data = datasets[shown.name]
+    probes = make_probes(data.x_test, shown.config.diagnostics.seed)
+    paths = [common.save_figure(plot_outputs(results, probes, data.x_train, data.shape), workdir,
+                                "identity_crisis_outputs", writer),
+             common.save_figure(plot_correlation(results), workdir, "identity_crisis_correlation", writer)]
+    head, rows = table(results)
+    verdict, parts = claim(results)
+    writer.table("members", head, rows)
+    writer.summary({"verdict": verdict})
+    lines += [f"# {name}: identity or memorisation from a single training example", "",
+              f"{setting(members)} Analysis wall time {clock}.", "",
+              *[f"![{p.stem}](figures/{p.name})" for p in paths], "",
+              "corr in / train: mean correlation of f(z) with z / with the nearest training example, over 100 unseen "
+              "z; base = the nearest-example correlation of z itself (what the identity scores on 'train'). "
+              "gain_x, off_trace, off_norm: the Jacobian at the training example along / off its direction. "
+              "final loss: the recorded `final_recon` (per-example sum of squares, mean of the last logging chunk); "
+              "regime ... jac_rank: the library's metrics from `results.jsonl`.", "",
+              common.md_table(head, rows), "",
+              f"Verdict: **{verdict}**", "", *[f"- {p}" for p in parts]]
+
+
+def main(argv: list[str]) -> Path:
+    """Writes WORKDIR/analysis.md, its figures and identity_crisis.json; returns the analysis path."""
+    return common.analysis_command(argv, "experiments.identity_crisis.analyze", analyse)
 
 
 if __name__ == "__main__":

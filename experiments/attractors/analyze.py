@@ -1,35 +1,39 @@
-"""python -m experiments.attractors.run --config=experiments/attractors/config.py[:smoke] --workdir=DIR
+"""python -m experiments.attractors.analyze WORKDIR: are the training images attractors of z <- f(z)?
 
-Trains the config's sweep of wide leaky-ReLU MLP autoencoders on a few digits with
-`experiments/common.py: fit_members`, then tests Radhakrishnan et al.'s associative-memory claim:
+Reads the finished sweep in WORKDIR (`python -m ae_jax.sweep --config=experiments/attractors/config.py`:
+wide leaky-ReLU MLP autoencoders on a few digits) through `ae_jax.store` and tests Radhakrishnan et al.'s
+associative-memory claim on each trained map f:
   rho        spectral radius (largest |eigenvalue|) of J_f(x_i) at every training image x_i
              (all below 1: x_i is an attractor of the iteration z <- f(z))
-  recovery   fraction of corrupted training images z = corrupt(x_i) (the first `attractors.points`) whose iterates f^T(z) end within
-             `attractors.tolerance * |x_i|` of their own source image x_i, per corruption level
-             (Gaussian noise of std s; masking: a fraction of the pixels set to 0)
+  recovery   fraction of corrupted training images z = corrupt(x_i) (the first `attractors.points`) whose
+             iterates f^T(z) end within `attractors.tolerance * |x_i|` of their own source image x_i, per
+             corruption level (Gaussian noise of std s; masking: a fraction of the pixels set to 0)
   to_any     fraction ending that close to some training image (a wrong one counts here only)
   nn         fraction of corrupted images whose nearest training image is their source: what a
              nearest-neighbour lookup would retrieve, the reference for `recovery`
-and the library's own diagnostics (`attractor_fraction`, `regime`, ...). Writes DIR/analysis.md,
-DIR/attractors.json, DIR/figures/attractors_{iterations,summary}.png and a W&B analysis run.
+beside the library's own diagnostics (`attractor_fraction`, `regime`, ...) from each member's record.
+The corruptions and iteration settings are the config's `attractors` block. Writes WORKDIR/analysis.md,
+WORKDIR/attractors.json, WORKDIR/figures/attractors_{iterations,summary}.png and a W&B analysis run.
 """
 
+import functools
 import json
 import sys
 from pathlib import Path
-
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from ae_jax import models, sweep as sweep_lib
+from ae_jax import data as data_lib, models, store
 from ae_jax.errors import ConfigError
 from experiments import common
 
 SNAPSHOTS = (0, 1, 2, 5, 10, 30, 100)  # iterations drawn in the figure (plus the last)
 LEVEL_STYLES = ("-", "--", "-.", ":", (0, (6, 2, 1, 2, 1, 2)))  # one per corruption level
+LIBRARY_KEYS = ("regime", "attractor_fraction", "const_ratio", "ood_fidelity", "span_ood_fidelity", "jac_rank",
+                "data_rank", "denoise_gain", "test_mse")
 
 
 def corruptions(x_ND: np.ndarray, cfg, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -45,30 +49,40 @@ def corruptions(x_ND: np.ndarray, cfg, seed: int) -> dict[str, tuple[np.ndarray,
     return out
 
 
-def spectral_radii(f, x_ND: np.ndarray) -> np.ndarray:
-    """Largest |eigenvalue| of J_f at each row of x (the Jacobian is square: f maps R^D to R^D)."""
-    jac = jax.jit(jax.vmap(jax.jacfwd(lambda v: f(v[None])[0])))(jnp.asarray(x_ND))
+@functools.partial(jax.jit, static_argnums=0)
+def _jacobians(path, net, x_ND: jax.Array) -> jax.Array:
+    return jax.vmap(jax.jacfwd(lambda v: path(net, v[None])[0]))(x_ND)
+
+
+def spectral_radii(path, net, x_ND: np.ndarray) -> np.ndarray:
+    """Largest |eigenvalue| of J_f at each row of x, f = path(net, .) (square: f maps R^D to R^D). `path` is
+    hashable (a `models.MeanPath`): one compiled program per model spec, not per member."""
+    jac = _jacobians(path, net, jnp.asarray(x_ND))
     return np.abs(np.linalg.eigvals(np.asarray(jac, np.float64))).max(-1)
 
 
-def iterate(f, z_KD: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray]:
-    """(f^iters(z), snapshots at SNAPSHOTS) for every row of z, in one compiled loop."""
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _iterate(path, net, z_KD: jax.Array, iters: int):
     keep = [t for t in SNAPSHOTS if t < iters]  # the last iterate is returned on its own
 
-    def run(z):
-        def body(t, carry):
-            z, snaps = carry
-            z = f(z)
-            hit = jnp.asarray(keep) == t + 1
-            return z, jnp.where(hit[:, None, None], z[None], snaps)
-        snaps = jnp.broadcast_to(z[None], (len(keep),) + z.shape)
-        return jax.lax.fori_loop(0, iters, body, (z, snaps))
+    def body(t, carry):
+        z, snaps = carry
+        z = path(net, z)
+        hit = jnp.asarray(keep) == t + 1
+        return z, jnp.where(hit[:, None, None], z[None], snaps)
 
-    end, snaps = jax.jit(run)(jnp.asarray(z_KD))
+    snaps = jnp.broadcast_to(z_KD[None], (len(keep),) + z_KD.shape)
+    return jax.lax.fori_loop(0, iters, body, (z_KD, snaps))
+
+
+def iterate(path, net, z_KD: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray]:
+    """(f^iters(z), snapshots at SNAPSHOTS) for every row of z, f = path(net, .), in one compiled loop."""
+    end, snaps = _iterate(path, net, jnp.asarray(z_KD), iters)
     return np.asarray(end), np.asarray(snaps)
 
 
 def recovery(end_KD: np.ndarray, src_K: np.ndarray, z_KD: np.ndarray, x_ND: np.ndarray, tol: float) -> dict:
+    """recovery, to_any and nn (module docstring) of one corruption level."""
     x = np.asarray(x_ND, np.float64)
     d_end = np.linalg.norm(end_KD[:, None, :] - x[None], axis=-1)  # (K, N)
     d_start = np.linalg.norm(z_KD[:, None, :] - x[None], axis=-1)
@@ -80,33 +94,52 @@ def recovery(end_KD: np.ndarray, src_K: np.ndarray, z_KD: np.ndarray, x_ND: np.n
             "nn": float((d_start.argmin(1) == src_K).mean())}
 
 
-def analyse_member(fit: dict) -> dict:
-    c = fit["member"].config
-    spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
-    f = lambda x: models.reconstruct(spec, params, x, masks)  # noqa: E731
-    x = np.asarray(fit["dataset"].x_train)
-    rho = spectral_radii(f, x)
+def check(members: list[store.Member]) -> None:
+    """The analysis assumes a plain square MLP map with the config's `attractors` block."""
+    for m in members:
+        c, mc = m.config, m.config.model
+        if mc.kind != "mlp" or c.noise.kind != "none" or c.sparsity.kind != "none" or c.vae.enabled \
+                or mc.code_size != mc.width:
+            raise ConfigError(f"attractors: member {m.name!r} is not a plain mlp with model.code_size == "
+                              f"model.width")
+        if "attractors" not in c:
+            raise ConfigError(f"attractors: member {m.name!r} has no config.attractors block (train it with "
+                              f"experiments/attractors/config.py)")
+
+
+def load_data(members: list[store.Member]) -> dict[str, data_lib.Dataset]:
+    """{member name: its dataset}, each distinct `data` block loaded once."""
+    cache, out = {}, {}
+    for m in members:
+        key = json.dumps(m.config.data.to_dict(), sort_keys=True)
+        if key not in cache:
+            cache[key] = data_lib.load(m.config.data)
+        out[m.name] = cache[key]
+    return out
+
+
+def measure(m: store.Member, data: data_lib.Dataset) -> dict:
+    """The experiment's own measurements of one trained member, plus its recorded library metrics."""
+    c = m.config
+    path, net = models.MeanPath(m.spec), (m.params, m.masks)
+    x = np.asarray(data.x_train, np.float32)
+    rho = spectral_radii(path, net, x)
     levels = corruptions(x, c.attractors, c.seed)
     names = list(levels)
     z_all = np.concatenate([levels[k][0] for k in names])
-    end_all, snaps_all = iterate(f, z_all, c.attractors.iters)
+    end_all, snaps_all = iterate(path, net, z_all, c.attractors.iters)
     sizes = np.cumsum([len(levels[k][0]) for k in names])[:-1]
-    rec = {}
-    for k, end, z in zip(names, np.split(end_all, sizes), np.split(z_all, sizes)):
-        rec[k] = recovery(end, levels[k][1], z, x, c.attractors.tolerance)
-    lib = common.library_metrics(fit, c.diagnostics)
+    rec = {k: recovery(end, levels[k][1], z, x, c.attractors.tolerance)
+           for k, end, z in zip(names, np.split(end_all, sizes), np.split(z_all, sizes))}
     first = np.cumsum([0] + [len(levels[k][0]) for k in names])[:-1]
     show = {k: dict(start=z_all[i0:i0 + 2].tolist(), snaps=snaps_all[:, i0:i0 + 2].tolist(),
                     end=end_all[i0:i0 + 2].tolist(), src=levels[k][1][:2].tolist()) for k, i0 in zip(names, first)}
     return dict(
-        name=fit["member"].name, n_train=len(x), depth=c.model.depth, width=c.model.width,
-        layers=2 * c.model.depth + 2, steps=fit["steps"], diverged_at=fit["diverged_at"],
-        final_loss=float(fit["curves"]["loss/recon"][-1]), train_mse=lib["train_mse"],
+        name=m.name, n_train=len(x), depth=c.model.depth, width=c.model.width, layers=2 * c.model.depth + 2,
+        steps=m.metrics["steps"], final_loss=m.metrics["final_recon"], train_mse=m.metrics["train_mse"],
         rho_max=float(rho.max()), rho_mean=float(rho.mean()), rho_below_1=float((rho < 1).mean()),
         rho=rho.tolist(), recovery=rec,
-        library={k: lib.get(k) for k in ("regime", "attractor_fraction", "const_ratio", "ood_fidelity",
-                                         "span_ood_fidelity", "jac_rank", "data_rank", "denoise_gain",
-                                         "test_mse")},
+        library={k: m.metrics.get(k) for k in LIBRARY_KEYS},
         show=show, snapshots=[t for t in SNAPSHOTS if t < c.attractors.iters] + [c.attractors.iters],
     )
 
@@ -173,7 +206,7 @@ def claim(results: list[dict]) -> tuple[str, str]:
     return ("partly reproduced" if attract or recovered else "not reproduced"), text
 
 
-def markdown(name: str, config, results: list[dict], figures: list[str], elapsed: str) -> tuple[str, list, list]:
+def table(results: list[dict]) -> tuple[list[str], list[list]]:
     levels = list(results[0]["recovery"])
     head = (["n", "layers", "width", "steps", "final loss", "rho max", "rho mean", "rho < 1"]
             + [f"{k}: recovered / nn" for k in levels] + ["lib attractor", "regime", "const_ratio", "ood_fid",
@@ -187,58 +220,56 @@ def markdown(name: str, config, results: list[dict], figures: list[str], elapsed
                     + [common.fmt(lib["attractor_fraction"], 2), lib["regime"], common.fmt(lib["const_ratio"], 2),
                        common.fmt(lib["ood_fidelity"], 2), common.fmt(lib["span_ood_fidelity"], 2),
                        f"{common.fmt(lib['jac_rank'], 3)} / {lib['data_rank']}"])
+    return head, rows
+
+
+def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> None:
+    """Fills WORKDIR/analysis.md, WORKDIR/attractors.json and the two figures."""
+    clock = common.Clock()
+    members = store.load(workdir)
+    check(members)
+    datasets = load_data(members)
+    results = [measure(m, datasets[m.name]) for m in members]
+    (Path(workdir) / "attractors.json").write_text(json.dumps(results))
+    # the figure's net: the most training images up to 10, then the deepest and widest
+    pick = max(range(len(results)), key=lambda i: (results[i]["n_train"] <= 10, results[i]["n_train"],
+                                                   results[i]["depth"], results[i]["width"]))
+    data = datasets[members[pick].name]
+    paths = [common.save_figure(plot_iterations(results[pick], data.x_train, data.shape), workdir,
+                                "attractors_iterations", writer),
+             common.save_figure(plot_summary(results), workdir, "attractors_summary", writer)]
+    head, rows = table(results)
     verdict, text = claim(results)
-    c, a = config, config.attractors
-    md = "\n".join([
+    writer.table("members", head, rows)
+    writer.summary({"verdict": verdict})
+    c, a = members[0].config, members[0].config.attractors
+    levels = list(results[0]["recovery"])
+    by_n = sorted(results, key=lambda r: (r["n_train"], r["depth"], r["width"]))
+    lines += [
         f"# {name}: training images as attractors of z <- f(z)", "",
         f"digits (8x8), first n training images; {c.model.activation} MLP (every layer but the output), code as "
         f"wide as the hidden layers; {c.train.optimizer} {c.train.learning_rate:g}, {c.train.schedule} schedule, "
-        f"{c.train.steps} steps of batch n; {a.repeats} corruptions per image and level, {a.iters} iterations, "
-        f"recovered = within {a.tolerance:g} x |x_i| of the source image; {len(results)} members; "
-        f"wall time {elapsed}.", "",
-        *[f"![{Path(f).stem}]({f})" for f in figures], "",
+        f"{'/'.join(map(str, sorted({r['steps'] for r in results})))} steps of batch n; {a.repeats} corruptions "
+        f"per image and level, {a.iters} iterations, recovered = within {a.tolerance:g} x |x_i| of the source "
+        f"image; {len(results)} members; analysis wall time {clock}.", "",
+        *[f"![{p.stem}](figures/{p.name})" for p in paths], "",
         "rho: spectral radius of J_f at the training images. recovered / nn: fraction of corrupted images "
         "that iterating f returns to their own source image / whose nearest training image is the source "
-        "(a nearest-neighbour lookup's score). lib attractor: the library's `attractor_fraction` "
-        f"(Gaussian noise std {c.diagnostics.noise_std:g}, {c.diagnostics.attractor_iters} iterations, radius "
-        f"{c.diagnostics.attractor_radius:g} x the noise norm). final loss: per-example sum of squares.", "",
+        "(a nearest-neighbour lookup's score). lib attractor, regime ... jac_rank: the library's metrics from "
+        f"`results.jsonl` (`attractor_fraction`: Gaussian noise std {c.diagnostics.noise_std:g}, "
+        f"{c.diagnostics.attractor_iters} iterations, radius {c.diagnostics.attractor_radius:g} x the noise norm). "
+        "final loss: the recorded `final_recon` (per-example sum of squares).", "",
         common.md_table(head, rows), "",
         "Where the wrongly recovered ones go (fraction ending at any training image, own or not):", "",
         common.md_table(["n", "layers", "width"] + levels,
                         [[r["n_train"], r["layers"], r["width"]] + [f"{r['recovery'][k]['to_any']:.2f}" for k in levels]
-                         for r in sorted(results, key=lambda r: (r["n_train"], r["depth"], r["width"]))]), "",
-        f"Verdict: **{verdict}**: {text}.", ""])
-    return md, head, rows
+                         for r in by_n]), "",
+        f"Verdict: **{verdict}**: {text}."]
 
 
-def main(argv: list[str]) -> list[dict]:
-    clock = common.Clock()
-    config, overrides, name, workdir = common.parse_run_flags(argv, __doc__)
-    members = sweep_lib.expand(config, overrides)
-    for m in members:
-        mc = m.config.model
-        if mc.kind != "mlp" or m.config.noise.kind != "none" or m.config.sparsity.kind != "none" \
-                or m.config.vae.enabled or mc.code_size != mc.width:
-            raise ConfigError("attractors: every member must be a plain mlp with model.code_size == model.width")
-    datasets = common.load_datasets(members)
-    fits = common.fit_members(members, datasets)
-    results = [analyse_member(f) for f in fits]
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "attractors.json").write_text(json.dumps(results))
-    # the figure's net: the most training images, then the widest and deepest
-    pick = max(range(len(results)), key=lambda i: (results[i]["n_train"] <= 10, results[i]["n_train"],
-                                                   results[i]["depth"], results[i]["width"]))
-    with common.analysis(config.wandb, workdir, name, config) as (writer, doc):
-        data = fits[pick]["dataset"]
-        paths = [common.save_figure(plot_iterations(results[pick], data.x_train, data.shape), workdir,
-                                    "attractors_iterations", writer),
-                 common.save_figure(plot_summary(results), workdir, "attractors_summary", writer)]
-        text, head, rows = markdown(name, config, results, [f"figures/{p.name}" for p in paths], str(clock))
-        doc.append(text)
-        writer.table("members", head, rows)
-        writer.summary({"verdict": claim(results)[0]})
-    print(f"took {clock}")
-    return results
+def main(argv: list[str]) -> Path:
+    """Writes WORKDIR/analysis.md, its figures and attractors.json; returns the analysis path."""
+    return common.analysis_command(argv, "experiments.attractors.analyze", analyse)
 
 
 if __name__ == "__main__":
