@@ -144,7 +144,7 @@ def measure(members: list[store.Member]) -> list[dict]:
 
 
 def claim(rows: list[dict]) -> tuple[str, list[str]]:
-    """SCIENCE.md's manifold row, checked on every (kind, d): the verdict and one line per check."""
+    """The README's claim, checked on every (kind, d): the verdict and one line per check."""
     lines, passed = [], []
     for (kind, d), group in sorted(groups(rows).items()):
         extra = 1 if kind == "sphere" else 0
@@ -216,7 +216,7 @@ def plot(rows: list[dict]) -> dict[str, Figure]:
         note = {"jac_rank": "dotted: jac_rank = d; dash-dot: code = d",
                 "test_mse": "dotted: noise floor s^2 (D-d)/D of an exact projection; dash-dot: code = d",
                 "pull_ratio/isotropic": "dotted: the identity (ratio 1); 0 = projection onto the manifold"}[metric]
-        fig.suptitle(f"Manifolds of dimension d in R^{rows[0]['ambient']}: {note}", fontsize=9)
+        fig.suptitle(f"Manifolds of dimension d in R^{rows[0]['ambient']}\n{note}", fontsize=9)
         figs[stem] = fig
     return figs
 

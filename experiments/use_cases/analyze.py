@@ -19,16 +19,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 
 from ae_jax import data as data_lib, store
 from ae_jax.errors import ConfigError
 from experiments import common
+from experiments.use_cases import figures
 
 RAW = "raw"
 WELL_BELOW = 0.5  # "denoise gain well below 1": at most half the noise energy survives
-ACTIVE = 1e-9  # covariance eigenvalues at or below this are constant pixels, not data directions
 
 
 # ----------------------------------------------------------------------------- denoising
@@ -245,62 +243,7 @@ def dimensionality_reduction(reps: dict[str, list[np.ndarray]], y: np.ndarray, i
     return out
 
 
-# ----------------------------------------------------------------------------- figures and text
-
-
-def plot_examples(examples: dict) -> Figure:
-    panels, shape = examples["panels"], examples["shape"]
-    n_rows, n_cols = len(panels), len(next(iter(panels.values())))
-    fig = Figure(figsize=(0.62 * n_cols + 2.2, 0.66 * n_rows + 0.4), layout="constrained")
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
-    for i, (name, imgs) in enumerate(panels.items()):
-        for j in range(n_cols):
-            ax = axes[i, j]
-            ax.imshow(np.clip(imgs[j], 0, 1).reshape(shape[:2]), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle("held-out test digits, fresh noise (clipped to [0, 1] for display)", fontsize=9)
-    return fig
-
-
-def plot_gains(den: dict) -> Figure:
-    fig = Figure(figsize=(8.4, 4.2), layout="constrained")
-    ax = fig.subplots()
-    s = den["levels"]
-    for j, (name, g) in enumerate(den["gains"].items()):
-        style = {"identity": dict(color="k", ls="-", lw=1)}.get(name)
-        if style is None:
-            style = dict(ls="--" if name.startswith(("Wiener", "PCA")) else "-", marker="o", ms=4, color=f"C{j % 10}")
-        ax.plot(s, g, label=name, **style)
-    for t in den["train_levels"]:
-        ax.axvline(t, color="grey", ls=":", lw=1)
-    ax.set(xscale="log", yscale="log", xlabel="held-out noise std s", ylabel="E||f(x+e)-x||² / E||e||²",
-           title="denoise gain on test images (dotted: the DAEs' training s)")
-    ax.set_xticks(s, [f"{v:g}" for v in s])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return fig
-
-
-def plot_tsne(dr: dict, y: np.ndarray, knn: int) -> Figure:
-    """The first map of every input, coloured by digit, titled with that map's scores."""
-    names = list(dr)
-    cols = min(3, len(names))
-    rows = -(-len(names) // cols)
-    fig = Figure(figsize=(3.0 * cols + 0.8, 3.1 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes[len(names):]:
-        ax.set_axis_off()
-    for ax, name in zip(axes, names):
-        r, e = dr[name], dr[name]["embedding"]
-        sc = ax.scatter(e[:, 0], e[:, 1], c=y, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
-        ax.set_title(f"t-SNE of {name} ({r['dims']}-d)\ntrust {r['trust_raw'][0]:.3f}, "
-                     f"{knn}-NN CV {r['knn_cv'][0]:.3f}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(sc, ax=axes, ticks=range(10), shrink=0.8, label="digit")
-    return fig
+# ----------------------------------------------------------------------------- verdicts and text
 
 
 def spread(v: list[float], fmt: str = ".3f") -> str:
@@ -334,7 +277,7 @@ def verdicts(den: dict, dr: dict) -> dict:
 
 
 def markdown(name: str, members: list[store.Member], ds: data_lib.Dataset, den: dict, dr: dict, ver: dict,
-             elapsed: str) -> list[str]:
+             elapsed: str, not_ok: list[store.Member]) -> list[str]:
     c = members[0].config
     uc = c.usecases
     train_rows = [[label, len(ms), "/".join(sorted({str(m.metrics["steps"]) for m in ms})),
@@ -354,7 +297,9 @@ def markdown(name: str, members: list[store.Member], ds: data_lib.Dataset, den: 
         f"{c.data.name} (D = {ds.dim}, {len(ds.x_train)} train / {len(ds.x_test)} test); ReLU MLP AEs (hidden width "
         f"{c.model.width} where depth > 0), {c.train.optimizer} {c.train.learning_rate:g}, {c.train.steps} steps of batch "
         f"{c.train.batch_size}, trained on Gaussian noise of std 0 (plain) or {', '.join(f'{t:g}' for t in den['train_levels'])}; "
-        f"analysis wall time {elapsed}.", "",
+        f"analysis wall time {elapsed}."
+        + (f" Not analysed (status not ok): {', '.join(f'{m.name} ({m.status})' for m in not_ok)}." if not_ok else ""),
+        "",
         common.md_table(["net", "seeds", "steps", "final train loss (sum over pixels)", "clean test MSE per pixel"],
                         train_rows), "",
         "## Denoising on held-out noise", "",
@@ -442,7 +387,8 @@ def check_members(members: list[store.Member]) -> tuple[data_lib.Dataset, object
 def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> dict:
     """Fills WORKDIR/use_cases.json, the three figures and the analysis.md lines; returns the json's dict."""
     clock = common.Clock()
-    members = store.load(workdir)
+    everyone = store.load(workdir, status=None)
+    members = [m for m in everyone if m.status == "ok"]
     ds, uc = check_members(members)
     den = denoising(members, ds, uc)
     examples = example_images(members, ds, uc)
@@ -452,9 +398,9 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
     result = dict(denoising=den, tsne={n: {k: v for k, v in r.items() if k != "embedding"} for n, r in dr.items()},
                   verdicts=ver)
     (Path(workdir) / "use_cases.json").write_text(json.dumps(result, indent=1))
-    common.save_figure(plot_examples(examples), workdir, "denoise_examples", writer)
-    common.save_figure(plot_gains(den), workdir, "denoise_gain", writer)
-    common.save_figure(plot_tsne(dr, y, uc.knn), workdir, "tsne", writer)
+    common.save_figure(figures.plot_examples(examples), workdir, "denoise_examples", writer)
+    common.save_figure(figures.plot_gains(den), workdir, "denoise_gain", writer)
+    common.save_figure(figures.plot_tsne(dr, y, uc.knn), workdir, "tsne", writer)
     writer.table("denoise_gain", ["denoiser"] + [f"s={s:g}" for s in den["levels"]],
                  [[n] + list(g) for n, g in den["gains"].items()])
     writer.table("tsne", ["input", "dims", "trust_raw", "trust_own", "knn_heldout", "knn_cv"],
@@ -464,7 +410,7 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
     summary.update({f"tsne_trust/{n}": float(np.mean(r["trust_raw"])) for n, r in dr.items()})
     summary.update({f"tsne_knn_cv/{n}": float(np.mean(r["knn_cv"])) for n, r in dr.items()})
     writer.summary(summary)
-    lines += markdown(name, members, ds, den, dr, ver, str(clock))
+    lines += markdown(name, members, ds, den, dr, ver, str(clock), [m for m in everyone if m.status != "ok"])
     return result
 
 
