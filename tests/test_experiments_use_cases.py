@@ -1,13 +1,16 @@
-"""experiments/use_cases: the denoising controls in closed form, the t-SNE scores, and `:smoke` end to end."""
+"""experiments/use_cases: the denoising controls in closed form, the t-SNE scores, and `:smoke` end to end
+through the sweep CLI's path (`run_sweep`, then `python -m experiments.use_cases.analyze`)."""
 
 import importlib
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ae_jax import sweep
 from ae_jax.errors import ConfigError
-from experiments import common
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = ROOT / "experiments" / "use_cases"
@@ -15,7 +18,16 @@ EXP = ROOT / "experiments" / "use_cases"
 
 @pytest.fixture(scope="module")
 def run():
-    return importlib.import_module("experiments.use_cases.run")
+    return importlib.import_module("experiments.use_cases.analyze")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The `:smoke` sweep's workdir and records (trained once for the module)."""
+    workdir = tmp_path_factory.mktemp("use_cases_smoke")
+    config, overrides, name = sweep.load_config_file(str(EXP / "config.py") + ":smoke")
+    config.wandb.mode = "disabled"
+    return workdir, sweep.run_sweep(config, overrides, workdir, sweep_name=name, report=False)
 
 
 def low_rank_data(n=600, d=12, seed=0):
@@ -77,9 +89,11 @@ def test_trustworthiness_and_knn_scores(run):
     assert run.knn_cv(rng.normal(size=(200, 2)), y, 5, 4) < 0.5  # chance is 0.25
 
 
-def test_smoke_denoises_held_out_noise_and_embeds_codes(run, tmp_path):
-    out = run.main(["run.py", f"--config={EXP / 'config.py'}:smoke", f"--workdir={tmp_path}",
-                    "--config.wandb.mode=disabled"])
+def test_smoke_denoises_held_out_noise_and_embeds_codes(run, smoke):
+    workdir, records = smoke
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records), [r["status"] for r in records]
+    text = run.main(["analyze", str(workdir)]).read_text()
+    out = json.loads((workdir / "use_cases.json").read_text())
     den, tsne = out["denoising"], out["tsne"]
     levels = den["levels"]
     g = {k: np.array(v) for k, v in den["gains"].items()}
@@ -108,14 +122,21 @@ def test_smoke_denoises_held_out_noise_and_embeds_codes(run, tmp_path):
     # Not exactly 1: digits has tied distances, and sklearn ranks ties by index.
     assert tsne["raw"]["code_trust_raw"][0] > 0.9999
     assert tsne["PCA-32"]["code_trust_raw"][0] > 0.99  # PCA-32 keeps 96.7% of digits' train variance
-    assert out["embeddings"]["raw"].shape == (len(out["labels"]), 2)
-    text = (tmp_path / "analysis.md").read_text()
+    # the stored encoders' codes (their own 32 units, not the group's padding) keep the raw neighbourhoods
+    assert tsne["DAE s=0.2, code 32"]["code_trust_raw"][0] > 0.95
     assert "## Verdict" in text and "| Wiener (fitted at each s) |" in text
     for stem in ("denoise_examples", "denoise_gain", "tsne"):
-        assert (tmp_path / "figures" / f"{stem}.png").stat().st_size > 0
+        assert (workdir / "figures" / f"{stem}.png").stat().st_size > 10_000
 
 
-def test_bad_usecases_key_is_one_line_naming_it(run, tmp_path):
-    with pytest.raises(ConfigError, match="config.usecases.trust_neighbors"):
-        run.main(["run.py", f"--config={EXP / 'config.py'}:smoke", f"--workdir={tmp_path}",
-                  "--config.wandb.mode=disabled", "--config.usecases.trust_neighbors=400"])
+def test_bad_usecases_key_is_one_line_naming_it(run, smoke, tmp_path):
+    """The evaluation keys travel with the members' records; a bad one stops the analysis before it
+    measures anything, naming the key, and leaves the workdir's files as they were."""
+    workdir, _ = smoke
+    results = (workdir / "results.jsonl").read_text()
+    (tmp_path / "results.jsonl").write_text(results.replace('"usecases.trust_neighbors": 10,',
+                                                            '"usecases.trust_neighbors": 400,'))
+    shutil.copytree(workdir / "members", tmp_path / "members")
+    with pytest.raises(ConfigError, match=r"config.usecases.trust_neighbors: must be in \[1, 200\)"):
+        run.main(["analyze", str(tmp_path)])
+    assert not (tmp_path / "analysis.md").exists() and not (tmp_path / "use_cases.json").exists()

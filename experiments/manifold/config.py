@@ -1,12 +1,12 @@
-"""python -m experiments.manifold.run --config=experiments/manifold/config.py --workdir=runs/manifold
+"""python -m ae_jax.sweep --config=experiments/manifold/config.py --workdir=runs/manifold
+then python -m experiments.manifold.analyze runs/manifold
 
 Synthetic data of known intrinsic dimension d in R^32 (`data.name="manifold"`, noise std 0.02 on every
 coordinate, so the data span is full but the manifold is clear): a d-sphere (data rank d+1) and a d-dim
 linear subspace, d = 2, 4, 8. ReLU MLP autoencoders, depth 1, width 128, code 1, d/2, d, d+1 (sphere: the
 d-sphere does not embed in R^d), 2d, 32 and 128; plain (Gaussian corruption of level 0) and denoising
-(Gaussian, s = 0.1). Adam 2e-3, 3000 steps of batch 64. `run.py` trains them with `fit_members` (it needs
-the parameters), adds the library's metrics and the pull onto the manifold, writes analysis.md and figures.
-The same file also runs under the generic `python -m ae_jax.sweep` (library metrics only).
+(Gaussian, s = 0.1). Adam 2e-3, 3000 steps of batch 64. The sweep keeps every member's parameters; the
+analysis adds the pull onto the manifold to the library's metrics and writes analysis.md and figures.
 `:smoke` is the d=2 sphere, codes 1 and 32, plain and denoising, 600 steps (seconds).
 """
 

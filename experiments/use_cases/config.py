@@ -1,24 +1,24 @@
-"""python -m experiments.use_cases.run --config=experiments/use_cases/config.py --workdir=runs/use_cases
+"""python -m ae_jax.sweep --config=experiments/use_cases/config.py --workdir=runs/use_cases
+then python -m experiments.use_cases.analyze runs/use_cases
 
 Two things autoencoders are used for, on sklearn's digits (D = 64, 1347 train / 450 test):
 1. Denoising (Vincent et al. 2008/2010): ReLU autoencoders, code 256 at depth 0 (the `configs/dae.py`
    setting, one seed) and code 32 at depth 0 and 1 (hidden width 256; three seeds each), each trained
-   plain (noise level 0) and denoising (Gaussian s = 0.2), Adam 1e-3, 4000 steps of batch 128. `run.py` measures the denoise gain E||f(x+e)-x||^2 / E||e||^2 on HELD-OUT
-   noise (test images, fresh draws from a NumPy generator the trainer never used) at s = 0.05 .. 0.5
-   (only 0.2 was seen in training) and compares it with the identity (gain 1) and the Wiener filter
-   mu + C (C + s^2 I)^-1 (y - mu), the optimal linear denoiser (C the train covariance, closed form).
+   plain (noise level 0) and denoising (Gaussian s = 0.2), Adam 1e-3, 4000 steps of batch 128. The
+   analysis measures the denoise gain E||f(x+e)-x||^2 / E||e||^2 on HELD-OUT noise (test images, fresh
+   draws from a NumPy generator the trainer never used) at s = 0.05 .. 0.5 (only 0.2 was seen in
+   training) and compares it with the identity (gain 1) and the Wiener filter mu + C (C + s^2 I)^-1 (y - mu),
+   the optimal linear denoiser (C the train covariance, closed form).
 2. Dimensionality reduction (Hinton & Salakhutdinov 2006; van der Maaten & Hinton 2008): t-SNE to 2-D
    of the raw 64-d inputs, of PCA-32 codes and of the code-32 AEs' codes (all 1797 images; the codes
    come from nets trained on the train split only), random init, three t-SNE seeds (net seed i is
-   paired with t-SNE seed i). For each: sklearn's
-   trustworthiness of the 2-D map with respect to the raw inputs and to its own input space, and 5-NN
-   accuracy in 2-D (held-out split and 10-fold CV).
-Writes `analysis.md`, `use_cases.json`, `figures/denoise_examples.png`, `figures/denoise_gain.png` and
-`figures/tsne.png` under the workdir, and logs them to a W&B analysis run.
-`:smoke` trains the four depth-0 nets (one seed) for 400 steps and runs one short t-SNE per input on
-400 images (seconds).
+   paired with t-SNE seed i). For each: sklearn's trustworthiness of the 2-D map with respect to the raw
+   inputs and to its own input space, and 5-NN accuracy in 2-D (held-out split and 10-fold CV).
+`:smoke` trains the four depth-0 nets (one seed) for 400 steps; its analysis runs one short t-SNE per
+input on 400 images (seconds).
 
-`usecases.*` is this experiment's own block (evaluation only; training uses the library's keys).
+`usecases.*` is this experiment's own block: evaluation only (training uses the library's keys), recorded
+with every member and read by `experiments/use_cases/analyze.py`, which checks it before measuring.
 """
 
 import ml_collections
@@ -64,6 +64,9 @@ def get_config(arg=None):
         c.train.steps = 400
         c.train.log_every = 100
         c.train.pack_ratio = 16.0  # codes 32 and 256 in one program: one compilation
+        c.diagnostics.jac_points = 30  # the library's metrics are not what this experiment measures
+        c.diagnostics.attractor_points = 30
+        c.diagnostics.ood_samples = 200
         c.usecases.eval_noise = (0.1, 0.2, 0.4)
         c.usecases.noise_draws = 4
         c.usecases.tsne_points = 400

@@ -1,34 +1,32 @@
-"""python -m experiments.use_cases.run --config=experiments/use_cases/config.py[:smoke] --workdir=DIR
+"""python -m experiments.use_cases.analyze WORKDIR: denoising on held-out noise and t-SNE of codes.
 
-Trains the config's plain and denoising autoencoders with `ae_jax.train.fit` (one vmapped program per
-code size), then measures the two use cases on held-out data:
+Reads the finished sweep in WORKDIR (`python -m ae_jax.sweep --config=experiments/use_cases/config.py`):
+the plain and denoising autoencoders' trained maps and encoders (`ae_jax.store`), and measures the two
+use cases on held-out data:
 1. denoising: gain E||f(x+e)-x||^2 / E||e||^2 on test images with fresh Gaussian noise at several
    levels, against the identity (gain 1), the Wiener filter mu + C (C + s^2 I)^-1 (y - mu) (the optimal
    linear denoiser; its expected gain on the train distribution is tr(W)/D = mean_i ev_i/(ev_i + s^2))
    and the PCA-k projector (the optimal linear AE with code k);
 2. dimensionality reduction: t-SNE to 2-D of the raw inputs, of PCA-k codes and of the AEs' codes with
    k < D; trustworthiness w.r.t. the raw inputs and w.r.t. each map's own input, and k-NN accuracy.
-Writes DIR/analysis.md, DIR/use_cases.json and DIR/figures/{denoise_examples,denoise_gain,tsne}.png,
-and logs them to W&B.
+The evaluation settings are the config's `usecases.*` block, recorded with every member. Writes
+WORKDIR/analysis.md, WORKDIR/use_cases.json and WORKDIR/figures/{denoise_examples,denoise_gain,tsne}.png,
+and logs them to a W&B analysis run.
 """
 
 import json
 import sys
 from pathlib import Path
 
-
-import jax
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 
-from ae_jax import models, sweep as sweep_lib
+from ae_jax import data as data_lib, store
 from ae_jax.errors import ConfigError
 from experiments import common
+from experiments.use_cases import figures
 
 RAW = "raw"
 WELL_BELOW = 0.5  # "denoise gain well below 1": at most half the noise energy survives
-ACTIVE = 1e-9  # covariance eigenvalues at or below this are constant pixels, not data directions
 
 
 # ----------------------------------------------------------------------------- denoising
@@ -92,47 +90,32 @@ def denoise_gain(f, x_ND: np.ndarray, e_RND: np.ndarray) -> float:
     return num / float(np.square(e_RND.astype(np.float64)).sum())
 
 
-# Params are arguments, not constants: the members of a group share one compiled program per input shape.
-_reconstruct = jax.jit(models.reconstruct, static_argnums=0)
-_encode = jax.jit(lambda spec, params, x, masks: models.encode(spec, params, x, masks)["code"], static_argnums=0)
+def code_fn(m: store.Member):
+    """The member's code (its own units only: `encode` pads to the group's largest code with zeros)."""
+    return lambda x: m.encode(x)[:, :m.config.model.code_size]
 
 
-def model_fn(fit: dict):
-    """f(x) of one trained member on the deterministic path."""
-    spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
-    return lambda x: np.asarray(_reconstruct(spec, params, np.asarray(x, np.float32), masks))
-
-
-def code_fn(fit: dict):
-    """The member's code (its own units only; packing pads with zero units)."""
-    spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
-    live = np.asarray(masks["code"]) > 0 if masks and "code" in masks else slice(None)
-    return lambda x: np.asarray(_encode(spec, params, np.asarray(x, np.float32), masks))[:, live]
-
-
-def label_of(fit: dict) -> str:
-    c = fit["member"].config
+def label_of(m: store.Member) -> str:
+    c = m.config
     kind = f"DAE s={c.noise.level:g}" if c.noise.kind != "none" and c.noise.level > 0 else "AE"
     deep = f" depth {c.model.depth}" if c.model.depth else ""
     return f"{kind}, code {c.model.code_size}{deep}"
 
 
-def by_label(fits: list[dict]) -> dict[str, list[dict]]:
+def by_label(members: list[store.Member]) -> dict[str, list[store.Member]]:
     """{label: the members that differ only in their seed}, in member order."""
-    out: dict[str, list[dict]] = {}
-    for f in fits:
-        out.setdefault(label_of(f), []).append(f)
+    out: dict[str, list[store.Member]] = {}
+    for m in members:
+        out.setdefault(label_of(m), []).append(m)
     return out
 
 
-def denoising(fits: list[dict], uc) -> dict:
+def denoising(members: list[store.Member], ds: data_lib.Dataset, uc) -> dict:
     """Held-out denoise gains of every member (seed mean per label) and of the linear controls."""
-    ds = fits[0]["dataset"]
     x_tr, x_te = ds.x_train, ds.x_test
-    train_levels = sorted({f["member"].config.noise.level for f in fits if f["member"].config.noise.level > 0})
-    codes_below = sorted({f["member"].config.model.code_size for f in fits
-                          if f["member"].config.model.code_size < ds.dim})
-    fns = {name: [model_fn(f) for f in fs] for name, fs in by_label(fits).items()}
+    train_levels = sorted({m.config.noise.level for m in members if m.config.noise.level > 0})
+    codes_below = sorted({m.config.model.code_size for m in members if m.config.model.code_size < ds.dim})
+    fns = {name: [m.f for m in ms] for name, ms in by_label(members).items()}
     rows = {"identity": [], "Wiener (fitted at each s)": []}
     rows.update({f"Wiener (fitted at s={t:g})": [] for t in train_levels})
     rows.update({f"PCA-{k} projector": [] for k in codes_below})
@@ -162,9 +145,8 @@ def denoising(fits: list[dict], uc) -> dict:
                 clean_test_mse={name: [float(np.square(f(x_te) - x_te).mean()) for f in fs] for name, fs in fns.items()})
 
 
-def example_images(fits: list[dict], uc) -> dict:
+def example_images(members: list[store.Member], ds: data_lib.Dataset, uc) -> dict:
     """One test image per class: clean, noisy at `figure_noise`, and every denoiser's output."""
-    ds = fits[0]["dataset"]
     x_te = ds.x_test
     if ds.y_test is not None:
         idx = [int(np.flatnonzero(ds.y_test == c)[0]) for c in np.unique(ds.y_test)][:10]
@@ -175,7 +157,7 @@ def example_images(fits: list[dict], uc) -> dict:
     y = x + heldout_noise(x_te.shape, s, 1, uc.eval_seed + 1)[0][idx]
     mu, w = wiener_filter(ds.x_train, s)
     panels = {"clean": x, f"noisy s={s:g}": y}
-    panels.update({name: model_fn(fs[0])(y) for name, fs in by_label(fits).items()})
+    panels.update({name: ms[0].f(y) for name, ms in by_label(members).items()})
     panels[f"Wiener (s={s:g})"] = apply_linear(mu, w, y)
     return dict(panels=panels, shape=ds.shape)
 
@@ -183,10 +165,10 @@ def example_images(fits: list[dict], uc) -> dict:
 # ----------------------------------------------------------------------------- t-SNE
 
 
-def tsne_inputs(fits: list[dict], uc) -> tuple[dict[str, list[np.ndarray]], np.ndarray, np.ndarray]:
+def tsne_inputs(members: list[store.Member], ds: data_lib.Dataset,
+                uc) -> tuple[dict[str, list[np.ndarray]], np.ndarray, np.ndarray]:
     """({name: [(N, K) representation per net seed]}, labels, is_test) over train + test (or a fixed
     subset of them); codes come from nets and PCA fitted on the train split only."""
-    ds = fits[0]["dataset"]
     if ds.y_train is None or ds.y_test is None:
         raise ConfigError(f"config.data.name: {ds.name} has no labels; the t-SNE half needs them")
     x = np.concatenate([ds.x_train, ds.x_test]).astype(np.float32)
@@ -196,14 +178,14 @@ def tsne_inputs(fits: list[dict], uc) -> tuple[dict[str, list[np.ndarray]], np.n
         keep = np.sort(np.random.default_rng(0).permutation(len(x))[:uc.tsne_points])
         x, y, is_test = x[keep], y[keep], is_test[keep]
     reps = {RAW: [x]}
-    groups = by_label(fits)
-    for k in sorted({f["member"].config.model.code_size for f in fits if f["member"].config.model.code_size < ds.dim}):
+    groups = by_label(members)
+    for k in sorted({m.config.model.code_size for m in members if m.config.model.code_size < ds.dim}):
         mu, c_DD = covariance(ds.x_train)
         _, vecs = np.linalg.eigh(c_DD)
         reps[f"PCA-{k}"] = [((x - mu) @ vecs[:, ::-1][:, :k]).astype(np.float32)]
-        for name, fs in groups.items():
-            if fs[0]["member"].config.model.code_size == k:
-                reps[name] = [code_fn(f)(x) for f in fs]
+        for name, ms in groups.items():
+            if ms[0].config.model.code_size == k:
+                reps[name] = [code_fn(m)(x) for m in ms]
     return reps, y, is_test
 
 
@@ -261,62 +243,7 @@ def dimensionality_reduction(reps: dict[str, list[np.ndarray]], y: np.ndarray, i
     return out
 
 
-# ----------------------------------------------------------------------------- figures and text
-
-
-def plot_examples(examples: dict) -> Figure:
-    panels, shape = examples["panels"], examples["shape"]
-    n_rows, n_cols = len(panels), len(next(iter(panels.values())))
-    fig = Figure(figsize=(0.62 * n_cols + 2.2, 0.66 * n_rows + 0.4), layout="constrained")
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
-    for i, (name, imgs) in enumerate(panels.items()):
-        for j in range(n_cols):
-            ax = axes[i, j]
-            ax.imshow(np.clip(imgs[j], 0, 1).reshape(shape[:2]), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle("held-out test digits, fresh noise (clipped to [0, 1] for display)", fontsize=9)
-    return fig
-
-
-def plot_gains(den: dict) -> Figure:
-    fig = Figure(figsize=(8.4, 4.2), layout="constrained")
-    ax = fig.subplots()
-    s = den["levels"]
-    for j, (name, g) in enumerate(den["gains"].items()):
-        style = {"identity": dict(color="k", ls="-", lw=1)}.get(name)
-        if style is None:
-            style = dict(ls="--" if name.startswith(("Wiener", "PCA")) else "-", marker="o", ms=4, color=f"C{j % 10}")
-        ax.plot(s, g, label=name, **style)
-    for t in den["train_levels"]:
-        ax.axvline(t, color="grey", ls=":", lw=1)
-    ax.set(xscale="log", yscale="log", xlabel="held-out noise std s", ylabel="E||f(x+e)-x||² / E||e||²",
-           title="denoise gain on test images (dotted: the DAEs' training s)")
-    ax.set_xticks(s, [f"{v:g}" for v in s])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return fig
-
-
-def plot_tsne(dr: dict, y: np.ndarray, knn: int) -> Figure:
-    """The first map of every input, coloured by digit, titled with that map's scores."""
-    names = list(dr)
-    cols = min(3, len(names))
-    rows = -(-len(names) // cols)
-    fig = Figure(figsize=(3.0 * cols + 0.8, 3.1 * rows), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes[len(names):]:
-        ax.set_axis_off()
-    for ax, name in zip(axes, names):
-        r, e = dr[name], dr[name]["embedding"]
-        sc = ax.scatter(e[:, 0], e[:, 1], c=y, cmap="tab10", s=3, vmin=-0.5, vmax=9.5)
-        ax.set_title(f"t-SNE of {name} ({r['dims']}-d)\ntrust {r['trust_raw'][0]:.3f}, "
-                     f"{knn}-NN CV {r['knn_cv'][0]:.3f}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(sc, ax=axes, ticks=range(10), shrink=0.8, label="digit")
-    return fig
+# ----------------------------------------------------------------------------- verdicts and text
 
 
 def spread(v: list[float], fmt: str = ".3f") -> str:
@@ -349,11 +276,13 @@ def verdicts(den: dict, dr: dict) -> dict:
     return out
 
 
-def markdown(name: str, config, fits: list[dict], den: dict, dr: dict, ver: dict, trained: str, elapsed: str) -> str:
-    c, uc = config, config.usecases
-    ds = fits[0]["dataset"]
-    train_rows = [[name, len(fs), fs[0]["steps"], spread([float(f["curves"]["loss/recon"][-1]) for f in fs], ".3g"),
-                   spread(den["clean_test_mse"][name], ".2e")] for name, fs in by_label(fits).items()]
+def markdown(name: str, members: list[store.Member], ds: data_lib.Dataset, den: dict, dr: dict, ver: dict,
+             elapsed: str, not_ok: list[store.Member]) -> list[str]:
+    c = members[0].config
+    uc = c.usecases
+    train_rows = [[label, len(ms), "/".join(sorted({str(m.metrics["steps"]) for m in ms})),
+                   spread([m.metrics["final_recon"] for m in ms], ".3g"), spread(den["clean_test_mse"][label], ".2e")]
+                  for label, ms in by_label(members).items()]
     seen = set(den["train_levels"])
     head = ["denoiser"] + [f"s={s:g}" + (" (trained)" if s in seen else "") for s in den["levels"]]
     gain_rows = [[n] + ([spread(v) for v in den["gains_per_seed"][n]] if n in den["gains_per_seed"]
@@ -368,7 +297,9 @@ def markdown(name: str, config, fits: list[dict], den: dict, dr: dict, ver: dict
         f"{c.data.name} (D = {ds.dim}, {len(ds.x_train)} train / {len(ds.x_test)} test); ReLU MLP AEs (hidden width "
         f"{c.model.width} where depth > 0), {c.train.optimizer} {c.train.learning_rate:g}, {c.train.steps} steps of batch "
         f"{c.train.batch_size}, trained on Gaussian noise of std 0 (plain) or {', '.join(f'{t:g}' for t in den['train_levels'])}; "
-        f"wall time {elapsed} (training {trained}).", "",
+        f"analysis wall time {elapsed}."
+        + (f" Not analysed (status not ok): {', '.join(f'{m.name} ({m.status})' for m in not_ok)}." if not_ok else ""),
+        "",
         common.md_table(["net", "seeds", "steps", "final train loss (sum over pixels)", "clean test MSE per pixel"],
                         train_rows), "",
         "## Denoising on held-out noise", "",
@@ -403,8 +334,7 @@ def markdown(name: str, config, fits: list[dict], den: dict, dr: dict, ver: dict
         lines.append(f"- t-SNE of {n} vs raw (difference of means): trust {v['d_trust']:+.4f}, "
                      f"{judge(v['trust_ok'], v['tol_trust'])}; kNN CV {v['d_knn_cv']:+.4f}, "
                      f"{judge(v['knn_ok'], v['tol_knn_cv'])}.")
-    lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def check_usecases(uc, n_points: int) -> None:
@@ -434,50 +364,59 @@ def check_usecases(uc, n_points: int) -> None:
         bad("knn" if uc.knn < 1 else "cv_folds", "knn must be >= 1 and cv_folds >= 2")
 
 
-def main(argv: list[str]) -> dict:
-    clock = common.Clock()
-    config, overrides, name, workdir = common.parse_run_flags(argv, __doc__)
-    if "usecases" not in config:
-        raise ConfigError("config.usecases: missing; start from experiments/use_cases/config.py")
-    members = sweep_lib.expand(config, overrides)
+def check_members(members: list[store.Member]) -> tuple[data_lib.Dataset, object]:
+    """(the one dataset, the `usecases` block) of the sweep, or a ConfigError naming the key."""
     for m in members:
-        mc = m.config
-        if mc.model.kind != "mlp" or mc.noise.kind not in ("none", "gaussian") or mc.vae.enabled:
-            raise ConfigError("use_cases: every member must be an MLP AE trained plain or on Gaussian noise "
-                              "(model.kind=mlp, noise.kind none|gaussian, vae.enabled=False)")
-    datasets = common.load_datasets(members)
-    if len(datasets) != 1:
-        raise ConfigError("use_cases: every member must use the same config.data")
-    ds = next(iter(datasets.values()))
-    uc = config.usecases
-    check_usecases(uc, len(ds.x_train) + len(ds.x_test))
-    fits = common.fit_members(members, datasets)
-    trained = str(clock)
-    den = denoising(fits, uc)
-    examples = example_images(fits, uc)
-    reps, y, is_test = tsne_inputs(fits, uc)
+        c = m.config
+        if "usecases" not in c:
+            raise ConfigError(f"config.usecases: member {m.name!r} has none; start from experiments/use_cases/config.py")
+        if c.model.kind != "mlp" or c.noise.kind not in ("none", "gaussian") or c.vae.enabled:
+            raise ConfigError(f"model.kind, noise.kind, vae.enabled: member {m.name!r}: every member must be an MLP AE "
+                              "trained plain or on Gaussian noise (mlp, none|gaussian, False)")
+    first = members[0].config
+    for key in ("data", "usecases"):
+        odd = next((m for m in members if m.config[key].to_dict() != first[key].to_dict()), None)
+        if odd is not None:
+            raise ConfigError(f"config.{key}: member {odd.name!r} differs from {members[0].name!r}; "
+                              f"every member must share one {key} block")
+    ds = data_lib.load(first.data)
+    check_usecases(first.usecases, len(ds.x_train) + len(ds.x_test))
+    return ds, first.usecases
+
+
+def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> dict:
+    """Fills WORKDIR/use_cases.json, the three figures and the analysis.md lines; returns the json's dict."""
+    clock = common.Clock()
+    everyone = store.load(workdir, status=None)
+    members = [m for m in everyone if m.status == "ok"]
+    ds, uc = check_members(members)
+    den = denoising(members, ds, uc)
+    examples = example_images(members, ds, uc)
+    reps, y, is_test = tsne_inputs(members, ds, uc)
     dr = dimensionality_reduction(reps, y, is_test, uc)
     ver = verdicts(den, dr)
-    workdir.mkdir(parents=True, exist_ok=True)
     result = dict(denoising=den, tsne={n: {k: v for k, v in r.items() if k != "embedding"} for n, r in dr.items()},
-                  verdicts=ver, train_seconds=trained)
-    (workdir / "use_cases.json").write_text(json.dumps(result, indent=1))
-    with common.analysis(config.wandb, workdir, name, config) as (writer, doc):
-        common.save_figure(plot_examples(examples), workdir, "denoise_examples", writer)
-        common.save_figure(plot_gains(den), workdir, "denoise_gain", writer)
-        common.save_figure(plot_tsne(dr, y, uc.knn), workdir, "tsne", writer)
-        writer.table("denoise_gain", ["denoiser"] + [f"s={s:g}" for s in den["levels"]],
-                     [[n] + list(g) for n, g in den["gains"].items()])
-        writer.table("tsne", ["input", "dims", "trust_raw", "trust_own", "knn_heldout", "knn_cv"],
-                     [[n, r["dims"], float(np.mean(r["trust_raw"])), float(np.mean(r["trust_own"])),
-                       float(np.mean(r["knn_heldout"])), float(np.mean(r["knn_cv"]))] for n, r in dr.items()])
-        summary = {f"denoise_gain/{n}/s={s:g}": g[i] for n, g in den["gains"].items() for i, s in enumerate(den["levels"])}
-        summary.update({f"tsne_trust/{n}": float(np.mean(r["trust_raw"])) for n, r in dr.items()})
-        summary.update({f"tsne_knn_cv/{n}": float(np.mean(r["knn_cv"])) for n, r in dr.items()})
-        writer.summary(summary)
-        doc.append(markdown(name, config, fits, den, dr, ver, trained, str(clock)))
-    print(f"trained in {trained}, total {clock}")
-    return dict(result, fits=fits, embeddings={n: r["embedding"] for n, r in dr.items()}, labels=y)
+                  verdicts=ver)
+    (Path(workdir) / "use_cases.json").write_text(json.dumps(result, indent=1))
+    common.save_figure(figures.plot_examples(examples), workdir, "denoise_examples", writer)
+    common.save_figure(figures.plot_gains(den), workdir, "denoise_gain", writer)
+    common.save_figure(figures.plot_tsne(dr, y, uc.knn), workdir, "tsne", writer)
+    writer.table("denoise_gain", ["denoiser"] + [f"s={s:g}" for s in den["levels"]],
+                 [[n] + list(g) for n, g in den["gains"].items()])
+    writer.table("tsne", ["input", "dims", "trust_raw", "trust_own", "knn_heldout", "knn_cv"],
+                 [[n, r["dims"], float(np.mean(r["trust_raw"])), float(np.mean(r["trust_own"])),
+                   float(np.mean(r["knn_heldout"])), float(np.mean(r["knn_cv"]))] for n, r in dr.items()])
+    summary = {f"denoise_gain/{n}/s={s:g}": g[i] for n, g in den["gains"].items() for i, s in enumerate(den["levels"])}
+    summary.update({f"tsne_trust/{n}": float(np.mean(r["trust_raw"])) for n, r in dr.items()})
+    summary.update({f"tsne_knn_cv/{n}": float(np.mean(r["knn_cv"])) for n, r in dr.items()})
+    writer.summary(summary)
+    lines += markdown(name, members, ds, den, dr, ver, str(clock), [m for m in everyone if m.status != "ok"])
+    return result
+
+
+def main(argv: list[str]) -> Path:
+    """Writes WORKDIR/analysis.md, use_cases.json and the figures; returns the analysis path."""
+    return common.analysis_command(argv, "experiments.use_cases.analyze", analyse)
 
 
 if __name__ == "__main__":

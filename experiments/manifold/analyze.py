@@ -1,12 +1,13 @@
-"""python -m experiments.manifold.run --config=experiments/manifold/config.py[:smoke] --workdir=DIR
+"""python -m experiments.manifold.analyze WORKDIR: jac_rank, error floor and pull onto the manifold.
 
-Trains the config's sweep with `experiments/common.fit_members`, takes the library's metrics of every
-member (`jac_rank` on the data span, `test_mse`, `pca_mse`, `regime`, ...) and measures the pull onto the
-manifold: for probes x + e off the noise-free test points x (e isotropic in R^D, or normal to the
-manifold at x, of norm PROBE_NORM), the distance to the manifold before and after f. The manifold is
-estimated from noise-free points generated with the same split_seed (same basis and same z): PCA for the
-linear kind, PCA plus a least-squares sphere fit for the sphere. Writes DIR/manifold.json,
-DIR/figures/manifold_*.png and DIR/analysis.md, and logs them to a W&B analysis run.
+Reads the finished sweep in WORKDIR (`python -m ae_jax.sweep --config=experiments/manifold/config.py`):
+each member's library metrics (`jac_rank` on the data span, `test_mse`, `pca_mse`, `regime`, ...) from
+its record, and its trained map `f` (`ae_jax.store`) for the pull onto the manifold: for probes x + e off
+the noise-free test points x (e isotropic in R^D, or normal to the manifold at x, of norm PROBE_NORM), the
+distance to the manifold before and after f. The manifold is estimated from noise-free points generated
+with the same split_seed (same basis and same z): PCA for the linear kind, PCA plus a least-squares sphere
+fit for the sphere. Writes WORKDIR/manifold.json, WORKDIR/figures/manifold_*.png and WORKDIR/analysis.md,
+and logs them to a W&B analysis run.
 """
 
 import collections
@@ -14,13 +15,11 @@ import json
 import sys
 from pathlib import Path
 
-
-import jax
 import ml_collections
 import numpy as np
 from matplotlib.figure import Figure
 
-from ae_jax import data as data_lib, models, sweep as sweep_lib
+from ae_jax import data as data_lib, store, sweep as sweep_lib
 from ae_jax.errors import ConfigError
 from experiments import common
 
@@ -90,51 +89,62 @@ def probes(manifold: Manifold, x_ND: np.ndarray, seed: int) -> dict[str, np.ndar
     return {"isotropic": x_ND + unit(g), "normal": x_ND + unit(manifold.normal(x_ND, g))}
 
 
-def pull(fit: dict, manifold: Manifold, clean_ND: np.ndarray, probe: dict[str, np.ndarray]) -> dict:
-    """Mean distance to the manifold of the probes before and after f, and of f(clean points)."""
-    spec, params, masks = fit["plan"].spec, fit["params"], fit["masks"]
-    f = jax.jit(lambda x: models.reconstruct(spec, params, x, masks))
-    out = {"dist_f_clean": float(manifold.distance(np.asarray(f(clean_ND))).mean())}
+def pull(f, manifold: Manifold, clean_ND: np.ndarray, probe: dict[str, np.ndarray]) -> dict:
+    """Mean distance to the manifold of the probes before and after the map f, and of f(clean points)."""
+    out = {"dist_f_clean": float(manifold.distance(f(clean_ND)).mean())}
     for name, y in probe.items():
         before = manifold.distance(y).mean()
-        after = manifold.distance(np.asarray(f(y.astype(np.float32)))).mean()
+        after = manifold.distance(f(y.astype(np.float32))).mean()
         out[f"dist_before/{name}"] = float(before)
         out[f"dist_after/{name}"] = float(after)
         out[f"pull_ratio/{name}"] = float(after / before)
     return out
 
 
-def analyse(fits: list[dict], seed: int) -> list[dict]:
-    """One row per member: settings, the library's metrics and the pull onto the manifold."""
+def check_members(members: list[store.Member]) -> None:
+    """The pull compares f with the generator's noise-free points, so the data must be as generated."""
+    for m in members:
+        d = m.config.data
+        if d.name != "manifold" or d.manifold.kind not in ("linear", "sphere"):
+            raise ConfigError(f"data.manifold.kind: member {m.name!r}: the manifold experiment measures linear "
+                              f"and sphere data (data.name=manifold), got {d.name} / {d.manifold.kind}")
+        if d.scale != "none" or d.n_train:
+            raise ConfigError(f"data.scale, data.n_train: member {m.name!r}: must stay none / 0 (the clean copy "
+                              f"is compared as generated), got {d.scale} / {d.n_train}")
+
+
+LIBRARY_KEYS = ("jac_rank", "test_mse", "train_mse", "pca_mse", "data_rank", "denoise_gain", "regime", "jac_trace",
+                "attractor_fraction", "const_ratio")
+
+
+def measure(members: list[store.Member]) -> list[dict]:
+    """One row per member: settings, the library's metrics (from its record) and the pull onto the manifold."""
     geometry = {}
     rows = []
-    for fit in fits:
-        c = fit["member"].config
+    for m in members:
+        c, man_cfg = m.config, m.config.data.manifold
         key = sweep_lib.data_key(c)
         if key not in geometry:
             clean = clean_data(c.data)
-            man = Manifold(c.data.manifold.kind, c.data.manifold.intrinsic_dim, clean.x_train)
+            man = Manifold(man_cfg.kind, man_cfg.intrinsic_dim, clean.x_train)
             x = np.asarray(clean.x_test[:PROBE_POINTS], np.float64)
-            geometry[key] = (man, x.astype(np.float32), probes(man, x, seed))
+            geometry[key] = (man, x.astype(np.float32), probes(man, x, c.diagnostics.seed))
         man, x, probe = geometry[key]
-        m = common.library_metrics(fit, c.diagnostics)
         rows.append(dict(
-            member=fit["member"].name, kind=c.data.manifold.kind, d=c.data.manifold.intrinsic_dim,
-            ambient=c.data.manifold.ambient_dim, data_noise=c.data.manifold.noise, code=c.model.code_size,
-            dae=float(c.noise.level), steps=fit["steps"], diverged_at=fit["diverged_at"],
-            final_loss=float(np.asarray(fit["curves"]["loss/total"]).reshape(-1)[-1]),
+            member=m.name, kind=man_cfg.kind, d=man_cfg.intrinsic_dim, ambient=man_cfg.ambient_dim,
+            data_noise=man_cfg.noise, code=c.model.code_size,
+            dae=float(c.noise.level) if c.noise.kind != "none" else 0.0,
+            steps=m.metrics["steps"], final_loss=m.metrics["final_total"],
             span_residual=man.span_residual, sphere_fit_residual=man.fit_residual, radius=man.radius,
-            clean_dist=float(man.distance(x).mean()),
-            noise_floor=c.data.manifold.noise ** 2 * (c.data.manifold.ambient_dim - c.data.manifold.intrinsic_dim)
-            / c.data.manifold.ambient_dim,
-            **{k: m[k] for k in ("jac_rank", "test_mse", "train_mse", "pca_mse", "data_rank", "denoise_gain",
-                                 "regime", "jac_trace", "attractor_fraction", "const_ratio")},
-            **pull(fit, man, x, probe)))
+            clean_dist=float(man.distance(x).mean()), probe_points=len(x),
+            noise_floor=man_cfg.noise ** 2 * (man_cfg.ambient_dim - man_cfg.intrinsic_dim) / man_cfg.ambient_dim,
+            **{k: m.metrics[k] for k in LIBRARY_KEYS},
+            **pull(m.f, man, x, probe)))
     return rows
 
 
 def claim(rows: list[dict]) -> tuple[str, list[str]]:
-    """SCIENCE.md's manifold row, checked on every (kind, d): the verdict and one line per check."""
+    """The README's claim, checked on every (kind, d): the verdict and one line per check."""
     lines, passed = [], []
     for (kind, d), group in sorted(groups(rows).items()):
         extra = 1 if kind == "sphere" else 0
@@ -145,13 +155,16 @@ def claim(rows: list[dict]) -> tuple[str, list[str]]:
         below = [r["test_mse"] for r in group if r["code"] < d and r["dae"] == 0]
         above = [r["test_mse"] for r in group if r["code"] >= 2 * d and r["dae"] == 0]
         floor_ok = bool(below) and bool(above) and min(below) >= FLOOR_FACTOR * max(above)
-        passed += [len(rank_ok) == len(structured), len(pull_ok) == len(structured), floor_ok]
+        # a check with no member to judge fails: a sweep without the codes the claim names measured nothing
+        passed += [bool(structured) and len(rank_ok) == len(structured),
+                   bool(structured) and len(pull_ok) == len(structured), floor_ok]
         lines.append(
             f"- {kind}, d = {d}: jac_rank within {RANK_TOL:g} of d for {len(rank_ok)}/{len(structured)} "
             f"structured members (DAE with code >= {d + extra}; plain with {d + extra} <= code <= {2 * d}); "
             f"isotropic probes pulled in (ratio <= {PULLED:g}) for {len(pull_ok)}/{len(structured)}; "
-            f"plain test_mse below d: min {min(below):.3g} vs code >= 2d: max {max(above):.3g} "
-            f"(floor x{min(below) / max(above):.0f}, needs >= {FLOOR_FACTOR:g})"
+            + (f"plain test_mse below d: min {min(below):.3g} vs code >= 2d: max {max(above):.3g} "
+               f"(floor x{min(below) / max(above):.0f}, needs >= {FLOOR_FACTOR:g})" if below and above
+               else "no plain members both below d and at >= 2d: the error floor is not measured")
             + "".join(f"; {'misses' if i == 0 else 'and'}: {'DAE' if r['dae'] else 'plain'} code {r['code']} "
                       f"(jac_rank {r['jac_rank']:.2f}, pull {r['pull_ratio/isotropic']:.2f})"
                       for i, r in enumerate(r for r in structured if r not in rank_ok or r not in pull_ok)))
@@ -203,7 +216,7 @@ def plot(rows: list[dict]) -> dict[str, Figure]:
         note = {"jac_rank": "dotted: jac_rank = d; dash-dot: code = d",
                 "test_mse": "dotted: noise floor s^2 (D-d)/D of an exact projection; dash-dot: code = d",
                 "pull_ratio/isotropic": "dotted: the identity (ratio 1); 0 = projection onto the manifold"}[metric]
-        fig.suptitle(f"Manifolds of dimension d in R^{rows[0]['ambient']}: {note}", fontsize=9)
+        fig.suptitle(f"Manifolds of dimension d in R^{rows[0]['ambient']}\n{note}", fontsize=9)
         figs[stem] = fig
     return figs
 
@@ -223,31 +236,34 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
 def glance(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Per (kind, d): jac_rank and pull ratio of the tightest working bottleneck, the largest plain code
     and the largest DAE code, and the plain error floor below d."""
-    head = ["kind", "d", "data rank", "plain code d (+1 sphere): rank / pull", "plain code 128: rank / pull",
-            "DAE code 128: rank / pull", "plain test_mse code < d (min) / code >= 2d (max)", "noise floor"]
+    top = max(r["code"] for r in rows)
+    head = ["kind", "d", "data rank", "plain code d (+1 sphere): rank / pull", f"plain code {top}: rank / pull",
+            f"DAE code {top}: rank / pull", "plain test_mse code < d (min) / code >= 2d (max)", "noise floor"]
     out = []
     for (kind, d), group in sorted(groups(rows).items(), reverse=True):
         at = {(r["code"], r["dae"] > 0): r for r in group}
         tight = at.get((d + (kind == "sphere"), False))
-        big = max(r["code"] for r in group)
         rp = lambda r: "—" if r is None else f"{r['jac_rank']:.2f} / {r['pull_ratio/isotropic']:.2f}"  # noqa: E731
-        below = min(r["test_mse"] for r in group if r["code"] < d and r["dae"] == 0)
-        above = max(r["test_mse"] for r in group if r["code"] >= 2 * d and r["dae"] == 0)
-        out.append([kind, d, group[0]["data_rank"], rp(tight), rp(at.get((big, False))), rp(at.get((big, True))),
-                     f"{below:.3g} / {above:.3g}", f"{group[0]['noise_floor']:.2g}"])
+        below = min((r["test_mse"] for r in group if r["code"] < d and r["dae"] == 0), default=np.nan)
+        above = max((r["test_mse"] for r in group if r["code"] >= 2 * d and r["dae"] == 0), default=np.nan)
+        out.append([kind, d, group[0]["data_rank"], rp(tight), rp(at.get((top, False))), rp(at.get((top, True))),
+                     f"{common.fmt(below, 3)} / {common.fmt(above, 3)}", f"{group[0]['noise_floor']:.2g}"])
     return head, out
 
 
-def markdown(name: str, config, rows: list[dict], figures: list[str], elapsed: str) -> str:
+def markdown(name: str, c: ml_collections.ConfigDict, rows: list[dict], figures: list[str],
+             not_ok: list[store.Member]) -> list[str]:
     verdict, lines = claim(rows)
     geo = sorted({(r["kind"], r["d"], r["span_residual"], r["sphere_fit_residual"], r["radius"], r["clean_dist"])
                   for r in rows})
-    c = config
-    return "\n".join([
+    steps = sorted({r["steps"] for r in rows})
+    skipped = (f" Not analysed (status not ok): {', '.join(f'{m.name} ({m.status})' for m in not_ok)}."
+               if not_ok else "")
+    return [
         f"# {name}: autoencoders on d-dimensional manifolds in R^{rows[0]['ambient']}", "",
         f"ReLU MLP, depth {c.model.depth}, width {c.model.width}; {c.train.optimizer} {c.train.learning_rate:g}, "
-        f"{c.train.steps} steps of batch {c.train.batch_size}; data noise std {rows[0]['data_noise']:g}; "
-        f"{len(rows)} members; wall time {elapsed}. Probes: {min(PROBE_POINTS, 10**9)} noise-free test points "
+        f"{'/'.join(map(str, steps))} steps of batch {c.train.batch_size}; data noise std {rows[0]['data_noise']:g}; "
+        f"{len(rows)} members.{skipped} Probes: {rows[0]['probe_points']} noise-free test points "
         f"+ e, ||e|| = {PROBE_NORM:g}; pull = mean distance to the manifold after f / before.", "",
         *[f"![{Path(p).stem}]({p})" for p in figures], "",
         "Manifold estimates from the noise-free train points (kind, d, s_(k+1)/s_1 of the clean data, max "
@@ -259,30 +275,27 @@ def markdown(name: str, config, rows: list[dict], figures: list[str], elapsed: s
         "## At a glance", "", common.md_table(*glance(rows)), "",
         "## Every member", "",
         common.md_table(TABLE_HEAD, table_rows(rows)), "",
-        "## The claim", "", *lines, "", f"Verdict: **{verdict}**.", ""])
+        "## The claim", "", *lines, "", f"Verdict: **{verdict}**."]
 
 
-def main(argv: list[str]) -> list[dict]:
-    clock = common.Clock()
-    config, overrides, name, workdir = common.parse_run_flags(argv, __doc__)
-    members = sweep_lib.expand(config, overrides)
-    for m in members:
-        if m.config.data.name != "manifold" or m.config.data.manifold.kind not in ("linear", "sphere"):
-            raise ConfigError("data.manifold.kind: the manifold experiment measures linear and sphere data "
-                              f"(data.name=manifold), got {m.config.data.name} / {m.config.data.manifold.kind}")
-        if m.config.data.scale != "none" or m.config.data.n_train:
-            raise ConfigError("data.scale, data.n_train: must stay none / 0 (the clean copy is compared as generated)")
-    datasets = common.load_datasets(members)
-    fits = common.fit_members(members, datasets)
-    rows = analyse(fits, config.diagnostics.seed)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "manifold.json").write_text(json.dumps(rows, indent=1))
-    with common.analysis(config.wandb, workdir, name, config) as (writer, doc):
-        paths = [common.save_figure(fig, workdir, stem, writer) for stem, fig in plot(rows).items()]
-        doc.append(markdown(name, config, rows, [f"figures/{p.name}" for p in paths], str(clock)))
-        writer.table("members", TABLE_HEAD, table_rows(rows))
-        writer.summary({"verdict": claim(rows)[0]})
+def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> list[dict]:
+    """Fills WORKDIR/manifold.json, WORKDIR/figures/manifold_*.png and the analysis.md lines."""
+    everyone = store.load(workdir, status=None)
+    members = [m for m in everyone if m.status == "ok"]
+    check_members(members)
+    rows = measure(members)
+    (Path(workdir) / "manifold.json").write_text(json.dumps(rows, indent=1))
+    paths = [common.save_figure(fig, workdir, stem, writer) for stem, fig in plot(rows).items()]
+    lines += markdown(name, members[0].config, rows, [f"figures/{p.name}" for p in paths],
+                      [m for m in everyone if m.status != "ok"])
+    writer.table("members", TABLE_HEAD, table_rows(rows))
+    writer.summary({"verdict": claim(rows)[0]})
     return rows
+
+
+def main(argv: list[str]) -> Path:
+    """Writes WORKDIR/analysis.md, manifold.json and the figures; returns the analysis path."""
+    return common.analysis_command(argv, "experiments.manifold.analyze", analyse)
 
 
 if __name__ == "__main__":
