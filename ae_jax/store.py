@@ -111,6 +111,12 @@ class Member:
     def masks(self) -> Any:
         return self._net[2]
 
+    @property
+    def mean_path(self) -> tuple[models.MeanPath, tuple[Any, Any]]:
+        """(fn, net) with fn(net, x_BD) = f(x): the traceable map, for jax.jacfwd / jit / iteration in an
+        analysis; fn is hashable per spec, so programs keyed on it compile once per spec."""
+        return models.MeanPath(self.spec), (self.params, self.masks)
+
     def _run(self, path_fn, x_ND: np.ndarray) -> np.ndarray:
         spec, params, masks = self._net
         program = _program(path_fn)

@@ -6,47 +6,15 @@ packages: `load_module` imports one by path (the tests use it). A script run as
 """
 
 import contextlib
-import importlib.util
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import ml_collections
 import numpy as np
 
-from ae_jax import config as config_lib, store, sweep as sweep_lib, writers
+from ae_jax import store, writers
 from ae_jax.errors import ConfigError
-
-
-def parse_run_flags(argv: Sequence[str], doc: str) -> tuple[ml_collections.ConfigDict, list[dict], str, Path]:
-    """`--config=FILE.py[:ARG] [--config.KEY=VALUE ...] --workdir=DIR` as `ae_jax.sweep` reads them.
-
-    Returns (base config with the flags applied, the file's sweep overrides, sweep name, workdir).
-    """
-    from absl import flags
-    from ml_collections import config_flags
-
-    if any(a in ("--help", "-h") for a in argv[1:]):
-        print(doc)
-        raise SystemExit(0)
-    fv = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", None, "config file FILE.py[:ARG]", flag_values=fv,
-                                    lock_config=True, sys_argv=list(argv))
-    flags.DEFINE_string("workdir", None, "where figures/, analysis.md and wandb/ go", flag_values=fv)
-    path = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), None)
-    if not path:
-        raise ConfigError("--config: required, e.g. --config=experiments/linear_decay/config.py:smoke")
-    base, overrides, name = sweep_lib.load_config_file(path)
-    config_lib.check_flag_keys(base, argv[1:])
-    try:
-        fv(list(argv))
-    except Exception as e:  # noqa: BLE001 - absl/ml_collections raise several kinds; all are user input
-        raise ConfigError(str(e).splitlines()[0]) from None
-    if not fv.workdir:
-        raise ConfigError("--workdir: required")
-    return fv.config, overrides, name, Path(fv.workdir)
 
 
 def cli(main_fn, argv: Sequence[str]) -> int:
@@ -141,61 +109,3 @@ class Clock:
 
     def __str__(self) -> str:
         return f"{time.time() - self.t0:.0f} s"
-
-
-def load_datasets(members: Sequence[sweep_lib.Member]) -> dict:
-    """{data key: Dataset} for the members, each dataset loaded once."""
-    from ae_jax import data as data_lib
-
-    datasets = {}
-    for m in members:
-        key = sweep_lib.data_key(m.config)
-        if key not in datasets:
-            datasets[key] = data_lib.load(m.config.data)
-    return datasets
-
-
-def fit_members(members: Sequence[sweep_lib.Member], datasets: dict) -> list[dict]:
-    """Trains the members as `ae_jax.sweep` would (one vmapped program per shape group), but hands back
-    what the runner throws away: each member's final params (its group's sizes, padding units zero),
-    masks and training curves. One dict per member, in member order."""
-    from ae_jax import stream, train
-
-    out = {}
-    for g in sweep_lib.group_members(members, datasets):
-        seeds = np.array([m.config.seed for m in g.members], np.uint32)
-        hp = {name: np.array([get_key(m.config, key) for m in g.members], np.float32)
-              for name, key in train.HPARAMS.items()}
-        sizes = np.array([[m.config.model.code_size, m.config.model.width] for m in g.members], np.int32)
-        _, x_train = stream.training_input(g.members[0].config.data, datasets[g.data])  # device or grain
-        state, curves = train.fit(g.plan, seeds, hp, x_train, sizes)
-        for i, m in enumerate(g.members):
-            out[m.index] = dict(member=m, plan=g.plan, dataset=datasets[g.data],
-                                params=_take(state.params, i), masks=_take(state.masks, i),
-                                curves={k: v[i] for k, v in curves.items()},
-                                steps=int(np.asarray(state.step)[i]), diverged_at=int(np.asarray(state.diverged_at)[i]))
-    return [out[m.index] for m in members]
-
-
-def library_metrics(fit: dict, diag_cfg: ml_collections.ConfigDict) -> dict:
-    """The library's diagnostics and regime for one `fit_members` result (evaluated as a group of one)."""
-    import jax
-
-    from ae_jax import diagnostics, models
-
-    spec, data = fit["plan"].spec, fit["dataset"]
-    net = jax.tree.map(lambda a: np.asarray(a)[None], (fit["params"], fit["masks"]))
-    with models.matmul_precision(spec):
-        return diagnostics.evaluate(
-            lambda n, x: models.reconstruct(spec, n[0], x, n[1]),
-            lambda n, x: models.encode(spec, n[0], x, n[1])["code"],
-            net, data.x_train, data.x_test, None, None, [fit["member"].config.model.code_size], diag_cfg,
-            seed=diag_cfg.seed)[0]
-
-
-def _take(tree: Any, i: int) -> Any:
-    import jax
-    return jax.tree.map(lambda a: np.asarray(a)[i], tree)
-
-
-get_key = config_lib.get
