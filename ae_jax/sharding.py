@@ -2,7 +2,7 @@
 
 Members are independent, so sharding their axis needs no communication during training; the data
 is replicated. `AxisType.Auto` keeps the classic propagation (explicit axes reject indexing a
-replicated array with member-sharded indices under vmap, see PITFALLS.md).
+replicated array with member-sharded indices under vmap, jax.make_mesh's default explicit axes raise ShardingTypeError there).
 """
 
 import jax

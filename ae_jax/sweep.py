@@ -364,7 +364,7 @@ def distributed_shard(coordinator: str | None, num_processes: int | None,
                       process_id: int | None) -> tuple[int, int]:
     """Join a multi-process JAX job; members are independent, so each process takes its own shard
     and trains it on its local devices (no cross-host traffic during training)."""
-    # CPU processes need a collectives backend (PITFALLS.md); it only affects CPU devices. Asking for
+    # CPU processes need a collectives backend (a CPU process has none by default); it only affects CPU devices. Asking for
     # the platform first would start the backend, which must come after initialize().
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,

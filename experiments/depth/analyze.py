@@ -120,7 +120,7 @@ def trends(table: dict[tuple, dict], n: int) -> dict:
 
 
 def claim(table: dict[tuple, dict]) -> tuple[str, list[str]]:
-    """SCIENCE.md's depth row, judged per training-set size; returns (verdict, one line per finding)."""
+    """docs/science.md's depth row, judged per training-set size; returns (verdict, one line per finding)."""
     sizes, depths, widths = axes_of(table)
     if len(depths) < 2 or len(widths) < 2 or any((n, d, w) not in table for n in sizes for d in depths
                                                    for w in widths):

@@ -1,6 +1,6 @@
 """python -m ae_jax.sweep --config=experiments/depth/config.py --workdir=runs/depth && python -m experiments.depth.analyze runs/depth
 
-SCIENCE.md's depth row: ReLU MLP autoencoders on digits with the code fixed at 64 = D (the code itself is
+docs/science.md's depth row: ReLU MLP autoencoders on digits with the code fixed at 64 = D (the code itself is
 no bottleneck), depth 1, 2, 4, 6, 8 hidden layers per side and hidden width 16, 64, 256 (a quarter, once
 and four times D; a ReLU net needs width 2D to carry the identity exactly), two seeds each. Adam 1e-3,
 2000 steps of batch 64, no weight decay. A second block trains the same grid on the first 10 training

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from ae_jax import config as config_lib, data as data_lib, diagnostics
 from experiments import common
 
-# SCIENCE.md: PCA-k test MSE per pixel on digits' 1347/450 split.
+# docs/science.md: PCA-k test MSE per pixel on digits' 1347/450 split.
 SCIENCE_DIGITS = {8: 0.025, 16: 0.012, 32: 0.003}
 TOLERANCE = 0.02  # "equals PCA-k": every member's test_mse within 2% of its pca_mse
 
@@ -69,7 +69,7 @@ def plot(summary: dict[str, list[dict]], records: list[dict]) -> Figure:
                  "o", color="C0", mfc="none", ms=8, label="linear AE (each seed)")
         if label == "digits":
             top.plot(list(SCIENCE_DIGITS), list(SCIENCE_DIGITS.values()), "x", color="C3", ms=9,
-                     label="SCIENCE.md")
+                     label="docs/science.md")
         top.set_yscale("log")
         top.set_ylabel("test MSE per entry")
         top.set_title(label, fontsize=10)
@@ -96,7 +96,7 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
              f"Adam {first['train.learning_rate']:g}, {first['train.schedule']} schedule, "
              f"{first['train.steps']} steps of batch {first['train.batch_size']}; {len(records)} members.", "",
              f"![linear AE vs PCA-k](figures/{path.name})", ""]
-    head = ["k", "ours (test_mse)", "PCA-k (pca_mse)", "ours / PCA-k", "SCIENCE.md", "train_mse",
+    head = ["k", "ours (test_mse)", "PCA-k (pca_mse)", "ours / PCA-k", "docs/science.md", "train_mse",
             "PCA-k on train", "train ratio", "seeds"]
     for label, rows in summary.items():
         table = [[row["k"], common.fmt(row["ours"]), common.fmt(row["pca"]), f"{row['ratio']:.4f}",

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from experiments import common
 
-# SCIENCE.md's overcomplete row: at 4x overcomplete (depth 0, one hidden ReLU layer = the code) nearly
+# docs/science.md's overcomplete row: at 4x overcomplete (depth 0, one hidden ReLU layer = the code) nearly
 # every span direction has gain above 0.5 and uniform noise is reconstructed far better than at code 8.
 NEARLY_EVERY = 0.85  # the regime rule's identity threshold on jac_rank / r (ae_jax.diagnostics)
 METRICS = ("rank_frac", "ood_fidelity", "test_mse")
@@ -123,7 +123,7 @@ def claim_rows(rows: list[dict]) -> list[list[str]]:
 
 
 def claim(records: list[dict]) -> tuple[str, str]:
-    """SCIENCE.md's overcomplete row (digits, depth 0): the verdict and the numbers behind it."""
+    """docs/science.md's overcomplete row (digits, depth 0): the verdict and the numbers behind it."""
     rows = {r["code"]: r for r in depth0(records, "digits")}
     if not rows:
         return "not measured (no depth-0 digits members)", ""

@@ -25,7 +25,7 @@ SHORT = {"plain": "plain", "gaussian": "Gaussian DAE", "mask": "masking DAE", "l
 LABEL = {"plain": "plain", "gaussian": "denoising (Gaussian, std)", "mask": "denoising (masking, fraction)",
          "l1": "L1 sparse (weight)", "kl": "KL sparse, sigmoid code (weight)", "topk": "top-k (k)",
          "contractive": "contractive (weight)"}
-# SCIENCE.md: denoising at s = 0.2 on digits gives a Jacobian rank of about 12 of 60.
+# docs/science.md: denoising at s = 0.2 on digits gives a Jacobian rank of about 12 of 60.
 SCIENCE_LEVEL, SCIENCE_RANK, SCIENCE_TOLERANCE = 0.2, 12.0, 6.0
 RANK_DROP = 0.5  # "pulled off the identity": at least half a span direction (mean over points) lost
 STAT_KEYS = ("jac_rank", "jac_trace", "denoise_gain", "ood_fidelity", "span_ood_fidelity", "test_mse",
@@ -252,7 +252,7 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
     science_ok = dae is not None and abs(dae["jac_rank"] - SCIENCE_RANK) <= SCIENCE_TOLERANCE
     science = ("not measured" if dae is None else
                f"jac_rank {dae['jac_rank']:.1f} of r = {dae['data_rank']} (seeds {dae['rank_range'][0]:.1f}-"
-               f"{dae['rank_range'][1]:.1f}; SCIENCE.md: about {SCIENCE_RANK:g} of 60)")
+               f"{dae['rank_range'][1]:.1f}; docs/science.md: about {SCIENCE_RANK:g} of 60)")
     per_data = {d: all(v for k, v in ok.items() if k.startswith(d + "/")) for d in sorted(datasets)}
     regime_ok = {d: all(r[-1] == "yes" for r in regimes if r[0] == d) for d in sorted(datasets)}
     verdict = "reproduced" if (all(per_data.values()) and topk_ok and science_ok) else (

@@ -7,7 +7,7 @@ and `manifold` (a 4-sphere in R^32, data rank 5, code 128). Per data set: the pl
 regulariser at four strengths: Gaussian noise (std), masking noise (drop fraction), L1 on the code,
 Ng's KL sparsity on sigmoid codes (with its own weight-0 sigmoid AE as the reference), top-k (k) and
 the contractive penalty (stronger L1, KL and contractive weights on the manifold, MANIFOLD_STRENGTHS). Adam 1e-3, batch 128, 4000 steps; one seed, and two more seeds for the plain
-AE and the SCIENCE.md point (Gaussian s = 0.2). `analyze.py` writes the per-regulariser tables
+AE and the docs/science.md point (Gaussian s = 0.2). `analyze.py` writes the per-regulariser tables
 (jac_rank, denoise_gain, ood_fidelity, span_ood_fidelity, regime, test_mse vs plain and PCA-k) and the
 path figure. `:smoke` is plain, Gaussian 0.2 and top-k 8 on digits for 400 steps (seconds).
 """
@@ -42,7 +42,7 @@ SWITCH = {
     "topk": {"sparsity.kind": "topk", "sparsity.aux_k": 32},
     "contractive": {},
 }
-SCIENCE_POINT = ("gaussian", 0.2)  # SCIENCE.md: Gaussian s = 0.2 on digits, jac_rank about 12 of 60
+SCIENCE_POINT = ("gaussian", 0.2)  # docs/science.md: Gaussian s = 0.2 on digits, jac_rank about 12 of 60
 EXTRA_SEEDS = [1, 2]
 
 
