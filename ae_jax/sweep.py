@@ -7,6 +7,7 @@ hyperparameters (`train.traced_keys()`, the seed) vary inside it. Results land i
 member at a time as each group finishes; running the same command again skips finished members.
 """
 
+import concurrent.futures
 import dataclasses
 import fnmatch
 import importlib.util
@@ -184,6 +185,32 @@ def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir:
                           identity or {}, label or sweep_name)
 
 
+def _group_inputs(group: Group, dataset: data_lib.Dataset):
+    """(seeds, traced hyperparameters, own sizes, loader name, training input) of a group's members."""
+    members = group.members
+    seeds = np.array([m.config.seed for m in members], np.uint32)
+    hp = train.hparams_of([m.config for m in members])
+    sizes = np.array([[m.config.model.code_size, m.config.model.width] for m in members], np.int32)
+    loader, x_train = stream.training_input(members[0].config.data, dataset)  # data.* is the same group-wide
+    return seeds, hp, sizes, loader, x_train
+
+
+def warm_group(group: Group, dataset: data_lib.Dataset) -> None:
+    """Compile a group's training and diagnostics programs before its turn (run in a thread while the
+    previous group trains and is diagnosed): on a CPU the small training programs keep one core busy,
+    and compiling is most of a sweep's wall time. Nothing it computes is kept."""
+    seeds, hp, sizes, _, x_train = _group_inputs(group, dataset)
+    spec, first = group.plan.spec, group.members[0].config
+    with models.matmul_precision(spec):
+        state = train.warm(group.plan, seeds, hp, x_train, sizes)
+        if state is not None:
+            diag = ml_collections.ConfigDict(first.diagnostics.to_dict())
+            diag.probe = False  # the probe's logistic regressions are CPU work, not compilation
+            diagnostics.evaluate(models.MeanPath(spec), models.CodePath(spec), (state.params, state.masks),
+                                 dataset.x_train, dataset.x_test, None, None, sizes[:, 0].tolist(), diag,
+                                 seed=diag.seed)
+
+
 def _own_terms(c: ml_collections.ConfigDict) -> set[str]:
     """The member's own loss curves: a group mate's weighted term is computed for it too, at weight 0."""
     return {"loss/recon", "loss/total", "grad/norm"} | {
@@ -193,11 +220,8 @@ def _own_terms(c: ml_collections.ConfigDict) -> set[str]:
 def _run_group(group: Group, dataset: data_lib.Dataset, workdir: Path, results, progress, timings: dict,
                identity: dict, label: str) -> list[dict]:
     plan, members = group.plan, group.members
-    seeds = np.array([m.config.seed for m in members], np.uint32)
-    hp = train.hparams_of([m.config for m in members])
-    sizes = np.array([[m.config.model.code_size, m.config.model.width] for m in members], np.int32)
     first = members[0].config
-    loader, x_train = stream.training_input(first.data, dataset)  # data.* is the same group-wide
+    seeds, hp, sizes, loader, x_train = _group_inputs(group, dataset)
     t0 = time.time()
     ckpt = checkpoint.GroupCheckpoint(checkpoint.group_dir(workdir, plan, [m.name for m in members]))
     own = [_own_terms(m.config) for m in members]
@@ -331,13 +355,20 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
               f"{skipped} already finished; workdir {workdir}", flush=True)
         progress = workdir_lib.Progress(sum(g.plan.n_chunks for g in todo))
         records, t0, n_todo = [], time.time(), sum(len(g.members) for g in todo)
+        ahead = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile-ahead")
+        warmed = {}
         for k, g in enumerate(todo, 1):
+            if k < len(todo):  # the next group compiles while this one trains
+                warmed[k] = ahead.submit(warm_group, todo[k], datasets[todo[k].data])
+            if k - 1 in warmed:
+                _settle(warmed.pop(k - 1))
             records += run_group(g, datasets[g.data], sweep_name, workdir, results, progress, timings,
                                  identity=identity, label=label or sweep_name)
             left = (time.time() - t0) / len(records) * (n_todo - len(records)) if records else 0.0
             print(f"group {k} of {len(todo)} done: {len(records)} of {n_todo} members trained this run, "
                   f"{time.time() - t0:.0f}s so far, about {left:.0f}s left", flush=True)
         progress.close()
+        ahead.shutdown(wait=True, cancel_futures=True)
         finished = results.finished_names(reload=True)
         complete = {m.name for m in everyone} <= finished
         if not complete:
@@ -350,6 +381,14 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
         path = report_lib.write_report(workdir)
         print(f"report: {path}", flush=True)
     return records
+
+
+def _settle(future: concurrent.futures.Future) -> None:
+    """Wait for a group's compile-ahead; its failure is the group's own to report when it runs."""
+    try:
+        future.result()
+    except Exception:  # noqa: BLE001 - the real run raises it again, with its context
+        pass
 
 
 def run_label(sweep_name: str, file_config: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> str:

@@ -220,6 +220,40 @@ def compile_stream(plan: Plan):
     return steps, jax.jit(jax.vmap(chunk_means))
 
 
+def _start(plan: Plan, seeds_M, hp_M, x_train, sizes_M):
+    """(mesh, initial state, hp, data) of a group, members padded to the mesh and sharded over it."""
+    init, _ = compile_plan(plan)
+    m = len(seeds_M)
+    if sizes_M is None:
+        sizes_M = np.tile([plan.spec.code_size, plan.spec.width], (m, 1))
+    mesh = sharding.member_mesh()
+    seeds_M, sizes_M, hp_M = sharding.pad_members(
+        (np.asarray(seeds_M, np.uint32), np.asarray(sizes_M, np.int32),
+         {k: np.asarray(v, np.float32) for k, v in hp_M.items()}), sharding.padded_size(m, mesh))
+    if isinstance(x_train, stream.Streamed):
+        data = sharding.replicate(Data(None, jnp.asarray(x_train.lo_D), jnp.asarray(x_train.hi_D)), mesh)
+    else:
+        x = jnp.asarray(x_train)
+        data = sharding.replicate(Data(x, x.min(0), x.max(0)), mesh)
+    hp = sharding.shard_members(hp_M, mesh)
+    params = sharding.shard_members(init_params(plan, seeds_M, sizes_M), mesh)
+    return mesh, init(params, *sharding.shard_members((seeds_M, hp, sizes_M), mesh)), hp, data
+
+
+def warm(plan: Plan, seeds_M, hp_M, x_train, sizes_M=None) -> TrainState | None:
+    """Compile a group's programs ahead of its turn (the sweep runs this in a thread while the previous
+    group trains: XLA compiles without the GIL) by running one chunk from the group's real initial
+    state; returns that initial state (unpadded, on the host) for warming the diagnostics too. A
+    streamed group is not warmed (its batches come from the host loader)."""
+    if isinstance(x_train, stream.Streamed):
+        return None
+    _, chunk = compile_plan(plan)
+    _, state, hp, data = _start(plan, seeds_M, hp_M, x_train, sizes_M)
+    initial = _unpad(state, len(seeds_M))
+    jax.block_until_ready(chunk(state, hp, data))  # compiles, and traces like fit's own call
+    return initial
+
+
 def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: np.ndarray | stream.Streamed,
         sizes_M: np.ndarray | None = None, on_chunk=None, on_metrics=None, checkpoint=None,
         checkpoint_seconds: float = 60.0) -> tuple[TrainState, dict[str, np.ndarray]]:
@@ -239,21 +273,9 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
     """
     init, chunk = compile_plan(plan)
     m = len(seeds_M)
-    if sizes_M is None:
-        sizes_M = np.tile([plan.spec.code_size, plan.spec.width], (m, 1))
-    mesh = sharding.member_mesh()
-    seeds_M, sizes_M, hp_M = sharding.pad_members(
-        (np.asarray(seeds_M, np.uint32), np.asarray(sizes_M, np.int32),
-         {k: np.asarray(v, np.float32) for k, v in hp_M.items()}), sharding.padded_size(m, mesh))
+    mesh, state, hp, data = _start(plan, seeds_M, hp_M, x_train, sizes_M)
+    seeds_M = sharding.pad_members(np.asarray(seeds_M, np.uint32), sharding.padded_size(m, mesh))
     streamed = isinstance(x_train, stream.Streamed)
-    if streamed:
-        data = sharding.replicate(Data(None, jnp.asarray(x_train.lo_D), jnp.asarray(x_train.hi_D)), mesh)
-    else:
-        x = jnp.asarray(x_train)
-        data = sharding.replicate(Data(x, x.min(0), x.max(0)), mesh)
-    hp = sharding.shard_members(hp_M, mesh)
-    params = sharding.shard_members(init_params(plan, seeds_M, sizes_M), mesh)
-    state = init(params, *sharding.shard_members((seeds_M, hp, sizes_M), mesh))
     start, curves = 0, collections.defaultdict(list)
     restored = checkpoint.restore(state) if checkpoint is not None else None
     if restored is not None:
