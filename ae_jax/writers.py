@@ -102,8 +102,11 @@ class WandbWriter:
 
 
 def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: Mapping[str, Any],
-                job_type: str = "member", tags: Sequence[str] = ()) -> Writer:
-    """A W&B run under WORKDIR/wandb/ as `wandb_cfg` (`config.wandb` or a dict) asks, else a NullWriter."""
+                job_type: str = "member", tags: Sequence[str] = (), run_id: str | None = None) -> Writer:
+    """A W&B run under WORKDIR/wandb/ as `wandb_cfg` (`config.wandb` or a dict) asks, else a NullWriter.
+
+    A `run_id` makes the run resumable: a second run with the same id updates the first instead of
+    leaving a second run (W&B's `resume="allow"`)."""
     mode = _field(wandb_cfg, "mode", "offline")
     # The user's WANDB_MODE=disabled wins too, so that such a run never even imports wandb.
     if mode == "disabled" or os.environ.get("WANDB_MODE") == "disabled" or _off_reason is not None:
@@ -116,7 +119,8 @@ def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: 
         writer.run = wandb.init(
             mode=mode, project=_field(wandb_cfg, "project", "ae_jax"),
             entity=_field(wandb_cfg, "entity", "") or None, dir=workdir, name=name, group=group,
-            job_type=job_type, tags=list(tags), config=_plain(_as_dict(config)), reinit="create_new")
+            job_type=job_type, tags=list(tags), config=_plain(_as_dict(config)), reinit="create_new",
+            id=run_id, resume="allow" if run_id else None)
     except Exception as e:
         _turn_off(e)
         return NullWriter()
