@@ -6,33 +6,22 @@ import collections
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from ae_jax import code_metrics, plots, workdir as workdir_lib, writers
+from ae_jax import plots, writers
 from ae_jax.errors import ConfigError
-from ae_jax.plots import LABELS, PANELS, Layout
+from ae_jax.plots import LABELS, PANELS
+from ae_jax import report_data
+from ae_jax.report_data import REPLICATE_KEYS, Sweep, build, load_results, summarise, swept_axes
 from ae_jax.report_render import Cell, render_html, render_markdown
 
-log = logging.getLogger(__name__)
-
-REPLICATE_KEYS = ("seed", "data.split_seed")  # averaged over, like seeds
-# never a reason to split a figure: names, logging, and what changes how a sweep runs, not its numbers
-IGNORED = ("name", "train.log_every", *workdir_lib.NOT_IDENTITY)
-PRIORITY = ("model.code_size", "model.depth", "model.width")  # x, then y, when they are swept
 COMPARED = ("test_mse", "mse_over_pca", "rank_frac", "jac_trace", "span_ood_fidelity", "ood_fidelity",
             "denoise_gain")
-NOT_SHOWN = ("input_dim", "data_rank", "steps", "regime")  # context, not a result to tabulate
-# table columns when present: every registered code metric's keys
-VARIANTS = tuple(k for metric in code_metrics.CODE_METRICS.values() for k in metric.keys if k != "code_mean")
-MORE_COLUMNS = 9  # metric columns per extra table: every column fits a 1366-px window
+MORE_COLUMNS = 9  # metric columns per extra table at most: every column fits a 1366-px window
 
 LABEL_TESTS = (
     "`identity`: copies what is not data (uniform and off-data inputs come back); "
@@ -41,121 +30,6 @@ LABEL_TESTS = (
     "train/test gap; `collapsed`: a (near-)constant map that is not a training example; `underfit`: worse "
     "than the trivial controls (an untrained net); `unresolved`: no test passed, or tests conflict. "
     "The formulas and thresholds are in docs/regime.md.")
-
-
-# ----------------------------------------------------------------------------- loading
-
-def load_results(workdir: str | Path) -> list[dict]:
-    """The members of DIR/results.jsonl (workdir.read_results: the last line of a member wins, torn or
-    junk lines skipped with a warning), normalised for the tables; unusable records skipped with a warning."""
-    path = Path(workdir) / "results.jsonl"
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file (run ae_jax.sweep first)")
-    records = []
-    for rec in workdir_lib.read_results(path):
-        try:
-            records.append(_normalise(rec))
-        except (ValueError, TypeError, KeyError) as e:
-            log.warning("%s: skipped member %s (%s)", path, rec.get("member"), e)
-    if not records:
-        raise ConfigError(f"{path}: no results in it (run ae_jax.sweep first)")
-    return records
-
-
-def _normalise(rec: Any) -> dict:
-    if not isinstance(rec, dict) or not isinstance(rec.get("metrics", {}), dict):
-        raise ValueError("not a results object")
-    config = {k: _hashable(v) for k, v in {**(rec.get("config") or {}), **(rec.get("overrides") or {})}.items()}
-    raw = rec.get("metrics") or {}
-    m = {k: float(v) if v is not None else math.nan for k, v in raw.items()
-         if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
-    nan = math.nan
-    # PCA-k is exact once k reaches the data rank; a ratio to its round-off would swamp the colours.
-    var = m.get("test_mse", nan) / m["test_fvu"] if m.get("test_fvu", 0) > 0 else 0.0
-    exact = not m.get("pca_mse", 0) > 1e-9 * (var if math.isfinite(var) else 0.0)
-    m["mse_over_pca"] = nan if exact else m.get("test_mse", nan) / m["pca_mse"]
-    m["rank_frac"] = m.get("jac_rank", nan) / m["data_rank"] if m.get("data_rank", 0) > 0 else nan
-    regime = raw.get("regime")
-    converged = raw.get("converged", rec.get("converged"))
-    return {"member": rec.get("member"), "name": str(rec.get("name", "")), "config": config,
-            "status": str(rec.get("status", "ok")), "metrics": m,
-            "regime": regime if isinstance(regime, str) else None,
-            "converged": bool(converged) if isinstance(converged, (bool, int)) else None,
-            "wandb_run_id": rec.get("wandb_run_id"), "wandb_dir": rec.get("wandb_dir")}
-
-
-def _hashable(v: Any) -> Any:
-    return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
-
-
-def _order(v: Any) -> tuple:
-    """A sort key for values of mixed types: numbers (numerically) before the rest."""
-    if isinstance(v, tuple):
-        return (2, 0, tuple(_order(x) for x in v))
-    return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
-
-
-def swept_axes(records: list[dict]) -> dict[str, list]:
-    """{config key: its sorted values} for every key whose value varies across members (seeds and
-    settings that never change the numbers excluded), code size and depth first, then by value count."""
-    keys = {k for r in records for k in r["config"]}
-    keys = {k for k in keys if k not in REPLICATE_KEYS and not k.startswith(IGNORED)}
-    values = {k: sorted({r["config"].get(k) for r in records}, key=_order) for k in keys}
-    axes = [k for k in keys if len(values[k]) > 1]
-    axes.sort(key=lambda k: (PRIORITY.index(k) if k in PRIORITY else len(PRIORITY), -len(values[k]), k))
-    return {k: values[k] for k in axes}
-
-
-def _group(records: list[dict], key) -> dict[tuple, list[dict]]:
-    out = collections.defaultdict(list)
-    for r in records:
-        out[key(r)].append(r)
-    return {k: out[k] for k in sorted(out, key=lambda t: tuple(_order(v) for v in t))}
-
-
-def summarise(records: list[dict], metrics: list[str]) -> dict:
-    """Mean, sample std and count over the ok members, each ok member's (value, converged); the majority
-    regime and its votes; how many ok members did not converge."""
-    ok = [r for r in records if r["status"] == "ok"]
-    out: dict[str, Any] = {"n_ok": len(ok), "n": len(records), "each": {},
-                           "status": collections.Counter(r["status"] for r in records),
-                           "n_unconverged": sum(r["converged"] is False for r in ok)}
-    for k in metrics:
-        each = [(r["metrics"][k], r["converged"]) for r in ok if math.isfinite(r["metrics"].get(k, math.nan))]
-        vals = np.array([v for v, _ in each], dtype=float)
-        out["each"][k] = each
-        out[k] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0, len(vals)) \
-            if len(vals) else None
-    votes = collections.Counter(r["regime"] for r in ok if r["regime"])
-    top = votes.most_common()
-    winners = [name for name, c in top if c == top[0][1]] if top else []
-    out["regime"] = None if not winners else winners[0] if len(winners) == 1 else "mixed"
-    out["votes"] = (top[0][1] if top else 0, sum(votes.values()))
-    return out
-
-
-def _common(records: list[dict], key: str, default: Any = None) -> Any:
-    values = collections.Counter(v for r in records if (v := _get(r, key)) is not None)
-    return values.most_common(1)[0][0] if values else default
-
-
-def _get(r: dict, key: str) -> Any:
-    return r["metrics"].get(key) if key in ("input_dim", "data_rank") else r["config"].get(key)
-
-
-def _stored_identity(workdir: Path) -> dict:
-    """DIR/sweep.json as the sweep runner wrote it (name, member count, sha256), or {}."""
-    try:
-        stored = json.loads((workdir / workdir_lib.IDENTITY).read_text())
-    except (OSError, ValueError):
-        return {}
-    return stored if isinstance(stored, dict) else {}
-
-
-def _dims(records: list[dict]) -> dict[str, int | None]:
-    """The input dimension D and the data rank r, as most members report them."""
-    out = {"D": _common(records, "input_dim"), "r": _common(records, "data_rank")}
-    return {k: int(v) if isinstance(v, (int, float)) and math.isfinite(v) else None for k, v in out.items()}
 
 
 def report_run_id(workdir: Path, identity: dict, records: list[dict]) -> str:
@@ -168,37 +42,6 @@ def report_run_id(workdir: Path, identity: dict, records: list[dict]) -> str:
 
 # ----------------------------------------------------------------------------- the report
 
-@dataclasses.dataclass
-class Sweep:
-    """What the sections of the report share."""
-    workdir: Path
-    name: str
-    records: list[dict]
-    layout: Layout
-    values: dict[str, list]
-    metrics: list[str]
-    cells: dict[tuple, dict]  # (x, y or None, *facets) -> summary
-
-    def key(self, r: dict) -> tuple:
-        lay = self.layout
-        if lay.kind == "single":
-            return (None, None)
-        return (r["config"].get(lay.x), r["config"].get(lay.y) if lay.y else None,
-                *(r["config"].get(a) for a in lay.facets))
-
-
-def build(workdir: Path, records: list[dict]) -> Sweep:
-    """The layout and the per-setting summaries of a sweep's records."""
-    values = swept_axes(records)
-    layout = plots.choose_layout(values)
-    metrics = [k for k in (*LABELS, *VARIANTS) if any(k in r["metrics"] for r in records)]
-    metrics += sorted({k for r in records for k in r["metrics"]} - set(metrics) - set(NOT_SHOWN))
-    name = str(_common(records, "name", "") or _stored_identity(workdir).get("name") or workdir.resolve().name)
-    sweep = Sweep(workdir, name, records, layout, values, metrics, {})
-    sweep.cells = {k: summarise(rs, metrics) for k, rs in _group(records, sweep.key).items()}
-    return sweep
-
-
 def write_report(workdir: str | Path, compare: str | Path | None = None,
                  wandb_mode: str | None = None) -> Path:
     """Writes DIR/report.md, DIR/report.html and DIR/figures/*.png; logs one W&B summary run per sweep."""
@@ -206,19 +49,19 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
     records = load_results(workdir)
     other = load_results(compare) if compare is not None else None
     sweep = build(workdir, records)
-    identity = _stored_identity(workdir)
+    identity = report_data.stored_identity(workdir)
     figdir = workdir / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     status = collections.Counter(r["status"] for r in records)
     expected = identity.get("members") if isinstance(identity.get("members"), int) else None
     unconverged = sum(r["converged"] is False for r in records if r["status"] == "ok")
-    mode = wandb_mode or str(_common(records, "wandb.mode", "offline"))
+    mode = wandb_mode or str(report_data.common(records, "wandb.mode", "offline"))
     run_id = report_run_id(workdir, identity, records)
     wandb_root = workdir / "wandb"
     before = set(wandb_root.glob(f"offline-run-*-{run_id}")) if wandb_root.is_dir() else set()
     writer = writers.open_writer(
-        {"mode": mode, "project": _common(records, "wandb.project", "ae_jax"),
-         "entity": _common(records, "wandb.entity", "")},
+        {"mode": mode, "project": report_data.common(records, "wandb.project", "ae_jax"),
+         "entity": report_data.common(records, "wandb.entity", "")},
         workdir=str(workdir), name=f"{sweep.name}/report", group=sweep.name, job_type="report",
         tags=("report",), run_id=run_id,
         config={"sweep": sweep.name, "axes": list(sweep.values), "layout": sweep.layout.name,
@@ -230,8 +73,7 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
         doc += _tables(sweep)
         if other is not None:
             doc += _compare_section(records, other, Path(compare))
-        columns, rows = _member_rows(sweep, html=False)
-        writer.table("members", columns, rows)
+        writer.table("members", *_wandb_members(sweep))
         # `members` is the table's key: a scalar of the same name would replace the table in the summary
         writer.summary({"member_count": len(records), "member_expected": expected,
                         "members_unconverged": unconverged, **{f"members_{k}": v for k, v in status.items()}})
@@ -260,7 +102,7 @@ def _write_whole(path: Path, text: str) -> None:
 
 
 def _header(sweep: Sweep, status: collections.Counter, expected: int | None, unconverged: int) -> list[tuple]:
-    recs, dims = sweep.records, _dims(sweep.records)
+    recs, dims = sweep.records, report_data.dims(sweep.records)
     data = ", ".join(sorted({str(r["config"].get("data.name", "?")) for r in recs}))
     k = len(recs)
     count = f"{k} of {expected} members" if expected else f"{k} members"
@@ -269,7 +111,7 @@ def _header(sweep: Sweep, status: collections.Counter, expected: int | None, unc
     known = sum(r["converged"] is not None for r in recs if r["status"] == "ok")
     conv = (f"; {unconverged} of {status['ok']} ok members unconverged" if known
             else "; convergence not recorded")
-    seeds = collections.Counter(len(rs) for rs in _group(recs, sweep.key).values())
+    seeds = collections.Counter(len(rs) for rs in report_data.group(recs, sweep.key).values())
     axes = "; ".join(f"`{a}` ({len(v)} values)" for a, v in sweep.values.items()) or "none"
     lay = sweep.layout
     shape = {"single": "one setting, no figure",
@@ -321,21 +163,21 @@ def _figures(sweep: Sweep, figdir: Path, writer) -> list[tuple]:
     lay, cells, vals = sweep.layout, sweep.cells, sweep.values
     if lay.kind == "single":
         return []
-    title = f"{sweep.name}: D={_dims(sweep.records)['D']}, r={_dims(sweep.records)['r']}"
+    title = f"{sweep.name}: D={report_data.dims(sweep.records)['D']}, r={report_data.dims(sweep.records)['r']}"
     panels = [k for k in PANELS if any(s.get(k) for s in cells.values())]
     figs = []
     if not lay.facets:
         figs.append(("phase_diagram", "regimes and metrics",
-                     plots.plot_overview(cells, lay, vals, _dims(sweep.records), title, panels)))
+                     plots.plot_overview(cells, lay, vals, report_data.dims(sweep.records), title, panels)))
     else:
         def dims_of(facet):
-            return _dims([r for r in sweep.records if sweep.key(r)[2:] == facet])
+            return report_data.dims([r for r in sweep.records if sweep.key(r)[2:] == facet])
         figs.append(("phase_diagram", "regimes", plots.plot_facets(cells, lay, vals, dims_of, title, "regime")))
         figs += [(f"metric_{k}", LABELS.get(k, k), plots.plot_facets(cells, lay, vals, dims_of, title, k))
                  for k in panels]
     if lay.kind == "heatmap" and not lay.facets and "test_mse" in panels:
         figs.append((f"test_mse_vs_{lay.x.rsplit('.', 1)[-1]}", "test MSE",
-                     plots.plot_test_mse(cells, lay, vals, _dims(sweep.records), title)))
+                     plots.plot_test_mse(cells, lay, vals, report_data.dims(sweep.records), title)))
     doc: list[tuple] = [("h2", "Regimes and metrics")]
     for i, (stem, alt, fig) in enumerate(figs):
         path = figdir / f"{stem}.png"
@@ -395,46 +237,54 @@ def _tables(sweep: Sweep) -> list[tuple]:
                    "† marks a setting with an unconverged member. Click a heading to sort.")]
     doc.append(("table", head + [LABELS.get(k, k) for k in key_metrics],
                 [lead(s, key) + [_mean_cell(s, k) for k in key_metrics] for key, s in cells.items()]))
-    for i in range(0, len(more), MORE_COLUMNS):
-        chunk = more[i:i + MORE_COLUMNS]
-        part = f" ({i // MORE_COLUMNS + 1})" if len(more) > MORE_COLUMNS else ""
+    size = math.ceil(len(more) / math.ceil(len(more) / MORE_COLUMNS)) if more else 1  # even parts
+    for i in range(0, len(more), size):
+        chunk = more[i:i + size]
+        part = f" ({i // size + 1})" if len(more) > size else ""
         doc += [("h3", "More metrics" + part),
                 ("table", head + [LABELS.get(k, k) for k in chunk],
                  [lead(s, key) + [_mean_cell(s, k) for k in chunk] for key, s in cells.items()],
                  f"{', '.join(chunk)}: show the table")]
-    columns, rows = _member_rows(sweep, html=True)
+    columns, rows = _member_table(sweep)
     doc += [("h2", "Members"),
-            ("p", "Every member with its W&B run (when W&B was on); `converged` is whether its training loss "
-                  "had stopped falling."), ("table", columns, rows)]
+            ("p", "Every member" + (" with its W&B run" if "wandb_run" in columns else "") + "; `converged` is "
+                  "whether its training loss had stopped falling."), ("table", columns, rows)]
     return doc
 
 
-def _member_rows(sweep: Sweep, html: bool) -> tuple[list[str], list[list]]:
-    """The members table: Cells for the report (html) or plain values for W&B."""
-    axes = list(sweep.values)
-    seeds = [k for k in REPLICATE_KEYS if any(k in r["config"] for r in sweep.records)]
-    metrics = [k for k in ("test_mse", *PANELS[1:]) if k in sweep.metrics]
-    if html:
-        metrics = metrics[:2]  # the full rows are the tables above and the W&B table
-    columns = ["regime", "member", "name", "status", "converged", *axes, *seeds, *metrics, "wandb_run"]
+def _wandb_members(sweep: Sweep) -> tuple[list[str], list[list]]:
+    """Every member with every metric, for W&B's own tables, grouping and parallel coordinates."""
+    keys = [*sweep.values, *_seed_keys(sweep)]
+    columns = ["regime", "member", "name", "status", "converged", *keys, *sweep.metrics, "wandb_run_id",
+               "wandb_dir"]
+    return columns, [[r["regime"], r["member"], r["name"], r["status"], r["converged"],
+                      *(r["config"].get(k) for k in keys), *(r["metrics"].get(k) for k in sweep.metrics),
+                      r["wandb_run_id"], r["wandb_dir"]] for r in sweep.records]
+
+
+def _seed_keys(sweep: Sweep) -> list[str]:
+    return [k for k in REPLICATE_KEYS if any(k in r["config"] for r in sweep.records)]
+
+
+def _member_table(sweep: Sweep) -> tuple[list[str], list[list[Cell]]]:
+    """One row per member: regime, status, convergence, setting, two key metrics and its W&B run."""
+    keys = [*sweep.values, *_seed_keys(sweep)]
+    metrics = [k for k in ("test_mse", "mse_over_pca") if k in sweep.metrics]
+    runs = any(r["wandb_run_id"] or r["wandb_dir"] for r in sweep.records)  # no empty column when W&B was off
+    columns = (["regime", "member", "name", "status", "converged", *keys, *(LABELS.get(k, k) for k in metrics)]
+               + ["wandb_run"] * runs)
+    number = lambda v: v if isinstance(v, (int, float)) and math.isfinite(v) else None
     rows = []
     for r in sweep.records:
-        conv = {True: "yes", False: "no", None: "—"}[r["converged"]]
-        values = [r["config"].get(k) for k in (*axes, *seeds)]
-        ms = [r["metrics"].get(k) for k in metrics]
-        if not html:
-            rows.append([r["regime"], r["member"], r["name"], r["status"], r["converged"], *values, *ms,
-                         r["wandb_run_id"]])
-            continue
+        conv = {True: "yes", False: "no †", None: "—"}[r["converged"]]
         rows.append([Cell(r["regime"] or r["status"], regime=r["regime"] or ""),
                      Cell(str(r["member"]), sort=r["member"]), Cell(r["name"], text_kind=True),
-                     Cell(r["status"], text_kind=True), Cell(conv + (" †" if r["converged"] is False else ""),
-                                                             text_kind=True),
-                     *(Cell(plots.tick(v) if v is not None else "—", sort=v if isinstance(v, (int, float)) else None)
-                       for v in values),
-                     *(Cell(f"{v:.3g}" if v is not None and math.isfinite(v) else "—",
-                            sort=v if v is not None and math.isfinite(v) else None) for v in ms),
-                     _run_cell(sweep.workdir, r)])
+                     Cell(r["status"], text_kind=True), Cell(conv, text_kind=True),
+                     *(Cell(plots.tick(v) if v is not None else "—", sort=number(v))
+                       for v in (r["config"].get(k) for k in keys)),
+                     *(Cell(f"{v:.3g}" if number(v) is not None else "—", sort=number(v))
+                       for v in (r["metrics"].get(k) for k in metrics))]
+                    + [_run_cell(sweep.workdir, r)] * runs)
     return columns, rows
 
 
@@ -457,7 +307,8 @@ def _glance_table(sweep: Sweep) -> tuple:
     lay, cells = sweep.layout, sweep.cells
     xs = sweep.values[lay.x]
     rows = []
-    for row_key in sorted({k[1:] for k in cells}, key=lambda t: tuple(_order(v) for v in (*t[1:], t[0]))):
+    facets_first = lambda t: tuple(report_data.value_order(v) for v in (*t[1:], t[0]))
+    for row_key in sorted({k[1:] for k in cells}, key=facets_first):
         row = [Cell(plots.tick(v), text_kind=True) for v in row_key[1:] + row_key[:1]]
         for x in xs:
             s = cells.get((x, *row_key))
@@ -480,15 +331,15 @@ def _compare_section(records: list[dict], other: list[dict], other_dir: Path) ->
     def key(r):
         return tuple(r["config"].get(k) for k in axes)
 
-    mine = {k: summarise(rs, list(COMPARED)) for k, rs in _group(records, key).items()}
-    theirs = {k: summarise(rs, list(COMPARED)) for k, rs in _group(other, key).items()}
+    mine = {k: summarise(rs, list(COMPARED)) for k, rs in report_data.group(records, key).items()}
+    theirs = {k: summarise(rs, list(COMPARED)) for k, rs in report_data.group(other, key).items()}
     shared = [k for k in mine if k in theirs]
     out = [("h2", f"Comparison with `{other_dir}`")]
     diffs = []
     for k in sorted({k for r in records + other for k in r["config"]}):
-        if k in axes or k in REPLICATE_KEYS or k.startswith(IGNORED):
+        if k in axes or k in REPLICATE_KEYS or k.startswith(report_data.IGNORED):
             continue
-        a, b = _common(records, k), _common(other, k)
+        a, b = report_data.common(records, k), report_data.common(other, k)
         if a != b:
             diffs.append(f"`{k}`: {a} vs {b}")
     out.append(("p", f"{len(shared)} settings in common; cells read `this / other (this − other)`. "

@@ -39,7 +39,8 @@ th{background:#f2f2f2;text-align:left;cursor:pointer;user-select:none;
   position:sticky;top:0}
 th[data-dir=asc]::after{content:" \\25B2"}th[data-dir=desc]::after{content:" \\25BC"}
 tbody tr:nth-child(even){background:#fafafa}tbody tr:hover{background:#eef4fb}
-td.rgc{white-space:nowrap}.wide{overflow-x:auto}summary{cursor:pointer;color:#0645ad}ul.read li{margin:.25em 0;max-width:110ch}
+td.rgc{white-space:nowrap}.wide{overflow-x:auto}summary{cursor:pointer;color:#0645ad}
+ul.read li{margin:.25em 0;max-width:110ch}
 .sd{display:block;color:#666;font-size:11px}
 .rg{display:inline-block;width:.85em;height:.85em;border-radius:2px;margin-right:5px;
   vertical-align:-1px;border:1px solid #0003}
