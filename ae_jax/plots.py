@@ -63,6 +63,7 @@ class Layout:
 
 
 def is_numeric(values: Sequence[Any]) -> bool:
+    """Whether every value is a number (bools are switches, not numbers)."""
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
@@ -130,9 +131,7 @@ def draw_heatmap(ax, cells: dict, xs: list, ys: list, key: str, norm: Normalize 
             s = cells.get((x, y))
             if s is None:
                 colour, text = EMPTY, "not run"
-            elif key == "regime":
-                text, colour = _regime_text(s)
-            elif s["n_ok"] == 0:
+            elif key == "regime" or s["n_ok"] == 0:
                 text, colour = _regime_text(s)
             elif s.get(key) is None:
                 colour, text = EMPTY, "—"

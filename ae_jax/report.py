@@ -163,12 +163,13 @@ def _figures(sweep: Sweep, figdir: Path, writer) -> list[tuple]:
     lay, cells, vals = sweep.layout, sweep.cells, sweep.values
     if lay.kind == "single":
         return []
-    title = f"{sweep.name}: D={report_data.dims(sweep.records)['D']}, r={report_data.dims(sweep.records)['r']}"
+    dims = report_data.dims(sweep.records)
+    title = f"{sweep.name}: D={dims['D']}, r={dims['r']}"
     panels = [k for k in PANELS if any(s.get(k) for s in cells.values())]
     figs = []
     if not lay.facets:
         figs.append(("phase_diagram", "regimes and metrics",
-                     plots.plot_overview(cells, lay, vals, report_data.dims(sweep.records), title, panels)))
+                     plots.plot_overview(cells, lay, vals, dims, title, panels)))
     else:
         def dims_of(facet):
             return report_data.dims([r for r in sweep.records if sweep.key(r)[2:] == facet])
@@ -177,7 +178,7 @@ def _figures(sweep: Sweep, figdir: Path, writer) -> list[tuple]:
                  for k in panels]
     if lay.kind == "heatmap" and not lay.facets and "test_mse" in panels:
         figs.append((f"test_mse_vs_{lay.x.rsplit('.', 1)[-1]}", "test MSE",
-                     plots.plot_test_mse(cells, lay, vals, report_data.dims(sweep.records), title)))
+                     plots.plot_test_mse(cells, lay, vals, dims, title)))
     doc: list[tuple] = [("h2", "Regimes and metrics")]
     for i, (stem, alt, fig) in enumerate(figs):
         path = figdir / f"{stem}.png"
