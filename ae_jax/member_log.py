@@ -13,6 +13,7 @@ import numpy as np
 from ae_jax import config as config_lib, diagnostics, models, objectives, writers
 
 N_PANEL = 16
+PANEL_PIXELS = 48  # each image of a panel at least this many pixels a side
 N_SPECTRUM = 20  # test points whose span Jacobians are averaged into the logged spectrum
 N_PAIRS = 4  # latent interpolation: rows of test-example pairs ...
 N_INTERP = 8  # ... and points along each line, ends included
@@ -74,6 +75,8 @@ def log_spectrum(writer: writers.Writer, spec: models.ModelSpec, params: Any, ma
     mean, lo, hi = sv_PR.mean(0), sv_PR.min(0), sv_PR.max(0)
     writer.table("jacobian_spectrum_values", ["index", "singular_value", "min", "max"],
                  [[i + 1, float(m), float(a), float(b)] for i, (m, a, b) in enumerate(zip(mean, lo, hi))])
+    # the same values as a native W&B curve: its line chart overlays the spectra of all runs of a sweep
+    writer.series("spectrum/singular_value", "spectrum/index", range(1, len(mean) + 1), mean.tolist())
     writer.figure("jacobian_spectrum", spectrum_figure(mean, lo, hi))
     return sv_PR
 
@@ -101,7 +104,9 @@ def panels(c: ml_collections.ConfigDict, spec: models.ModelSpec, params: Any, ma
     the prior and latent interpolations (rows: pairs of test examples, columns: mean code path)."""
     x = dataset.x_test[:N_PANEL]
     shape = (-1,) + tuple(dataset.shape) if len(dataset.shape) == 3 else (-1,) + tuple(dataset.shape) + (1,)
-    as_images = lambda a: np.clip(np.asarray(a).reshape(shape), 0.0, 1.0)
+    # Nearest-neighbour upscaling to at least PANEL_PIXELS per image side: 8x8 digits stay legible in W&B.
+    up = max(1, PANEL_PIXELS // shape[1])
+    as_images = lambda a: np.clip(np.asarray(a).reshape(shape), 0.0, 1.0).repeat(up, 1).repeat(up, 2)
     out = {"panels/reconstruction": writers.image_grid(
         np.concatenate([as_images(x), as_images(models.reconstruct(spec, params, x, masks))]), N_PANEL)}
     key = jax.random.key(c.seed)

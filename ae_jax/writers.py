@@ -32,6 +32,8 @@ class Writer(Protocol):
 
     def table(self, name: str, columns: list[str], rows: list[list]) -> None: ...
 
+    def series(self, name: str, x_name: str, xs: Sequence[float], ys: Sequence[float]) -> None: ...
+
     def summary(self, values: Mapping[str, Any]) -> None: ...
 
     def close(self) -> None: ...
@@ -50,6 +52,9 @@ class NullWriter:
         _close_figure(fig)
 
     def table(self, name: str, columns: list[str], rows: list[list]) -> None:
+        pass
+
+    def series(self, name: str, x_name: str, xs: Sequence[float], ys: Sequence[float]) -> None:
         pass
 
     def summary(self, values: Mapping[str, Any]) -> None:
@@ -86,6 +91,16 @@ class WandbWriter:
     def table(self, name: str, columns: list[str], rows: list[list]) -> None:
         self._guard(lambda run, wandb: run.log(
             {name: wandb.Table(columns=list(columns), data=[_plain(list(r)) for r in rows])}))
+
+    def series(self, name: str, x_name: str, xs: Sequence[float], ys: Sequence[float]) -> None:
+        """A curve ys(xs) as W&B history against its own step metric `x_name`, so W&B's native line chart
+        of `name` overlays the same curve of every run (a spectrum, say), unlike a logged figure."""
+        def log_all(run, wandb):
+            run.define_metric(x_name)
+            run.define_metric(name, step_metric=x_name)
+            for x, y in zip(xs, ys):
+                run.log({x_name: _plain(x), name: _plain(y)})
+        self._guard(log_all)
 
     def summary(self, values: Mapping[str, Any]) -> None:
         self._guard(lambda run, wandb: run.summary.update(_plain(dict(values))))

@@ -7,6 +7,7 @@ bash scripts/setup.sh
 arg=""; workdir=runs/quickstart
 if [ "${1:-}" = "smoke" ]; then arg=":smoke"; workdir=runs/quickstart_smoke; shift; fi
 export WANDB_SILENT=true WANDB_ERROR_REPORTING=false
+# The sweep writes the report (and its one W&B report run) when its last member finishes; a rerun of a
+# finished sweep writes it only if it is missing.
 .venv/bin/python -m ae_jax.sweep --config=configs/quickstart.py$arg --workdir="$workdir" "$@"
-.venv/bin/python -m ae_jax.report "$workdir"
 echo "results: $workdir/results.jsonl  report: $workdir/report.md  figures: $workdir/figures/  W&B runs: $workdir/wandb/"
