@@ -78,6 +78,13 @@ def _program(fn):
     return jax.jit(fn)
 
 
+@functools.lru_cache(maxsize=4)
+def _dataset(data_json: str):
+    from ae_jax import data as data_lib
+
+    return data_lib.load(ml_collections.ConfigDict(json.loads(data_json)))
+
+
 @dataclasses.dataclass
 class Member:
     """One recorded member of a finished sweep."""
@@ -110,6 +117,11 @@ class Member:
     @property
     def masks(self) -> Any:
         return self._net[2]
+
+    @property
+    def dataset(self):
+        """The member's dataset (`data.load` of its `data` block; members with equal blocks share one)."""
+        return _dataset(json.dumps(self.config.data.to_dict(), sort_keys=True))
 
     @property
     def mean_path(self) -> tuple[models.MeanPath, tuple[Any, Any]]:

@@ -93,17 +93,6 @@ def check(members: list[store.Member]) -> None:
                               f"data.name {m.config.data.name!r}; the analysis needs 'mlp' or 'fullconv' on 'digits'")
 
 
-def load_data(members: list[store.Member]) -> dict[str, data_lib.Dataset]:
-    """{member name: its dataset}, each distinct `data` block loaded once."""
-    cache, out = {}, {}
-    for m in members:
-        key = json.dumps(m.config.data.to_dict(), sort_keys=True)
-        if key not in cache:
-            cache[key] = data_lib.load(m.config.data)
-        out[m.name] = cache[key]
-    return out
-
-
 def measure(m: store.Member, data: data_lib.Dataset) -> dict:
     """The experiment's own measurements of one trained member, plus its recorded library metrics."""
     c = m.config
@@ -252,7 +241,7 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
     clock = common.Clock()
     members = store.load(workdir)
     check(members)
-    datasets = load_data(members)
+    datasets = {m.name: m.dataset for m in members}
     results = [measure(m, datasets[m.name]) for m in members]
     (Path(workdir) / "identity_crisis.json").write_text(json.dumps(results, indent=1))
     shown = next((m for m in members if len(datasets[m.name].x_train) == 1), members[0])
