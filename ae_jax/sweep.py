@@ -196,19 +196,13 @@ def _group_inputs(group: Group, dataset: data_lib.Dataset):
 
 
 def warm_group(group: Group, dataset: data_lib.Dataset) -> None:
-    """Compile a group's training and diagnostics programs before its turn (run in a thread while the
-    previous group trains and is diagnosed): on a CPU the small training programs keep one core busy,
-    and compiling is most of a sweep's wall time. Nothing it computes is kept."""
-    seeds, hp, sizes, _, x_train = _group_inputs(group, dataset)
-    spec, first = group.plan.spec, group.members[0].config
-    with models.matmul_precision(spec):
-        state = train.warm(group.plan, seeds, hp, x_train, sizes)
-        if state is not None:
-            diag = ml_collections.ConfigDict(first.diagnostics.to_dict())
-            diag.probe = False  # the probe's logistic regressions are CPU work, not compilation
-            diagnostics.evaluate(models.MeanPath(spec), models.CodePath(spec), (state.params, state.masks),
-                                 dataset.x_train, dataset.x_test, None, None, sizes[:, 0].tolist(), diag,
-                                 seed=diag.seed)
+    """Compile a group's training program before its turn (run in a thread while the previous group
+    trains and is diagnosed): on a CPU a small training program keeps one core busy, and compiling is
+    most of a sweep's wall time. A streamed group is left alone (its batches come from the host)."""
+    _, _, _, _, x_train = _group_inputs(group, dataset)
+    if not isinstance(x_train, stream.Streamed):
+        with models.matmul_precision(group.plan.spec):
+            train.warm(group.plan, len(group.members), np.shape(x_train))
 
 
 def _own_terms(c: ml_collections.ConfigDict) -> set[str]:

@@ -240,18 +240,26 @@ def _start(plan: Plan, seeds_M, hp_M, x_train, sizes_M):
     return mesh, init(params, *sharding.shard_members((seeds_M, hp, sizes_M), mesh)), hp, data
 
 
-def warm(plan: Plan, seeds_M, hp_M, x_train, sizes_M=None) -> TrainState | None:
-    """Compile a group's programs ahead of its turn (the sweep runs this in a thread while the previous
-    group trains: XLA compiles without the GIL) by running one chunk from the group's real initial
-    state; returns that initial state (unpadded, on the host) for warming the diagnostics too. A
-    streamed group is not warmed (its batches come from the host loader)."""
-    if isinstance(x_train, stream.Streamed):
-        return None
+def warm(plan: Plan, n_members: int, x_shape: tuple[int, int]) -> None:
+    """Compile a group's training chunk ahead of its turn, from shapes alone: the sweep runs this in a
+    thread while the previous group trains (XLA compiles without the GIL; executing programs from two
+    threads at once deadlocked XLA:CPU here, so nothing is executed). `fit`'s own call then finds the
+    program compiled; a mismatch (say, another sharding) only means it compiles again."""
     _, chunk = compile_plan(plan)
-    _, state, hp, data = _start(plan, seeds_M, hp_M, x_train, sizes_M)
-    initial = _unpad(state, len(seeds_M))
-    jax.block_until_ready(chunk(state, hp, data))  # compiles, and traces like fit's own call
-    return initial
+    mesh = sharding.member_mesh()
+    m = sharding.padded_size(n_members, mesh)
+    members = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(sharding.AXIS))
+    whole = None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    stacked = lambda a: jax.ShapeDtypeStruct((m,) + tuple(a.shape), a.dtype, sharding=members)
+    like = jax.eval_shape(functools.partial(models.init_params, plan.spec), jax.random.key(0))
+    hp = {k: jax.ShapeDtypeStruct((m,), jnp.float32, sharding=members) for k in traced_keys()}
+    init, _ = compile_plan(plan)
+    state = jax.eval_shape(init, jax.tree.map(stacked, like), jax.ShapeDtypeStruct((m,), jnp.uint32, sharding=members),
+                           hp, jax.ShapeDtypeStruct((m, 2), jnp.int32, sharding=members))
+    state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=members), state)
+    vec = jax.ShapeDtypeStruct(x_shape[1:], jnp.float32, sharding=whole)
+    data = Data(jax.ShapeDtypeStruct(tuple(x_shape), jnp.float32, sharding=whole), vec, vec)
+    chunk.lower(state, hp, data).compile()
 
 
 def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: np.ndarray | stream.Streamed,
