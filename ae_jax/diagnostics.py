@@ -280,7 +280,8 @@ def _make_probes(x_train, x_test, s, jac_points, ood_samples, attractor_points, 
     )
     return dict(
         arrays=arrays, train_x=train_x, train_w=train_w,  # host: streamed through `_train_pass`
-        test_order=order, n_snap=min(attractor_points, test_x.shape[1]), d=d, r=r, n_train=n_train, n_test=len(x_test), noise=noise, ood=ood, pert=pert, noise_std=s,
+        test_order=order, n_snap=min(attractor_points, test_x.shape[1]),
+        d=d, r=r, n_train=n_train, n_test=len(x_test), noise=noise, ood=ood, pert=pert, noise_std=s,
         att_radius2=float(att_radius ** 2), effective_rank=eff,
         test_ss=float((x64 ** 2).sum()), noise_ss=float((np.float64(noise) ** 2).sum()),
         pert_ss=float((np.float64(pert) ** 2).sum()), ood_ss=float((z64 ** 2).sum()),
@@ -323,7 +324,8 @@ def _spectrum(reconstruct: Callable, params: Any, basis_Dr: jax.Array, x_PD: jax
     return jax.vmap(lambda x: _span_jacobian(f, basis_Dr, x)[0])(x_PD)
 
 
-def _member_stats(reconstruct: Callable, params: Any, a: dict[str, jax.Array], n_snap: int) -> dict[str, jax.Array]:
+def _member_stats(reconstruct: Callable, params: Any, a: dict[str, jax.Array],
+                  n_snap: int) -> dict[str, jax.Array]:
     """Everything one member contributes, as per-example or per-chunk arrays (summed on the host in float64).
 
     Each call of f inlines the whole network into the program, so inputs that can share a call do

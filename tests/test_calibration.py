@@ -52,7 +52,8 @@ def images784(n_train=1000, n_test=300, seed=2):
     yy, xx = np.mgrid[0:28, 0:28]
     img = np.zeros((n, 28, 28))
     for _ in range(2):
-        (cy, cx), width, amp = rng.uniform(8, 20, (2, n, 1, 1)), rng.uniform(1.5, 3.5, (n, 1, 1)), rng.uniform(0.3, 1.0, (n, 1, 1))
+        cy, cx = rng.uniform(8, 20, (2, n, 1, 1))
+        width, amp = rng.uniform(1.5, 3.5, (n, 1, 1)), rng.uniform(0.3, 1.0, (n, 1, 1))
         img += amp * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * width ** 2))
     std = np.full((28, 28), 0.01)  # the 4-pixel border: near-constant, near zero
     std[4:24, 4:24] = 0.05
@@ -265,8 +266,9 @@ def table(tmp_path):
             rows.setdefault((k, EXPECTED[k]), {})[name] = m
         lr = low_rank_plus_noise(x_tr, x_te)
         mu, _, u, _ = dg.pca(lr[0])
+        signal = u[:, :6] @ u[:, :6].T
         res = evaluate_closed_form(*lr, {"low-rank + noise: identity": (mu, mu, np.eye(len(mu)), 0.0),
-                                         "low-rank + noise: signal projection": (mu, mu, u[:, :6] @ u[:, :6].T, 0.0)})
+                                         "low-rank + noise: signal projection": (mu, mu, signal, 0.0)})
         for k, m in res.items():
             rows.setdefault((k, "identity" if k.endswith("identity") else "structured"), {})[name] = m
         for kind in ("mlp", "conv", "fullconv"):
