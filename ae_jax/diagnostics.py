@@ -1,45 +1,25 @@
-"""Post-training diagnostics: where a trained map f sits between identity, memorisation and structure.
+"""Post-training diagnostics: every metric of a trained map f that the regime rule (ae_jax/regime.py) reads.
 
-Every metric of the contract's table is computed on the deterministic mean path f, one compiled
-program per group of same-shape members (`evaluate`). The regime rule, applied in this order:
-
-1. `memorizing` if attractor_fraction >= MEMORIZING_ATTRACTORS (noisy training points are carried back
-   onto training examples: closer than attractor_radius * noise_std * sqrt(D), and than half the median
-   distance from a held-out example to its nearest training example), or if f is (near) constant on the
-   test set: const_ratio < CONSTANT_RATIO and jac_rank < CONSTANT_JAC_RANK (not one span direction keeps
-   a gain above 0.5; with a single training example the span is {0} and this part is the constant test
-   alone).
-2. `identity` if jac_rank >= IDENTITY_RANK_FRACTION * data_rank (nearly every span direction passes
-   with gain above 0.5) and span_ood_fidelity >= IDENTITY_OOD_FIDELITY (uniform noise, seen through the
-   data span, is copied too). Identity is judged on the span (SCIENCE.md: input directions the data never
-   move can never be learned), so an AE that copies everything the data span can hold is `identity`
-   on a 5-d manifold in R^32 as on digits; `ood_fidelity` (full-space noise) stays reported beside it.
-3. `structured` otherwise. A non-finite metric fails every test it appears in.
-Beyond the contract, every member also gets each metric in MAP_METRICS (a plug-in registry: one
-function of the map and the data); `idempotence` tells a projection (0) from a shrinkage ((1 - a)^2).
-
-Calibration (digits/16, seeded 1347/450 split, r = 61; tests/test_diagnostics.py checks the controls).
-On digits span_ood_fidelity equals ood_fidelity to 0.01 (the three off-span pixels are constant).
-  map                        jac_rank  span_ood  const_ratio  attractor  regime
-  identity                       61        1.00         1.00        0.00     identity
-  PCA-59 (r - 2) / PCA-52        59/52     1.00/0.98    1.00        0.00     identity
-  PCA-51 / PCA-48                51/48     0.98/0.94    1.00        0.00     structured
-  PCA-32 / PCA-8                 32/8      0.67/0.11    0.96/0.66   0.00     structured
-  mu + a (x - mu), a = 0.7/0.6   61        0.91/0.84    0.49/0.36   0.00     identity/structured
-  mu + 0.3 (x - mu)               0        0.51         0.09        0.00     structured
-  train mean (constant)           0        0.00         0.00        0.00     memorizing
-  nearest training example        0       -0.09         0.97        1.00     memorizing
-A dense 2-d plane in R^32 (2000 points, noise 0.02; held-out examples lie 0.15 from a training example):
-the projection PCA-2 carries 100 noisy training points within the fixed radius 0.14 of some training
-example (attractor >= 0.5, `memorizing` by the fixed radius alone), none within the capped 0.075
-(`structured`); the nearest-training-example map stays at 1.00 (tests/test_diagnostics.py).
-Rank-5 Gaussian data in R^20: the span projector PCA-5 has ood_fidelity 0.31 but span_ood 1.00 and is
-`identity`; PCA-4 / PCA-3 (rank 4 / 3 < 0.85 r, span_ood 0.87 / 0.65) are `structured`.
-Trained 64-K-64 ReLU AEs (Adam 1e-3, batch 128, 2000 steps, 2 seeds): K = 8 -> rank 0.8-2.0,
-ood 0.00-0.03 (structured); K = 128 -> rank 49-50, ood 0.91-0.93 (structured); K = 256 (4x) -> rank
-55.7-56.9, ood 0.97-0.99 (identity); K = 512 -> rank 56.8, ood 0.97-0.98 (identity). The rank fraction
-0.85 (not 0.9) leaves the 4x net a margin of four directions; the fidelity bar 0.9 keeps mere shrinkage
-(a < 0.68) out of identity.
+All metrics are measured on the deterministic mean path f, one compiled program per group of same-shape
+members (`evaluate`); docs/regime.md defines each results.jsonl key with its formula. What the probes
+are, in short (mu: train mean; P: projector onto the span of the centred train data, rank r; w: each
+input coordinate's train range max - min):
+  reconstruction  train/test error, both as FVU against the held-out energy about mu (`train_fvu`,
+                  `test_fvu`, `gen_gap`), beside PCA controls (`pca_mse` at the code size, `pca_kept_fvu`
+                  at the map's own kept count capped by the data's `effective_rank`);
+  copying         uniform points in the train box seen through the span (`span_ood_fidelity`) and
+                  range-weighted perturbations p = P (PERTURB_FRACTION w * n) of test points
+                  (`perturb_fidelity`, `perturb_gain`): each input coordinate weighs by its range, and
+                  directions where the train data is exactly constant are projected out;
+  local map       Jacobian on the span: `jac_rank`, `jac_trace`, `kept_dims` (its stable rank);
+  noise           `denoise_gain` and `noise_gain` at s = `noise_std` (isotropic, every coordinate);
+  memorisation    `attractor_fraction` (training points moved along the data's effective directions,
+                  iterated through f, end on a training example), `snap_fraction` (f of a test point
+                  lands on a training example);
+  constancy       `const_ratio` (output spread over input spread).
+Beyond the contract, every member also gets each metric in MAP_METRICS (a plug-in registry: one function of
+the map and the data); `idempotence` tells a projection (0) from a shrinkage ((1 - a)^2). `pca` is the one
+eigendecomposition of the training data the library uses.
 """
 
 import functools
@@ -52,17 +32,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-IDENTITY_RANK_FRACTION = 0.85
-IDENTITY_OOD_FIDELITY = 0.9
-MEMORIZING_ATTRACTORS = 0.5
+from ae_jax import regime
+
 # The attractor radius is attractor_radius * noise_std * sqrt(D), but never more than this fraction of
 # the median distance from a held-out example to its nearest training example (over up to
 # ATTRACTOR_SPACING_POINTS of them): on a densely sampled low-d manifold the fixed radius exceeds the
 # sampling resolution, and a map that merely projects onto the manifold would count as memorising.
 ATTRACTOR_SPACING_FRACTION = 0.5
 ATTRACTOR_SPACING_POINTS = 512
-CONSTANT_RATIO = 0.05
-CONSTANT_JAC_RANK = 1.0
+# Identity perturbations: std PERTURB_FRACTION x the coordinate's train range, so every coordinate is
+# probed at the scale the data spans there (not at its variance, and not at one absolute level).
+PERTURB_FRACTION = 0.1
+# effective_rank: the fewest principal directions that leave at most this fraction of the train variance.
+EFFECTIVE_RANK_TAIL = 0.01
 
 JAC_GAIN = 0.5  # a span direction "passes" when its singular value exceeds this (contract)
 EXAMPLE_CHUNK = 2048  # rows per forward pass, bounds activation memory on large datasets
@@ -100,11 +82,17 @@ _PCA_CACHE: dict = {}
 _PROBE_CACHE: dict = {}
 
 
-def _train_pca(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(mu, eigenvalues descending, eigenvectors as columns, rank) of the centred train data, float64."""
+def pca(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(mu_D, eigenvalues_D, eigenvectors_DD, rank) of the train data in float64; use this, not your own.
+
+    Eigenvalues are those of the biased covariance (1/N) sum (x - mu)(x - mu)^T, descending and >= 0;
+    eigenvector i is column i (orthonormal). rank is numpy.linalg.matrix_rank of the centred data at the
+    input dtype's precision: directions beyond it are ones where the train data is exactly constant.
+    Cached on the array's content; treat the returned arrays as read-only."""
     def make():
-        x = np.asarray(x_train, np.float64)
-        xc = x - x.mean(0)
+        x = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
+        mu = x.mean(0)
+        xc = x - mu
         # Gram eigenvalues cost N D^2 once; their float64 noise (~1e-8 of s_max after the square root)
         # sits far below the float32 rank tolerance used below.
         evals, evecs = np.linalg.eigh(xc.T @ xc)
@@ -113,32 +101,59 @@ def _train_pca(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
         dtype = np.asarray(x_train).dtype
         eps = np.finfo(dtype if dtype.kind == "f" else np.float64).eps
         tol = s[0] * max(x.shape) * eps if s.size else 0.0  # numpy.linalg.matrix_rank's default
-        return x.mean(0), evals, evecs, int(np.sum(s > tol))
+        for a in (mu, evals, evecs):
+            a.setflags(write=False)
+        return mu, evals / max(len(x), 1), evecs, int(np.sum(s > tol))
     return _cached(_TRAIN_CACHE, _fingerprint(x_train), make)
+
+
+def effective_rank(x_train: np.ndarray) -> int:
+    """The fewest principal directions whose PCA leaves at most EFFECTIVE_RANK_TAIL of the train variance."""
+    _, evals, _, r = pca(x_train)
+    total = evals[:r].sum()
+    if r == 0 or total <= 0:
+        return 0
+    tail = total - np.cumsum(evals[:r])  # tail[k - 1]: variance PCA-k leaves out
+    return int(np.argmax(tail <= EFFECTIVE_RANK_TAIL * total) + 1)
 
 
 def span_projector(x_train: np.ndarray) -> tuple[np.ndarray, int]:
     """(P_DD, r): the orthogonal projector onto the span of the centred train data and its rank."""
-    _, _, evecs, r = _train_pca(x_train)
+    _, _, evecs, r = pca(x_train)
     u = evecs[:, :r]
     return u @ u.T, r
 
 
-def pca_mse(x_train: np.ndarray, x_test: np.ndarray, k: int) -> float:
-    """Test MSE per entry of PCA with k components fitted on train (the linear AE optimum)."""
-    mu, _, evecs, _ = _train_pca(x_train)
+def _pca_residual(x_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """residual[k]: the test set's squared distance to PCA-k's reconstruction, summed, for k = 0..D."""
+    mu, _, evecs, _ = pca(x_train)
 
     def make():
         xc = np.asarray(x_test, np.float64) - mu
         coef2 = ((xc @ evecs) ** 2).sum(0)
         # residual[k] = energy outside the top k components; all k at once so every code size is O(1)
         kept = np.concatenate([[0.0], np.cumsum(coef2)])
-        return kept[-1] - kept
+        return np.maximum(kept[-1] - kept, 0.0)
 
-    residual = _cached(_PCA_CACHE, _fingerprint(x_train, x_test), make)
+    return _cached(_PCA_CACHE, _fingerprint(x_train, x_test), make)
+
+
+def pca_mse(x_train: np.ndarray, x_test: np.ndarray, k: int) -> float:
+    """Test MSE per entry of PCA with k components fitted on train (the linear AE optimum)."""
+    residual = _pca_residual(x_train, x_test)
     n, d = np.shape(x_test)
-    k = int(min(max(k, 0), d))
-    return float(max(residual[k], 0.0) / (n * d))
+    return float(residual[int(min(max(k, 0), d))] / (n * d))
+
+
+def pca_fvu(x_train: np.ndarray, x_test: np.ndarray, k: float) -> float:
+    """Test FVU (energy about the train mean) of PCA-k; a fractional k interpolates linearly between
+    PCA-floor(k) and PCA-ceil(k), so a soft count of kept directions gets a soft control."""
+    residual = _pca_residual(x_train, x_test)
+    k = float(min(max(k, 0.0), len(residual) - 1))
+    lo = int(np.floor(k))
+    hi = min(lo + 1, len(residual) - 1)
+    value = residual[lo] + (k - lo) * (residual[hi] - residual[lo])
+    return _ratio(value, residual[0])
 
 
 def probe_accuracy(c_train: np.ndarray, y_train: np.ndarray, c_test: np.ndarray, y_test: np.ndarray) -> float:
@@ -162,23 +177,6 @@ def probe_accuracy(c_train: np.ndarray, y_train: np.ndarray, c_test: np.ndarray,
         warnings.simplefilter("ignore")
         clf = LogisticRegression(max_iter=PROBE_MAX_ITER).fit(scaler.transform(c_train), y_train)
         return float(clf.score(scaler.transform(c_test), y_test))
-
-
-def classify_regime(metrics: dict) -> str:
-    """`identity`, `memorizing` or `structured` by the rule in the module docstring."""
-    def get(key):
-        v = metrics.get(key, float("nan"))
-        return float(v) if v is not None else float("nan")
-
-    # With one training example the span is {0}: no direction can pass, so the rank is 0, not unknown.
-    rank = 0.0 if metrics.get("data_rank") == 0 else get("jac_rank")
-    if get("attractor_fraction") >= MEMORIZING_ATTRACTORS or (
-            get("const_ratio") < CONSTANT_RATIO and rank < CONSTANT_JAC_RANK):
-        return "memorizing"
-    if (get("jac_rank") >= IDENTITY_RANK_FRACTION * get("data_rank")
-            and get("span_ood_fidelity") >= IDENTITY_OOD_FIDELITY):
-        return "identity"
-    return "structured"
 
 
 # ----------------------------------------------------------------------------- pluggable map metrics
@@ -231,7 +229,7 @@ def make_probes(x_train: np.ndarray, x_test: np.ndarray, diag_cfg: ml_collection
     """The inputs every member is evaluated on (seeded, shared by all members) and their host constants."""
     cfg = (float(diag_cfg.noise_std), int(diag_cfg.jac_points), int(diag_cfg.ood_samples),
            int(diag_cfg.attractor_points), int(diag_cfg.attractor_iters), float(diag_cfg.attractor_radius))
-    key = _fingerprint(x_train, x_test) + (cfg, int(seed), EXAMPLE_CHUNK)
+    key = _fingerprint(x_train, x_test) + (cfg, int(seed), EXAMPLE_CHUNK, PERTURB_FRACTION)
     return _cached(_PROBE_CACHE, key, lambda: _make_probes(x_train, x_test, *cfg, seed))
 
 
@@ -239,41 +237,54 @@ def _make_probes(x_train, x_test, s, jac_points, ood_samples, attractor_points, 
                  attractor_radius, seed) -> dict[str, Any]:
     x_train, x_test = np.asarray(x_train, np.float32), np.asarray(x_test, np.float32)
     n_train, d = x_train.shape
-    mu, _, evecs, r = _train_pca(x_train)
+    mu, _, evecs, r = pca(x_train)
+    basis = evecs[:, :r]
     key = jax.random.key(seed)
-    k_ood, k_noise, k_jac, k_att_idx, k_att_noise = (jax.random.fold_in(key, i) for i in range(5))
+    k_ood, k_noise, k_jac, k_att_idx, k_att_noise, k_held, k_pert = (jax.random.fold_in(key, i) for i in range(7))
     lo, hi = x_train.min(0), x_train.max(0)
     ood = np.asarray(jax.random.uniform(k_ood, (ood_samples, d), minval=lo, maxval=hi), np.float32)
     noise = s * np.asarray(jax.random.normal(k_noise, x_test.shape), np.float32)
+    # range-weighted, span-projected: every coordinate at the scale the data spans there, nothing along
+    # directions where the train data is exactly constant (unlearnable, so not asked of the identity)
+    raw = PERTURB_FRACTION * np.float64(hi - lo) * np.asarray(jax.random.normal(k_pert, x_test.shape), np.float64)
+    pert = ((raw @ basis) @ basis.T).astype(np.float32)
     jac_idx = np.sort(np.asarray(jax.random.permutation(k_jac, len(x_test))[:jac_points]))
     att_idx = np.sort(np.asarray(jax.random.permutation(k_att_idx, n_train)[:attractor_points]))
-    att_start = x_train[att_idx] + s * np.asarray(
-        jax.random.normal(k_att_noise, (len(att_idx), d)), np.float32)
-    held_out = np.asarray(jax.random.permutation(jax.random.fold_in(key, 5), len(x_test)))
-    spacing = median_nearest_distance(x_train, x_test[held_out[:ATTRACTOR_SPACING_POINTS]])
-    att_radius = min(attractor_radius * s * np.sqrt(d), ATTRACTOR_SPACING_FRACTION * spacing)
+    # Attractor starts move along the data's effective directions only: isotropic noise in high D lies
+    # mostly off them, and any map onto the data (PCA-k, a denoiser) removes it and lands back near the
+    # training example without having memorised it. With no such direction (one example): isotropic.
+    eff = effective_rank(x_train)
+    along = evecs[:, :eff] if eff else np.eye(d)
+    att_noise = np.asarray(jax.random.normal(k_att_noise, (len(att_idx), along.shape[1])), np.float64)
+    att_start = (x_train[att_idx] + s * att_noise @ along.T).astype(np.float32)
+    # Test rows go to the device in a seeded order (sums do not care): the first rows of the first chunk
+    # are then a random held-out sample, the snap points.
+    order = np.asarray(jax.random.permutation(k_held, len(x_test)))
+    spacing = median_nearest_distance(x_train, x_test[order[:ATTRACTOR_SPACING_POINTS]])
+    att_radius = min(attractor_radius * s * np.sqrt(along.shape[1]), ATTRACTOR_SPACING_FRACTION * spacing)
 
     train_x, train_w = _chunk(x_train)
-    test_x, test_w = _chunk(x_test)
-    noise_x, _ = _chunk(noise)
+    test_x, test_w = _chunk(x_test[order])
+    noise_x, _ = _chunk(noise[order])
+    pert_x, _ = _chunk(pert[order])
     ood_x, ood_w = _chunk(ood)
     # the same uniform points seen only through the data span: what identity-on-the-span must copy
-    basis = evecs[:, :r]
     span_ood = (mu + (np.float64(ood) - mu) @ basis @ basis.T).astype(np.float32)
     span_x, _ = _chunk(span_ood)
-    x64, e64, z64 = np.float64(x_test) - mu, np.float64(noise), np.float64(ood) - mu
-    s64 = np.float64(span_ood) - mu
+    x64, z64, s64 = np.float64(x_test) - mu, np.float64(ood) - mu, np.float64(span_ood) - mu
     arrays = dict(
-        mu=np.float32(mu), basis=np.float32(evecs[:, :r]),
-        test_x=test_x, test_w=test_w, noise_x=noise_x,
+        mu=np.float32(mu), basis=np.float32(basis),
+        test_x=test_x, test_w=test_w, noise_x=noise_x, pert_x=pert_x,
         ood_x=ood_x, ood_w=ood_w, span_x=span_x, jac_x=x_test[jac_idx], att_x=att_start,
         att_iters=np.int32(attractor_iters),
-        att_radius2=np.float32(att_radius ** 2),
     )
     return dict(
         arrays=arrays, train_x=train_x, train_w=train_w,  # host: streamed through `_train_pass`
-        d=d, r=r, n_train=n_train, n_test=len(x_test), noise=noise, ood=ood,
-        test_ss=float((x64 ** 2).sum()), noise_ss=float((e64 ** 2).sum()), ood_ss=float((z64 ** 2).sum()),
+        test_order=order, n_snap=min(attractor_points, test_x.shape[1]),
+        d=d, r=r, n_train=n_train, n_test=len(x_test), noise=noise, ood=ood, pert=pert, noise_std=s,
+        att_radius2=float(att_radius ** 2), effective_rank=eff,
+        test_ss=float((x64 ** 2).sum()), noise_ss=float((np.float64(noise) ** 2).sum()),
+        pert_ss=float((np.float64(pert) ** 2).sum()), ood_ss=float((z64 ** 2).sum()),
         span_ss=float((s64 ** 2).sum()),
         test_cov_trace=float(((x64 - x64.mean(0)) ** 2).sum() / len(x_test)),
     )
@@ -300,7 +311,7 @@ def jacobian_spectrum(reconstruct: Callable, params: Any, x_train: np.ndarray, x
 
     `reconstruct(params, x_BD)` is a static argument: pass the same function object for every member
     of a model spec and they all share one compiled program."""
-    _, _, evecs, r = _train_pca(np.asarray(x_train, np.float32))
+    _, _, evecs, r = pca(np.asarray(x_train, np.float32))
     if r == 0:
         return np.zeros((len(x_points), 0), np.float32)
     basis = jnp.asarray(evecs[:, :r], jnp.float32)
@@ -313,38 +324,51 @@ def _spectrum(reconstruct: Callable, params: Any, basis_Dr: jax.Array, x_PD: jax
     return jax.vmap(lambda x: _span_jacobian(f, basis_Dr, x)[0])(x_PD)
 
 
-def _member_stats(reconstruct: Callable, params: Any, a: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Everything one member contributes, as per-example or per-chunk arrays (summed on the host in float64)."""
+def _member_stats(reconstruct: Callable, params: Any, a: dict[str, jax.Array],
+                  n_snap: int) -> dict[str, jax.Array]:
+    """Everything one member contributes, as per-example or per-chunk arrays (summed on the host in float64).
+
+    Each call of f inlines the whole network into the program, so inputs that can share a call do
+    (clean, noisy and perturbed test rows; uniform points and their span projections): compile time
+    grows with the number of calls, not with the rows."""
     f = lambda x_BD: reconstruct(params, x_BD)
 
-    def test_chunk(xew):
-        x, e, w = xew
-        fx = f(x)
+    def test_chunk(xepw):
+        x, e, p, w = xepw
+        b = x.shape[0]
+        keep = lambda v: jnp.where(w > 0, v, 0.0)
+        out = f(jnp.concatenate([x, x + e, x + p]))
+        fx, fxe, fxp = out[:b], out[b:2 * b], out[2 * b:]
         n = jnp.sum(w)
         mean = jnp.sum(jnp.where(w[:, None] > 0, fx, 0.0), 0) / n
         # per-chunk (n, mean, M2) merge exactly on the host: no cancellation for near-constant maps
-        m2 = jnp.sum(jnp.where(w > 0, _sq(fx - mean), 0.0))
-        return dict(se=jnp.where(w > 0, _sq(x - fx), 0.0), denoise=jnp.where(w > 0, _sq(f(x + e) - x), 0.0),
-                    n=n, mean=mean, m2=m2)
+        m2 = jnp.sum(keep(_sq(fx - mean)))
+        return dict(se=keep(_sq(x - fx)), denoise=keep(_sq(fxe - x)), noise_out=keep(_sq(fxe - fx)),
+                    pert_out=keep(_sq(fxp - fx)), pert_err=keep(_sq(fxp - fx - p)), n=n, mean=mean, m2=m2,
+                    head=fx[:n_snap])
 
-    def ood_chunk(zw):
-        z, w = zw
-        return jnp.where(w > 0, _sq(z - f(z)), 0.0)
+    def ood_chunk(zsw):
+        z, zs, w = zsw
+        b = z.shape[0]
+        out = f(jnp.concatenate([z, zs]))
+        return jnp.where(w > 0, _sq(z - out[:b]), 0.0), jnp.where(w > 0, _sq(zs - out[b:]), 0.0)
 
-    out = dict(
-        test=jax.lax.map(test_chunk, (a["test_x"], a["noise_x"], a["test_w"])),
-        ood_se=jax.lax.map(ood_chunk, (a["ood_x"], a["ood_w"])),
-        span_se=jax.lax.map(ood_chunk, (a["span_x"], a["ood_w"])),
-    )
+    out = dict(test=jax.lax.map(test_chunk, (a["test_x"], a["noise_x"], a["pert_x"], a["test_w"])))
+    out["ood_se"], out["span_se"] = jax.lax.map(ood_chunk, (a["ood_x"], a["span_x"], a["ood_w"]))
+    out["snap_end"] = out["test"].pop("head")[0]  # f of the first (random) held-out rows
 
     basis = a["basis"]  # (D, r): P = U U^T, so the spectrum of P J P is that of U^T J U (r x r)
     if basis.shape[1] > 0:
         def jac_point(x_D):
             sv, trace = _span_jacobian(f, basis, x_D)
             rank = jnp.sum(sv > JAC_GAIN).astype(jnp.float32)
-            return jnp.where(jnp.isfinite(trace), rank, jnp.nan), trace
+            # stable rank ||J||_F^2 / ||J||_2^2: k for a rank-k projection, r for any isotropic scaling
+            top = jnp.max(sv) ** 2
+            stable = jnp.where(top > 0, jnp.sum(sv ** 2) / jnp.where(top > 0, top, 1.0), 0.0)
+            finite = jnp.isfinite(trace)
+            return jnp.where(finite, rank, jnp.nan), trace, jnp.where(finite, stable, jnp.nan)
         points = max(1, min(JAC_POINT_BATCH, JAC_TANGENTS // basis.shape[1]))
-        out["jac_rank"], out["jac_trace"] = jax.lax.map(jac_point, a["jac_x"], batch_size=points)
+        out["jac_rank"], out["jac_trace"], out["kept"] = jax.lax.map(jac_point, a["jac_x"], batch_size=points)
 
     out["att_end"] = jax.lax.fori_loop(0, a["att_iters"], lambda _, x: f(x).astype(x.dtype), a["att_x"])
     return out
@@ -353,9 +377,9 @@ def _member_stats(reconstruct: Callable, params: Any, a: dict[str, jax.Array]) -
 @functools.partial(jax.jit, static_argnames=("reconstruct", "batch"))
 def _train_chunk_stats(reconstruct: Callable, params_M: Any, end_MAD: jax.Array, x_BD: jax.Array,
                        w_B: jax.Array, mu_D: jax.Array, batch: int) -> tuple[jax.Array, jax.Array]:
-    """One chunk of the train set against every member: (squared errors (M, B), each attractor end
-    point's smallest squared distance to the chunk's examples (M, A)). The train set streams through
-    here a chunk at a time, so it never has to fit on the device whole."""
+    """One chunk of the train set against every member: (squared errors (M, B), each end point's
+    smallest squared distance to the chunk's examples (M, A)). The train set streams through here a
+    chunk at a time, so it never has to fit on the device whole."""
     t_c = x_BD - mu_D  # centring keeps the expanded squared distance free of cancellation
 
     def one(p_end):
@@ -370,7 +394,7 @@ def _train_chunk_stats(reconstruct: Callable, params_M: Any, end_MAD: jax.Array,
 
 def _train_pass(reconstruct: Callable, params_M: Any, end_MAD: np.ndarray, train_x: np.ndarray,
                 train_w: np.ndarray, mu_D: np.ndarray, n_members: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train squared error sum (M,), nearest-train squared distance of each attractor end (M, A))."""
+    """(train squared error sum (M,), nearest-train squared distance of each end point (M, A))."""
     batch, params_M = _pad_members(params_M, n_members)
     end_MAD = _pad_members(jnp.asarray(end_MAD), n_members)[1]
     se_sum = np.zeros(len(end_MAD), np.float64)
@@ -392,17 +416,18 @@ def _pad_members(tree: Any, n_members: int) -> tuple[int, Any]:
     return batch, tree
 
 
-@functools.partial(jax.jit, static_argnames=("reconstruct", "batch"))
+@functools.partial(jax.jit, static_argnames=("reconstruct", "batch", "n_snap"))
 def _group_stats(reconstruct: Callable, params_M: Any, arrays: dict[str, jax.Array],
-                 batch: int) -> dict[str, jax.Array]:
+                 batch: int, n_snap: int) -> dict[str, jax.Array]:
     """All members of one shape group in one program; lax.map vmaps `batch` members at a time."""
-    return jax.lax.map(lambda p: _member_stats(reconstruct, p, arrays), params_M, batch_size=batch)
+    return jax.lax.map(lambda p: _member_stats(reconstruct, p, arrays, n_snap), params_M, batch_size=batch)
 
 
-def _stats(reconstruct: Callable, params_M: Any, arrays: dict[str, jax.Array], n_members: int) -> dict:
+def _stats(reconstruct: Callable, params_M: Any, arrays: dict[str, jax.Array], n_members: int,
+           n_snap: int) -> dict:
     """Host copies of every member's statistics, members padded to whole batches."""
     batch, params_M = _pad_members(params_M, n_members)
-    stats = jax.device_get(_group_stats(reconstruct, params_M, arrays, batch))
+    stats = jax.device_get(_group_stats(reconstruct, params_M, arrays, batch, n_snap))
     return jax.tree.map(lambda v: v[:n_members], stats)
 
 
@@ -442,31 +467,32 @@ def _chunked(reconstruct: Callable, params: Any) -> Callable[[np.ndarray], np.nd
 def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np.ndarray, x_test: np.ndarray,
              y_train: np.ndarray | None, y_test: np.ndarray | None, code_sizes: Sequence[int],
              diag_cfg: ml_collections.ConfigDict, seed: int = 0) -> list[Metrics]:
-    """One flat, JSON-ready metrics dict per member of a same-shape group (the contract's table)."""
+    """One flat, JSON-ready metrics dict per member of a same-shape group (docs/regime.md lists the keys)."""
     probes = make_probes(x_train, x_test, diag_cfg, seed)
-    d, r = probes["d"], probes["r"]
+    d, r, eff = probes["d"], probes["r"], probes["effective_rank"]
     n_members = jax.tree.leaves(params_M)[0].shape[0]
     if len(code_sizes) != n_members:
         raise ValueError(f"evaluate: {len(code_sizes)} code sizes for {n_members} members")
     # on device once: the probe's per-member calls would otherwise re-send host arrays every time
     arrays, params_M = jax.device_put((probes["arrays"], params_M))
-    stats = _stats(reconstruct, params_M, arrays, n_members)
-    train_se_M, att_d2_MA = _train_pass(reconstruct, params_M, stats["att_end"], probes["train_x"],
+    stats = _stats(reconstruct, params_M, arrays, n_members, probes["n_snap"])
+    ends = np.concatenate([stats["att_end"], stats["snap_end"]], axis=1)  # one pass over the train set
+    train_se_M, end_d2_MA = _train_pass(reconstruct, params_M, ends, probes["train_x"],
                                         probes["train_w"], probes["arrays"]["mu"], n_members)
-    captured_MA = np.all(np.isfinite(stats["att_end"]), axis=-1) & (
-        np.maximum(att_d2_MA, 0.0) <= probes["arrays"]["att_radius2"])
+    captured_MA = np.all(np.isfinite(ends), axis=-1) & (np.maximum(end_d2_MA, 0.0) <= probes["att_radius2"])
+    n_att = stats["att_end"].shape[1]
 
     train_keep = probes["train_w"].reshape(-1) > 0
     test_keep = probes["arrays"]["test_w"].reshape(-1) > 0
     ood_keep = probes["arrays"]["ood_w"].reshape(-1) > 0
     with_probe = y_train is not None and y_test is not None and diag_cfg.get("probe", True)
+    energy = probes["test_ss"] / probes["n_test"]  # held-out energy about the train mean, per example
 
     results = []
     for m in range(n_members):
         t = jax.tree.map(lambda v: np.asarray(v[m], np.float64), stats["test"])
-        train_se = train_se_M[m]
-        test_se = t["se"].reshape(-1)[test_keep].sum()
-        denoise = t["denoise"].reshape(-1)[test_keep].sum()
+        total = lambda name: t[name].reshape(-1)[test_keep].sum()
+        test_se = total("se")
         ood_se = stats["ood_se"][m].reshape(-1)[ood_keep].astype(np.float64).sum()
         span_se = stats["span_se"][m].reshape(-1)[ood_keep].astype(np.float64).sum()
         # Chan et al.'s merge of per-chunk (n, mean, M2): total M2 = sum M2_c + sum n_c |mean_c - mean|^2
@@ -475,32 +501,46 @@ def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np
         if r > 0:
             jac_rank = _finite(np.mean(stats["jac_rank"][m].astype(np.float64)))
             jac_trace = _ratio(np.mean(stats["jac_trace"][m].astype(np.float64)), r)
+            kept = _finite(np.mean(stats["kept"][m].astype(np.float64)))
         else:
-            jac_rank = jac_trace = float("nan")
+            jac_rank = jac_trace = kept = float("nan")
+        train_fvu = _ratio(train_se_M[m] / probes["n_train"], energy)
+        test_fvu = _ratio(test_se, probes["test_ss"])
         metrics: Metrics = dict(
-            train_mse=_ratio(train_se, probes["n_train"] * d),
+            train_mse=_ratio(train_se_M[m], probes["n_train"] * d),
             test_mse=_ratio(test_se, probes["n_test"] * d),
-            test_fvu=_ratio(test_se, probes["test_ss"]),
+            test_fvu=test_fvu,
+            train_fvu=train_fvu,
+            gen_gap=_finite(test_fvu - train_fvu),
             pca_mse=pca_mse(x_train, x_test, min(int(code_sizes[m]), d)),
+            pca_kept_fvu=pca_fvu(x_train, x_test, min(kept, eff)) if np.isfinite(kept) else float("nan"),
+            kept_dims=kept,
             ood_fidelity=_finite(1.0 - _ratio(ood_se, probes["ood_ss"])),
             span_ood_fidelity=_finite(1.0 - _ratio(span_se, probes["span_ss"])),
+            perturb_fidelity=_finite(1.0 - _ratio(total("pert_err"), probes["pert_ss"])),
+            perturb_gain=_ratio(total("pert_out"), probes["pert_ss"]),
             jac_rank=jac_rank,
             jac_trace=jac_trace,
-            denoise_gain=_ratio(denoise, probes["noise_ss"]),
+            denoise_gain=_ratio(total("denoise"), probes["noise_ss"]),
+            noise_gain=_ratio(total("noise_out"), probes["noise_ss"]),
+            noise_std=float(probes["noise_std"]),
             const_ratio=_ratio(m2 / probes["n_test"], probes["test_cov_trace"]),
-            attractor_fraction=float(np.mean(captured_MA[m])),
+            attractor_fraction=float(np.mean(captured_MA[m, :n_att])),
+            snap_fraction=float(np.mean(captured_MA[m, n_att:])),
         )
         if with_probe:
             # a chunk at a time: the train set need not fit on the device
             codes = lambda xs, keep: np.concatenate([np.asarray(_member_codes(
                 encode, params_M, jnp.int32(m), x[None]))[0] for x in xs]).reshape(keep.size, -1)[keep]
             metrics["probe_acc"] = probe_accuracy(codes(probes["train_x"], train_keep), y_train,
-                                                  codes(arrays["test_x"], test_keep), y_test)
+                                                  codes(arrays["test_x"], test_keep),
+                                                  np.asarray(y_test)[probes["test_order"]])
         member_f = _chunked(reconstruct, jax.tree.map(lambda p: p[m], params_M))
         for name, metric in MAP_METRICS.items():
             metrics[name] = _finite(metric(member_f, x_train, x_test))
         metrics["data_rank"] = int(r)
+        metrics["effective_rank"] = int(eff)
         metrics["input_dim"] = int(d)
-        metrics["regime"] = classify_regime(metrics)
+        metrics["regime"] = regime.classify(metrics)
         results.append(metrics)
     return results
