@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 
 from ae_jax import checkpoint, code_metrics, config as config_lib, data as data_lib, diagnostics, models, objectives
-from ae_jax import member_log, store, stream, train, workdir as workdir_lib
+from ae_jax import member_log, regime, store, stream, train, workdir as workdir_lib
 from ae_jax.errors import ConfigError
 
 
@@ -252,6 +252,8 @@ def _run_group(group: Group, dataset: data_lib.Dataset, workdir: Path, results, 
         status = "diverged" if diverged_at[i] >= 0 else "ok"
         if status == "ok" and not final["final_recon"] <= DIVERGED_ABOVE_TRIVIAL * trivial:
             status = "diverged"  # finite, but the map is garbage: no regime, not in the phase diagram
+        # whether the loss had stopped falling by the end (regime.converged: the documented criterion)
+        metrics[i]["converged"] = regime.converged(curves["loss/total"][i])
         record = {
             "member": m.index,
             "name": m.name,

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ae_jax import config as config_lib, diagnostics, sweep, train
+from ae_jax import config as config_lib, diagnostics, regime, sweep, train
 from ae_jax.config import product, sweep as axis, zipped
 from ae_jax.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT_METRICS = {"train_mse", "test_mse", "test_fvu", "pca_mse", "ood_fidelity", "jac_rank", "jac_trace",
-                    "denoise_gain", "const_ratio", "attractor_fraction", "probe_acc", "data_rank", "regime"}
+                    "denoise_gain", "noise_gain", "const_ratio", "attractor_fraction", "probe_acc", "data_rank",
+                    "effective_rank", "regime", "converged"}
 
 
 def tiny(steps=40, **overrides):
@@ -67,7 +68,8 @@ def test_sweep_writes_every_member_once_with_the_contract_keys_and_resumes(tmp_p
         assert {"member", "name", "overrides", "status", "metrics"} <= set(r)
         assert r["status"] == "ok"
         assert CONTRACT_METRICS <= set(r["metrics"])
-        assert r["metrics"]["regime"] in ("identity", "memorizing", "structured")
+        assert r["metrics"]["regime"] in regime.LABELS
+        assert isinstance(r["metrics"]["converged"], bool)
     assert sweep.run_sweep(c, grid, tmp_path, sweep_name="t", report=False) == []
     assert len(read(tmp_path)) == 4
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
