@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from matplotlib.figure import Figure
 
-from ae_jax import config as config_lib, data as data_lib, store
+from ae_jax import config as config_lib, data as data_lib, diagnostics, store
 from ae_jax.errors import ConfigError
 from experiments import common
 
@@ -29,10 +29,8 @@ TOLERANCE = 0.02  # "reproduced": every learned singular value within this of th
 def covariance_eigen(x_ND: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, eigenvalues descending, eigenvectors as columns) of the train covariance, normalised by N:
     the expectation the per-example loss averages over."""
-    x = np.asarray(x_ND, np.float64)
-    mu = x.mean(0)
-    evals, evecs = np.linalg.eigh((x - mu).T @ (x - mu) / len(x))
-    return mu, evals[::-1].clip(0.0), evecs[:, ::-1]
+    mu, evals, evecs, _ = diagnostics.pca(x_ND)
+    return mu, evals, evecs
 
 
 def closed_form_weights(evals: np.ndarray, lam: float, factor: float = 1.0) -> np.ndarray:

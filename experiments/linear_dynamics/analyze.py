@@ -86,9 +86,7 @@ def half_time(steps: np.ndarray, s: np.ndarray, level: float) -> float:
 
 def analyse_dynamics(c, seeds: list[int], steps: np.ndarray, a_MTDD: np.ndarray, test_mse: np.ndarray,
                      ds: data_lib.Dataset) -> dict:
-    x = np.asarray(ds.x_train, np.float64)
-    evals, evecs = np.linalg.eigh((x - x.mean(0)).T @ (x - x.mean(0)) / len(x))
-    evals, evecs = evals[::-1].clip(0.0), evecs[:, ::-1]
+    _, evals, evecs, _ = diagnostics.pca(ds.x_train)
     n = c.dynamics.directions
     if not 1 <= n <= ds.dim:
         raise ConfigError(f"config.dynamics.directions: must be between 1 and the input dimension {ds.dim}, got {n}")

@@ -78,10 +78,7 @@ def pca_frontier(ds: data_lib.Dataset, noise_std: float, seed: int = 0) -> dict[
     """PCA-k for k = 0 .. r: test MSE, denoise_gain and span_ood_fidelity, the closed-form reference a
     map of Jacobian rank k is read against (a projector has exactly k span gains of 1)."""
     x_tr, x_te = np.asarray(ds.x_train, np.float64), np.asarray(ds.x_test, np.float64)
-    mu = x_tr.mean(0)
-    evals, evecs = np.linalg.eigh((x_tr - mu).T @ (x_tr - mu))
-    evecs = evecs[:, ::-1]
-    _, r = diagnostics.span_projector(ds.x_train)
+    mu, _, evecs, r = diagnostics.pca(ds.x_train)
     rng = np.random.default_rng(seed)
     e = noise_std * rng.standard_normal(x_te.shape)
     lo, hi = x_tr.min(0), x_tr.max(0)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ae_jax import config as config_lib, data as data_lib, member_log
+from ae_jax import config as config_lib, data as data_lib, diagnostics, member_log
 from experiments import common
 
 TITLE = {"digits": "digits, Bernoulli decoder, ReLU 256", "manifold": "4-sphere in R^32, Gaussian decoder, ReLU 128",
@@ -52,9 +52,7 @@ def load_data(c: dict) -> data_lib.Dataset:
 def linear_closed_form(ds: data_lib.Dataset, latent: int, beta: float, threshold: float) -> dict:
     """The linear VAE optimum's active units and KL (module docstring), on train and on the test set."""
     x_tr, x_te = np.asarray(ds.x_train, np.float64), np.asarray(ds.x_test, np.float64)
-    mu = x_tr.mean(0)
-    evals, evecs = np.linalg.eigh((x_tr - mu).T @ (x_tr - mu) / len(x_tr))
-    evals, evecs = evals[::-1], evecs[:, ::-1]
+    mu, evals, evecs, _ = diagnostics.pca(ds.x_train)
     sigma2 = beta / 2.0
     kept = np.flatnonzero(evals > sigma2)[:latent]  # eigh sorts, so these are the largest
     lam, u = evals[kept], evecs[:, kept]
@@ -72,10 +70,7 @@ def closed_form_params(like: dict, x_train: np.ndarray, beta: float, noise_facto
     """The linear VAE optimum as the library's depth-0 params (shaped like `like`): encoder mean
     sqrt(lambda - s2) / lambda u^T (x - mu), log-variance log(s2 / lambda), decoder sqrt(lambda - s2) u + mu,
     with s2 = noise_factor * beta (0.5 is this library's convention; the tests use 1 as the wrong one)."""
-    x = np.asarray(x_train, np.float64)
-    mu = x.mean(0)
-    evals, evecs = np.linalg.eigh((x - mu).T @ (x - mu) / len(x))
-    evals, evecs = evals[::-1], evecs[:, ::-1]
+    mu, evals, evecs, _ = diagnostics.pca(x_train)
     d, k = like["code"]["kernel"].shape
     s2 = noise_factor * beta
     n = min(int(np.sum(evals > s2)), k)
