@@ -2,7 +2,8 @@
 
 docs/science.md's depth row: ReLU MLP autoencoders on digits with the code fixed at 64 = D (the code itself is
 no bottleneck), depth 1, 2, 4, 6, 8 hidden layers per side and hidden width 16, 64, 256 (a quarter, once
-and four times D; a ReLU net needs width 2D to carry the identity exactly), two seeds each. Adam 1e-3,
+and four times D; width D already suffices to represent the identity on digits' nonnegative pixels, since
+relu(x + c) - c passes every x >= -c), two seeds each. Adam 1e-3,
 2000 steps of batch 64, no weight decay. A second block trains the same grid on the first 10 training
 images only (`data.n_train=10`), where memorisation is the expected outcome. `results.jsonl` records
 `steps` and the final loss of every member (training length is a capacity knob); the generic report

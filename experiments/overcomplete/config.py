@@ -3,8 +3,8 @@
 The README's headline figure as a paper-style ablation: ReLU MLP autoencoders whose code grows from far
 below the input dimension D to 8x it (digits, D = 64: code 2 .. 512; a 4-sphere in R^32 (`manifold`,
 data rank 5): code 1 .. 256), depth 0 .. 4 hidden layers per side, and hidden width 32, 64, 128 as a
-third axis (half, once and twice D on digits: a ReLU net needs width 2D to represent the identity
-exactly). Depth 0 has no hidden layer, so its three "widths" are three seeds of the same net; deeper
+third axis (half, once and twice D on digits; width D already represents the identity on nonnegative
+pixels: relu(x + c) - c passes every x >= -c). Depth 0 has no hidden layer, so its three "widths" are three seeds of the same net; deeper
 members run one seed. Adam 2e-3, 1500 steps of batch 64. The sweep's generic report draws the phase
 diagrams (regime, jac_rank / r, ood_fidelity, test_mse / PCA-k, ...) split by dataset and width;
 `analyze.py` adds the claim's table and `figures/overcomplete_lines.png`.
