@@ -91,7 +91,12 @@ def member_name(overrides: dict[str, Any]) -> str:
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    """Short numbers (`0.001`, `1e-05`), but never two values under one name: `:g` keeps 6 digits, so
+    1e-3 and 1.0000001e-3 fall back to the exact repr."""
+    if isinstance(v, float):
+        short = f"{v:g}"
+        return short if float(short) == v else repr(v)
+    return str(v)
 
 
 def expand(config: ml_collections.ConfigDict, sweep: Sequence[dict]) -> list[Member]:

@@ -211,3 +211,9 @@ def test_an_in_process_cli_call_leaves_the_persistent_cache_off():
     assert sweep.default_compilation_cache() == ""
     assert sweep.main(["ae_jax.sweep", "--config=configs/ae.py:smoke", "--dry_run"]) == 0
     assert not jax.config.jax_compilation_cache_dir
+
+
+def test_members_differing_below_six_digits_keep_distinct_names():
+    """`:g` names would call 1e-3 and 1.0000001e-3 the same member and refuse the sweep."""
+    members = sweep.expand(config_lib.base_config(), axis("train.learning_rate", [1e-3, 1.0000001e-3]))
+    assert [m.name for m in members] == ["learning_rate=0.001", "learning_rate=0.0010000001"]
