@@ -162,19 +162,21 @@ def group_members(members: Sequence[Member], datasets: dict[str, data_lib.Datase
 # ----------------------------------------------------------------------------- running a group
 
 
-# A finite loss this many times the trivial predictor's (the train mean) has diverged all the same (Adam
-# at a huge learning rate stays finite while the map is garbage); an untrained net sits near 1-10x.
+# A finite loss this many times the trivial predictors' has diverged all the same (Adam at a huge learning
+# rate stays finite while the map is garbage); an untrained net sits near 1-10x of it.
 DIVERGED_ABOVE_TRIVIAL = 100.0
 
 
 def trivial_recon_loss(spec: models.ModelSpec, x_train: np.ndarray) -> float:
-    """The training loss of predicting the train mean for every input (per example, as loss/recon)."""
-    x = np.asarray(x_train, np.float64)
+    """The training loss (per example, as loss/recon) of the worse of two trivial maps: the train mean for
+    every input, and the blank output (0, or 1/2 for a sigmoid output). The second keeps the yardstick
+    positive when the mean is exact (one training example)."""
+    x = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
     mu = x.mean(0)
     if spec.output == "sigmoid":
-        p = np.clip(mu, 1e-7, 1 - 1e-7)
-        return float(-(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(1).mean())
-    return float(((x - mu) ** 2).sum(1).mean())
+        bce = lambda p: float(-(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(1).mean())
+        return max(bce(np.clip(mu, 1e-7, 1 - 1e-7)), bce(np.full_like(mu, 0.5)))
+    return max(float(((x - mu) ** 2).sum(1).mean()), float((x ** 2).sum(1).mean()))
 
 
 def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir: Path, results,

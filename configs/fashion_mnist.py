@@ -16,10 +16,7 @@ D = 28 * 28
 
 
 def _smoke(arg):
-    if arg not in (None, "", "smoke"):
-        raise ConfigError(f"--config=configs/fashion_mnist.py:{arg}: unknown argument {arg!r}; use 'smoke' or "
-                          "nothing")
-    return arg == "smoke"
+    return "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
 
 
 def get_config(arg=None):

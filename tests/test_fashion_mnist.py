@@ -150,7 +150,7 @@ def test_unprepared_or_uninstalled_fashion_mnist_says_the_one_command(tmp_path, 
     with pytest.raises(ConfigError) as info:
         data.load(data_cfg(name="fashion_mnist", tfds_dir=str(tmp_path)))
     assert "`apt-get update && apt-get install -y dataset-fashion-mnist`" in str(info.value)
-    assert fashion_mnist.main([]) == 2
+    assert fashion_mnist.main(["--data_dir", str(tmp_path / "fresh")]) == 2
     err = capsys.readouterr().err
     assert "as root: `apt-get update && apt-get install -y dataset-fashion-mnist`" in err and "\n" not in err.strip()
 

@@ -229,9 +229,10 @@ def test_vae_generates_prior_samples_and_interpolations_as_images(digits, tmp_pa
     assert models.sample_prior(spec, params, jax.random.key(1), 7, masks).shape == (7, 64)
 
     images = member_log.panels(c, spec, params, masks, digits)
-    h, w = 4 * 9 - 1, 8 * 9 - 1  # 4 pairs x 8 steps of 8x8 images, 1 pixel apart
+    side = 8 * (member_log.PANEL_PIXELS // 8)  # 8x8 images upscaled to at least PANEL_PIXELS a side
+    h, w = 4 * (side + 1) - 1, 8 * (side + 1) - 1  # 4 pairs x 8 steps, 1 pixel apart
     assert images["panels/interpolation"].shape[:2] == (h, w)
-    assert images["panels/prior_samples"].shape[:2] == (2 * 9 - 1, w)
+    assert images["panels/prior_samples"].shape[:2] == (2 * (side + 1) - 1, w)
     member_log.save_generated(images, tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["interpolation.png", "prior_samples.png"]
 
