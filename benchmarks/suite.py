@@ -93,7 +93,11 @@ def run_engine(sizes: Sizes, use_torch: bool, device: str | None) -> dict:
     keys = {
         "vectorized_over_sequential": ratio(t["seq_total_s"], t["fit_cold_s"]),
         "vectorized_over_sequential_steady": ratio(t["seq_warm_run_s"], t["engine_run_s"]),
+        # without PyTorch every peer ratio is reported, as null
         "over_pytorch": None,
+        "over_pytorch_steady": None,
+        "over_pytorch_sweep": None,
+        "over_pytorch_sweep_steady": None,
     }
     if use_torch:
         keys.update({
