@@ -39,7 +39,8 @@ def _release_compiled_programs():
 # order, so the long ones start at once and the short ones fill in, and both workers finish together
 # (alphabetical order left test_reliability.py, ~4 min alone, for the end). A stable sort: the rest keep
 # their order, and every module's tests stay together.
-HEAVY_FIRST = ("test_reliability.py", "test_variants.py", "test_experiments_memorisation.py", "test_sweep.py",
+HEAVY_FIRST = ("test_reliability.py", "test_reliability_multi.py", "test_variants.py", "test_experiments_memorisation.py",
+               "test_sweep.py",
                "test_calibration.py", "test_experiments_regularisers_vae.py", "test_bench.py", "test_golden.py",
                "test_faults.py", "test_fashion_mnist.py")
 
