@@ -206,7 +206,7 @@ def warm_group(group: Group, dataset: data_lib.Dataset) -> None:
     """Compile a group's training program before its turn (run in a thread while the previous group
     trains and is diagnosed): on a CPU a small training program keeps one core busy, and compiling is
     most of a sweep's wall time. A streamed group is left alone (its batches come from the host)."""
-    _, _, _, _, x_train = _group_inputs(group, dataset)
+    _, x_train = stream.training_input(group.members[0].config.data, dataset)
     if not isinstance(x_train, stream.Streamed):
         with models.matmul_precision(group.plan.spec):
             train.warm(group.plan, len(group.members), np.shape(x_train))
