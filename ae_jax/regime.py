@@ -20,6 +20,7 @@ table), never on a reported sweep:
 A missing or non-finite metric fails every test it appears in.
 """
 
+import dataclasses
 import math
 from typing import Mapping, Sequence
 
@@ -39,6 +40,35 @@ CONSTANT = 0.05  # const_ratio below which the map counts as (near) constant
 SNAP = 0.5  # fraction of attractor / snap end points on a training example that counts as memorising
 TRIVIAL_FVU = 1.05  # FVU at or above which the map is no better than the constant train mean
 
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """The rule's thresholds as one value, so a sensitivity study can move each one (`sensitivity`)."""
+    copy: float = COPY
+    pca_slack: float = PCA_SLACK
+    fvu_slack: float = FVU_SLACK
+    small_gap: float = SMALL_GAP
+    large_gap: float = LARGE_GAP
+    contraction: float = CONTRACTION
+    constant: float = CONSTANT
+    snap: float = SNAP
+    trivial_fvu: float = TRIVIAL_FVU
+
+    def moved(self, name: str, factor: float) -> "Thresholds":
+        """This rule with one threshold scaled by factor. The two bars defined against 1 scale their distance
+        from it: `copy` its tolerance 1 - copy (a fidelity bar above 1 could never pass) and `trivial_fvu` its
+        margin over the train mean's FVU of 1 (below 1 it would call maps that beat the mean underfit)."""
+        value = getattr(self, name)
+        if name in ("copy", "trivial_fvu"):
+            new = 1.0 + (value - 1.0) * factor
+        else:
+            new = value * factor
+        return dataclasses.replace(self, **{name: new})
+
+
+RULE = Thresholds()
+
 CONVERGED_WINDOW = 0.25  # the last quarter of the logged curve against the quarter before it
 CONVERGED_TOL = 0.01  # ... may fall by at most 1% of the curve's whole fall so far
 
@@ -52,26 +82,27 @@ def _get(metrics: Mapping, key: str) -> float:
     return v if math.isfinite(v) else math.nan
 
 
-def evidence(metrics: Mapping) -> dict[str, bool]:
+def evidence(metrics: Mapping, rule: Thresholds = RULE) -> dict[str, bool]:
     """{label: whether its positive test passed} for the five labels with a test."""
     g = lambda key: _get(metrics, key)
+    t = rule
     # NaN compares False everywhere, so a missing metric fails every test that reads it
-    snaps = g("attractor_fraction") >= SNAP or g("snap_fraction") >= SNAP
-    no_snaps = g("attractor_fraction") < SNAP and g("snap_fraction") < SNAP
+    snaps = g("attractor_fraction") >= t.snap or g("snap_fraction") >= t.snap
+    no_snaps = g("attractor_fraction") < t.snap and g("snap_fraction") < t.snap
     return {
-        "identity": g("span_ood_fidelity") >= COPY and g("perturb_fidelity") >= COPY,
-        "structured": (g("test_fvu") <= (1 + PCA_SLACK) * g("pca_kept_fvu") + FVU_SLACK
-                       and g("gen_gap") <= SMALL_GAP and g("perturb_gain") <= CONTRACTION
-                       and g("const_ratio") >= CONSTANT and no_snaps),
-        "memorizing": snaps or g("gen_gap") >= LARGE_GAP,
-        "collapsed": g("const_ratio") < CONSTANT and no_snaps and g("test_fvu") < TRIVIAL_FVU,
-        "underfit": g("train_fvu") >= TRIVIAL_FVU and g("test_fvu") >= TRIVIAL_FVU,
+        "identity": g("span_ood_fidelity") >= t.copy and g("perturb_fidelity") >= t.copy,
+        "structured": (g("test_fvu") <= (1 + t.pca_slack) * g("pca_kept_fvu") + t.fvu_slack
+                       and g("gen_gap") <= t.small_gap and g("perturb_gain") <= t.contraction
+                       and g("const_ratio") >= t.constant and no_snaps),
+        "memorizing": snaps or g("gen_gap") >= t.large_gap,
+        "collapsed": g("const_ratio") < t.constant and no_snaps and g("test_fvu") < t.trivial_fvu,
+        "underfit": g("train_fvu") >= t.trivial_fvu and g("test_fvu") >= t.trivial_fvu,
     }
 
 
-def classify(metrics: Mapping) -> str:
+def classify(metrics: Mapping, rule: Thresholds = RULE) -> str:
     """The one label whose test passed, else `unresolved`."""
-    passed = [label for label, ok in evidence(metrics).items() if ok]
+    passed = [label for label, ok in evidence(metrics, rule).items() if ok]
     return passed[0] if len(passed) == 1 else "unresolved"
 
 
