@@ -32,6 +32,9 @@ def test_only_the_threshold_a_member_sits_near_moves_its_label():
     # contraction bar 0.65 x 0.9 = 0.585 < 0.6: the structured member loses its only positive test
     assert rows["contraction"][0.9] == {"structured -> unresolved": 1}
     assert not rows["contraction"][1.2]
+    converged = {r["threshold"]: r["converged_moved"]
+                 for r in sensitivity.sensitivity([{**IDENTITY, "converged": True}, STRUCTURED])}
+    assert converged["copy"] == 1 and converged["contraction"] == 0
     untouched = set(rows) - {"copy", "contraction"}
     assert all(not moves for name in untouched for moves in rows[name].values())
 
@@ -42,6 +45,6 @@ def test_cli_prints_the_table_and_refuses_a_workdir_without_labels(tmp_path, cap
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     assert sensitivity.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "2 labelled members" in out and "| `copy` | 0.9 | 1 | 0 | 0 | 0 |" in out
+    assert "2 labelled members" in out and "| `copy` | 0.9 | 1 | 0 | 0 | 0 | 0 |" in out
     assert sensitivity.main([str(tmp_path / "missing")]) == 2
     assert "no labelled members" in capsys.readouterr().err
