@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -57,8 +56,6 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
     unconverged = sum(r["converged"] is False for r in records if r["status"] == "ok")
     mode = wandb_mode or str(report_data.common(records, "wandb.mode", "offline"))
     run_id = report_run_id(workdir, identity, records)
-    wandb_root = workdir / "wandb"
-    before = set(wandb_root.glob(f"offline-run-*-{run_id}")) if wandb_root.is_dir() else set()
     writer = writers.open_writer(
         {"mode": mode, "project": report_data.common(records, "wandb.project", "ae_jax"),
          "entity": report_data.common(records, "wandb.entity", "")},
@@ -79,20 +76,10 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
                         "members_unconverged": unconverged, **{f"members_{k}": v for k, v in status.items()}})
     finally:
         writer.close()
-    _drop_superseded(wandb_root, run_id, before)
     # html first, md last and each written aside then renamed: report.md present means the report is whole
     _write_whole(workdir / "report.html", render_html(doc, f"Sweep {sweep.name}"))
     _write_whole(workdir / "report.md", render_markdown(doc, workdir))
     return workdir / "report.md"
-
-
-def _drop_superseded(root: Path, run_id: str, before: set[Path]) -> None:
-    """A rerun's offline report run supersedes the older local copies of the same run (same id, so
-    a sync updates one run on the server): the workdir keeps one report run."""
-    runs = sorted(root.glob(f"offline-run-*-{run_id}")) if root.is_dir() else []
-    if runs and runs[-1] not in before:
-        for old in runs[:-1]:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_whole(path: Path, text: str) -> None:
