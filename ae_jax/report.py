@@ -66,8 +66,9 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
                 "member_count": len(records), "member_expected": expected})
     try:
         doc = _header(sweep, status, expected, unconverged)
-        doc += _figures(sweep, figdir, writer)
-        doc += _tables(sweep)
+        partial = f"{len(records)} of {expected} members" if expected and len(records) < expected else ""
+        doc += _figures(sweep, figdir, writer, partial)
+        doc += _tables(sweep, partial)
         if other is not None:
             doc += _compare_section(records, other, Path(compare))
         writer.table("members", *_wandb_members(sweep))
@@ -146,12 +147,13 @@ def _how_to_read(sweep: Sweep) -> list[str]:
     ]
 
 
-def _figures(sweep: Sweep, figdir: Path, writer) -> list[tuple]:
+def _figures(sweep: Sweep, figdir: Path, writer, partial: str = "") -> list[tuple]:
+    """The figures; `partial` ("k of N members", for an unfinished sweep) goes into every title."""
     lay, cells, vals = sweep.layout, sweep.cells, sweep.values
     if lay.kind == "single":
         return []
     dims = report_data.dims(sweep.records)
-    title = f"{sweep.name}: D={dims['D']}, r={dims['r']}"
+    title = f"{sweep.name}: D={dims['D']}, r={dims['r']}" + (f" ({partial})" if partial else "")
     panels = [k for k in PANELS if any(s.get(k) for s in cells.values())]
     figs = []
     if not lay.facets:
@@ -203,7 +205,7 @@ def _setting_cells(sweep: Sweep, key: tuple) -> list[Cell]:
     return [Cell(plots.tick(v), sort=v if isinstance(v, (int, float)) else None) for v in values]
 
 
-def _tables(sweep: Sweep) -> list[tuple]:
+def _tables(sweep: Sweep, partial: str = "") -> list[tuple]:
     lay, cells = sweep.layout, sweep.cells
     axes = list(lay.order)
     key_metrics = [k for k in PANELS if k in sweep.metrics]
@@ -235,7 +237,8 @@ def _tables(sweep: Sweep) -> list[tuple]:
                  f"{', '.join(chunk)}: show the table")]
     columns, rows = _member_table(sweep)
     doc += [("h2", "Members"),
-            ("p", "Every member" + (" with its W&B run" if "wandb_run" in columns else "") + "; `converged` is "
+            ("p", (f"The {partial} finished so far" if partial else "Every member")
+                  + (", each with its W&B run" if "wandb_run" in columns else "") + "; `converged` is "
                   "whether its training loss had stopped falling."), ("table", columns, rows)]
     return doc
 
