@@ -24,6 +24,8 @@ _off_reason: str | None = None
 # Set by the first online run that could not start: the rest of the process writes offline runs.
 _online_failed = False
 ONLINE_TIMEOUT_S = 10
+# How often a run's local log reaches disk, so `wandb leet` shows a running member's curve (W&B's default: 15 s).
+FLUSH_S = 2.0
 
 
 class Writer(Protocol):
@@ -175,8 +177,12 @@ def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: 
                       dir=workdir, name=name, group=group, job_type=job_type, tags=list(tags),
                       config=_plain(_as_dict(config)), reinit="create_new", id=run_id,
                       resume="allow" if run_id else None)
+        flush = ({"x_transaction_log_flush_interval": FLUSH_S}
+                 if "x_transaction_log_flush_interval" in getattr(wandb.Settings, "model_fields", {}) else {})
+        kwargs["settings"] = wandb.Settings(**flush)
         try:
-            writer.run = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=ONLINE_TIMEOUT_S), **kwargs)
+            writer.run = wandb.init(mode=mode, **{**kwargs, "settings": wandb.Settings(
+                init_timeout=ONLINE_TIMEOUT_S, **flush)})
         except Exception as e:  # noqa: BLE001 - any online failure: keep the data offline
             if mode != "online":
                 raise
