@@ -254,7 +254,8 @@ def _wandb_members(sweep: Sweep) -> tuple[list[str], list[list]]:
 
 
 def _seed_keys(sweep: Sweep) -> list[str]:
-    return [k for k in REPLICATE_KEYS if any(k in r["config"] for r in sweep.records)]
+    """The replicate keys that tell members apart (a split seed every member shares is no column)."""
+    return [k for k in REPLICATE_KEYS if len({r["config"].get(k) for r in sweep.records}) > 1]
 
 
 def _member_table(sweep: Sweep) -> tuple[list[str], list[list[Cell]]]:

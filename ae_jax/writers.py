@@ -179,17 +179,16 @@ def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: 
                       resume="allow" if run_id else None)
         flush = ({"x_transaction_log_flush_interval": FLUSH_S}
                  if "x_transaction_log_flush_interval" in getattr(wandb.Settings, "model_fields", {}) else {})
-        kwargs["settings"] = wandb.Settings(**flush)
         try:
-            writer.run = wandb.init(mode=mode, **{**kwargs, "settings": wandb.Settings(
-                init_timeout=ONLINE_TIMEOUT_S, **flush)})
+            writer.run = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=ONLINE_TIMEOUT_S, **flush),
+                                    **kwargs)
         except Exception as e:  # noqa: BLE001 - any online failure: keep the data offline
             if mode != "online":
                 raise
             log.warning("W&B online failed (%s); these runs are written offline instead (`wandb sync` "
                         "uploads them later)", f"{type(e).__name__}: {e}".splitlines()[0])
             _online_failed = True
-            writer.run = wandb.init(mode="offline", **kwargs)
+            writer.run = wandb.init(mode="offline", settings=wandb.Settings(**flush), **kwargs)
     except Exception as e:
         _turn_off(e)
         return NullWriter()
@@ -203,7 +202,8 @@ def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: 
                                       run.define_metric("*", step_metric=STEP)))
     if writer.run is None:
         return NullWriter()
-    partial = [p for p in partial if writer.folder is None or p.resolve() != (Path(workdir) / writer.folder).resolve()]
+    own = (Path(workdir) / writer.folder).resolve() if writer.folder else None
+    partial = [p for p in partial if p.resolve() != own]
     if partial and (mode == "offline" or _online_failed):
         # A resumed offline run is a new local folder with the same id: it takes over the old folders'
         # curves so that the workdir keeps one folder, and `wandb sync` one upload, per run.
