@@ -166,6 +166,8 @@ def test_regime_cells_are_painted_in_their_colour_and_unconverged_ones_hatched(b
     assert np.allclose(rgba[1, CODES.index(2), :3], to_rgb(plots.REGIMES["structured"]))
     hatched = {(round(p.get_x() + 0.5), round(p.get_y() + 0.5)) for p in ax.patches if p.get_hatch()}
     assert hatched == {(j, DEPTHS.index(2)) for j in range(len(CODES))}  # seed 0 of depth 2 never converged
+    # drawn over the cell colours, not hidden under them
+    assert all(p.zorder > ax.collections[0].zorder for p in ax.patches if p.get_hatch())
 
 
 def test_colour_scales_do_not_stretch_small_differences():
