@@ -262,7 +262,11 @@ def _title(fig: Figure, title: str, handles: list) -> None:
     if not handles:
         fig.suptitle(title, fontsize=FONT + 3)
         return
-    legend = fig.legend(handles=handles, loc="outside upper center", ncol=min(8, len(handles)), fontsize=FONT,
+    # as many columns as fit the figure's width (a wider legend is cut off at both sides): a swatch and gap
+    # of about 0.35 inch, then the label at about 0.6 em per character
+    widest = max(0.35 + 0.6 * FONT / 72 * len(h.get_label()) for h in handles)
+    ncol = max(1, min(8, len(handles), int(fig.get_figwidth() // widest)))
+    legend = fig.legend(handles=handles, loc="outside upper center", ncol=ncol, fontsize=FONT,
                         frameon=False, title=title, title_fontsize=FONT + 3)
     legend.get_title().set_fontweight("normal")
 
