@@ -1,6 +1,5 @@
 """The one logging interface training code talks to: a W&B run (offline by default) or nothing."""
 
-import concurrent.futures
 import io
 import json
 import logging
@@ -81,13 +80,11 @@ class WandbWriter:
         self.run = run
         self.run_id: str | None = None
         self.folder: str | None = None  # the run's local folder (what `wandb sync` takes)
-        # Earlier local folders of this run (a killed sweep's partial run) and their curves, being read:
-        # their rows before the first step this run logs are logged again here, then the folders go.
+        # Earlier local folders of this run (a killed sweep's partial run), removed once this one is
+        # complete: a resumed group logs its whole curve again (train.fit replays the checkpoint's chunks).
         self.superseded: list[Path] = []
-        self._carried: concurrent.futures.Future | None = None
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
-        self._carry_over(below=int(step))
         self._guard(lambda run, wandb: run.log({STEP: int(step), **_plain(dict(values))}))
 
     def images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
@@ -118,21 +115,12 @@ class WandbWriter:
         self._guard(lambda run, wandb: run.summary.update(_plain(dict(values))))
 
     def close(self) -> None:
-        self._carry_over(below=None)
-
         def finish(run, wandb):
             run.finish()
             for old in self.superseded:  # only once this run, which holds their curves, is complete
                 shutil.rmtree(old, ignore_errors=True)
         self._guard(finish)
         self.run = None
-
-    def _carry_over(self, below: int | None) -> None:
-        """Log the superseded folders' rows at steps below `below` (None: all, nothing was logged live)."""
-        if self._carried is None:
-            return
-        rows, self._carried = self._carried.result(), None
-        self._guard(lambda run, wandb: [run.log(r) for r in rows if below is None or r[STEP] < below])
 
     def _guard(self, call) -> None:
         if self.run is None:
@@ -204,11 +192,10 @@ def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: 
         return NullWriter()
     own = (Path(workdir) / writer.folder).resolve() if writer.folder else None
     partial = [p for p in partial if p.resolve() != own]
-    if partial and (mode == "offline" or _online_failed):
-        # A resumed offline run is a new local folder with the same id: it takes over the old folders'
-        # curves so that the workdir keeps one folder, and `wandb sync` one upload, per run.
+    if mode == "offline" or _online_failed:
+        # A resumed offline run is a new local folder with the same id, and logs everything again: the old
+        # folders go when it is complete, so the workdir keeps one folder, and `wandb sync` one upload, per run.
         writer.superseded = partial
-        writer._carried = _reader().submit(_carried_rows, partial)
     return writer
 
 
@@ -239,37 +226,6 @@ def read_history(folder: str | os.PathLike) -> list[dict]:
         if isinstance(record, dict) and record.get("type") == "history":
             rows.append(record["history"].get("item", {}))
     return rows
-
-
-def _carried_rows(folders: list[Path]) -> list[dict]:
-    """The training-curve rows of `folders` (numbers logged at a training step), one per step, later
-    folders winning, in step order. A folder that cannot be read is kept, not superseded."""
-    by_step: dict[int, dict] = {}
-    for folder in list(folders):
-        try:
-            rows = read_history(folder)
-        except Exception as e:  # noqa: BLE001 - keep that folder rather than lose its curves
-            log.warning("W&B: could not read %s (%s); it is kept beside the resumed run", folder, e)
-            folders.remove(folder)
-            continue
-        for row in rows:
-            # numbers only: not W&B's own `_step`, nor the fields of an image or table (`name._type`, ...)
-            values = {k: v for k, v in row.items() if not k.startswith("_") and f"{k.split('.')[0]}._type" not in row
-                      and isinstance(v, (int, float)) and not isinstance(v, bool)}
-            if isinstance(values.get(STEP), (int, float)) and len(values) > 1:
-                by_step[int(values[STEP])] = {**values, STEP: int(values[STEP])}
-    return [by_step[s] for s in sorted(by_step)]
-
-
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _reader() -> concurrent.futures.ThreadPoolExecutor:
-    """Reads superseded folders while training starts (a resumed group's members in parallel)."""
-    global _pool
-    if _pool is None:
-        _pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="wandb-carry")
-    return _pool
 
 
 def _has_api_key(wandb) -> bool:

@@ -61,7 +61,7 @@ def test_a_finite_adam_blow_up_is_diverged_without_a_regime(tmp_path, lr):
 
 def test_a_killed_and_resumed_sweep_leaves_one_offline_run_per_member(tmp_path, fresh):
     """Interrupted in chunk 1 of 3 (checkpointing every chunk), then resumed from the checkpoint: one folder
-    per run id, whose curve holds the chunks only the partial run logged and the resumed ones."""
+    per run id, whose curve holds the chunks the resumed group did not retrain (from the checkpoint) and the rest."""
     from ae_jax import writers
 
     c = small(**{"wandb.mode": "offline", "wandb.images": False, "train.checkpoint_seconds": 0.0})
@@ -83,6 +83,7 @@ def test_a_killed_and_resumed_sweep_leaves_one_offline_run_per_member(tmp_path, 
     before = {p.name.rsplit("-", 2)[-1]: {r[writers.STEP]: r for r in writers.read_history(p)} for p in partial}
     assert all(20 in rows and 60 not in rows for rows in before.values()), before
 
+    assert list((tmp_path / "checkpoints").rglob("chunk-*.ckpt")), "the resume must start past chunk 0"
     records = sweep.run_sweep(c, grid, tmp_path, report=False)
     assert len(records) == 2
     for r in records:
@@ -91,5 +92,5 @@ def test_a_killed_and_resumed_sweep_leaves_one_offline_run_per_member(tmp_path, 
         rows = [row for row in writers.read_history(folder) if writers.STEP in row and "loss/recon" in row]
         assert [row[writers.STEP] for row in rows] == [20, 40, 60]
         old = before[r["wandb_run_id"].rsplit("-", 1)[-1]][20]
-        assert rows[0]["loss/recon"] == old["loss/recon"]  # the resumed run never trained chunk 0: carried
+        assert rows[0]["loss/recon"] == old["loss/recon"]  # not retrained: replayed from the checkpoint
     assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 2
