@@ -141,8 +141,9 @@ def draw_heatmap(ax, cells: dict, xs: list, ys: list, key: str, norm: Normalize 
             ax.text(j, i, text, ha="center", va="center", fontsize=FONT, color=_text_colour(colour),
                     linespacing=1.0)
             if key == "regime" and s is not None and s["n_unconverged"]:
+                # above the cell colours (pcolormesh, added below, would otherwise hide it), under the text
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0,
-                                       edgecolor=(0, 0, 0, 0.45)))
+                                       edgecolor=(0, 0, 0, 0.45), zorder=2))
     # vector quads, not imshow: an image resampled at print resolution costs seconds per figure
     ax.pcolormesh(np.arange(len(xs) + 1) - 0.5, np.arange(len(ys) + 1) - 0.5, rgba)
     ax.set_xlim(-0.5, len(xs) - 0.5)
@@ -188,6 +189,9 @@ def draw_lines(ax, cells: dict, xs: list, series: list, key: str, x_key: str, lo
         ax.set_xscale("log")
     if key in LOG_METRICS and all(v > 0 for s in cells.values() if s.get(key) for v, _ in s["each"][key]):
         ax.set_yscale("log")
+    if key in UNIT_RANGE:  # as on the heatmaps: 0 to 1 always in view, so a flat 0 reads as 0, not as noise
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(min(lo, -0.04), max(hi, 1.04))
     ax.set_xticks([pos[x] for x in xs], [tick(x) for x in xs], fontsize=FONT)
     ax.xaxis.set_minor_locator(NullLocator())  # the swept values are the ticks
     if ax.get_yscale() == "log":
@@ -258,7 +262,11 @@ def _title(fig: Figure, title: str, handles: list) -> None:
     if not handles:
         fig.suptitle(title, fontsize=FONT + 3)
         return
-    legend = fig.legend(handles=handles, loc="outside upper center", ncol=min(8, len(handles)), fontsize=FONT,
+    # as many columns as fit the figure's width (a wider legend is cut off at both sides): a swatch and gap
+    # of about 0.35 inch, then the label at about 0.6 em per character
+    widest = max(0.35 + 0.6 * FONT / 72 * len(h.get_label()) for h in handles)
+    ncol = max(1, min(8, len(handles), int(fig.get_figwidth() // widest)))
+    legend = fig.legend(handles=handles, loc="outside upper center", ncol=ncol, fontsize=FONT,
                         frameon=False, title=title, title_fontsize=FONT + 3)
     legend.get_title().set_fontweight("normal")
 

@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -57,8 +56,6 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
     unconverged = sum(r["converged"] is False for r in records if r["status"] == "ok")
     mode = wandb_mode or str(report_data.common(records, "wandb.mode", "offline"))
     run_id = report_run_id(workdir, identity, records)
-    wandb_root = workdir / "wandb"
-    before = set(wandb_root.glob(f"offline-run-*-{run_id}")) if wandb_root.is_dir() else set()
     writer = writers.open_writer(
         {"mode": mode, "project": report_data.common(records, "wandb.project", "ae_jax"),
          "entity": report_data.common(records, "wandb.entity", "")},
@@ -69,8 +66,9 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
                 "member_count": len(records), "member_expected": expected})
     try:
         doc = _header(sweep, status, expected, unconverged)
-        doc += _figures(sweep, figdir, writer)
-        doc += _tables(sweep)
+        partial = f"{len(records)} of {expected} members" if expected and len(records) < expected else ""
+        doc += _figures(sweep, figdir, writer, partial)
+        doc += _tables(sweep, partial)
         if other is not None:
             doc += _compare_section(records, other, Path(compare))
         writer.table("members", *_wandb_members(sweep))
@@ -79,20 +77,10 @@ def write_report(workdir: str | Path, compare: str | Path | None = None,
                         "members_unconverged": unconverged, **{f"members_{k}": v for k, v in status.items()}})
     finally:
         writer.close()
-    _drop_superseded(wandb_root, run_id, before)
     # html first, md last and each written aside then renamed: report.md present means the report is whole
     _write_whole(workdir / "report.html", render_html(doc, f"Sweep {sweep.name}"))
     _write_whole(workdir / "report.md", render_markdown(doc, workdir))
     return workdir / "report.md"
-
-
-def _drop_superseded(root: Path, run_id: str, before: set[Path]) -> None:
-    """A rerun's offline report run supersedes the older local copies of the same run (same id, so
-    a sync updates one run on the server): the workdir keeps one report run."""
-    runs = sorted(root.glob(f"offline-run-*-{run_id}")) if root.is_dir() else []
-    if runs and runs[-1] not in before:
-        for old in runs[:-1]:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_whole(path: Path, text: str) -> None:
@@ -159,12 +147,13 @@ def _how_to_read(sweep: Sweep) -> list[str]:
     ]
 
 
-def _figures(sweep: Sweep, figdir: Path, writer) -> list[tuple]:
+def _figures(sweep: Sweep, figdir: Path, writer, partial: str = "") -> list[tuple]:
+    """The figures; `partial` ("k of N members", for an unfinished sweep) goes into every title."""
     lay, cells, vals = sweep.layout, sweep.cells, sweep.values
     if lay.kind == "single":
         return []
     dims = report_data.dims(sweep.records)
-    title = f"{sweep.name}: D={dims['D']}, r={dims['r']}"
+    title = f"{sweep.name}: D={dims['D']}, r={dims['r']}" + (f" ({partial})" if partial else "")
     panels = [k for k in PANELS if any(s.get(k) for s in cells.values())]
     figs = []
     if not lay.facets:
@@ -216,7 +205,7 @@ def _setting_cells(sweep: Sweep, key: tuple) -> list[Cell]:
     return [Cell(plots.tick(v), sort=v if isinstance(v, (int, float)) else None) for v in values]
 
 
-def _tables(sweep: Sweep) -> list[tuple]:
+def _tables(sweep: Sweep, partial: str = "") -> list[tuple]:
     lay, cells = sweep.layout, sweep.cells
     axes = list(lay.order)
     key_metrics = [k for k in PANELS if k in sweep.metrics]
@@ -248,7 +237,8 @@ def _tables(sweep: Sweep) -> list[tuple]:
                  f"{', '.join(chunk)}: show the table")]
     columns, rows = _member_table(sweep)
     doc += [("h2", "Members"),
-            ("p", "Every member" + (" with its W&B run" if "wandb_run" in columns else "") + "; `converged` is "
+            ("p", (f"The {partial} finished so far" if partial else "Every member")
+                  + (", each with its W&B run" if "wandb_run" in columns else "") + "; `converged` is "
                   "whether its training loss had stopped falling."), ("table", columns, rows)]
     return doc
 
@@ -264,7 +254,8 @@ def _wandb_members(sweep: Sweep) -> tuple[list[str], list[list]]:
 
 
 def _seed_keys(sweep: Sweep) -> list[str]:
-    return [k for k in REPLICATE_KEYS if any(k in r["config"] for r in sweep.records)]
+    """The replicate keys that tell members apart (a split seed every member shares is no column)."""
+    return [k for k in REPLICATE_KEYS if len({r["config"].get(k) for r in sweep.records}) > 1]
 
 
 def _member_table(sweep: Sweep) -> tuple[list[str], list[list[Cell]]]:

@@ -34,7 +34,7 @@ p{max-width:110ch}code{background:#f3f3f3;padding:0 3px;border-radius:3px}
 img{max-width:100%;height:auto;display:block;margin:.8em 0}
 table{border-collapse:collapse;font-size:13px;margin:.4em 0 1.4em;max-width:100%}
 th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;vertical-align:top}
-td{white-space:nowrap}td.t{text-align:left;white-space:normal;overflow-wrap:anywhere}
+td{white-space:nowrap}td.t{text-align:left;white-space:normal;overflow-wrap:break-word}td.t a{white-space:nowrap}
 th{background:#f2f2f2;text-align:left;cursor:pointer;user-select:none;
   position:sticky;top:0}
 th[data-dir=asc]::after{content:" \\25B2"}th[data-dir=desc]::after{content:" \\25BC"}
@@ -100,6 +100,8 @@ def _td(cell: Any) -> str:
     left = cell.text_kind or cell.regime is not None
     attrs += " class='t rgc'" if cell.regime is not None else " class='t'" if left else ""
     body = html.escape(cell.text, quote=False)
+    if cell.text_kind:  # a member name wraps between its settings, never inside a number
+        body = body.replace(",", ",<wbr>")
     if cell.href:
         body = f"<a href='{html.escape(cell.href)}'>{body}</a>"
     if cell.regime is not None:

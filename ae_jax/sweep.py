@@ -374,9 +374,11 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
         ahead.shutdown(wait=True, cancel_futures=True)
         finished = results.finished_names(reload=True)
         complete = {m.name for m in everyone} <= finished
-        if not complete:
+        if not complete:  # an --only or --shard run, or members left to a rerun
             print(f"sweep {sweep_name}: {len(finished & {m.name for m in everyone})} of {len(everyone)} members "
-                  f"finished in {workdir} (the report is written once all are)", flush=True)
+                  f"finished in {workdir}" + (f"; report not written (it is once all are; `python -m "
+                                              f"ae_jax.report {workdir}` writes a partial one now)" if report else ""),
+                  flush=True)
     # With shards, the last one to finish writes the report; a finished sweep whose report was lost (a
     # crash after the last result) gets it on the next run.
     if report and complete and (records or not (workdir / "report.md").exists()):

@@ -290,6 +290,8 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
         start, state, saved = restored
         state = sharding.shard_members(state, mesh)
         curves.update(saved)
+        for i in range(start if on_metrics is not None else 0):  # live curves: the chunks not retrained too
+            on_metrics(i, {k: v[i][:m] for k, v in saved.items()})
     if streamed:
         per = stream.steps_per_transfer(plan.chunk, len(seeds_M) * plan.batch_size * x_train.lo_D.size * 4,
                                         x_train.transfer_mb)

@@ -1,10 +1,14 @@
 """The one logging interface training code talks to: a W&B run (offline by default) or nothing."""
 
 import io
+import json
 import logging
 import math
 import os
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -19,6 +23,8 @@ _off_reason: str | None = None
 # Set by the first online run that could not start: the rest of the process writes offline runs.
 _online_failed = False
 ONLINE_TIMEOUT_S = 10
+# How often a run's local log reaches disk, so `wandb leet` shows a running member's curve (W&B's default: 15 s).
+FLUSH_S = 2.0
 
 
 class Writer(Protocol):
@@ -74,6 +80,9 @@ class WandbWriter:
         self.run = run
         self.run_id: str | None = None
         self.folder: str | None = None  # the run's local folder (what `wandb sync` takes)
+        # Earlier local folders of this run (a killed sweep's partial run), removed once this one is
+        # complete: a resumed group logs its whole curve again (train.fit replays the checkpoint's chunks).
+        self.superseded: list[Path] = []
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         self._guard(lambda run, wandb: run.log({STEP: int(step), **_plain(dict(values))}))
@@ -106,7 +115,11 @@ class WandbWriter:
         self._guard(lambda run, wandb: run.summary.update(_plain(dict(values))))
 
     def close(self) -> None:
-        self._guard(lambda run, wandb: run.finish())
+        def finish(run, wandb):
+            run.finish()
+            for old in self.superseded:  # only once this run, which holds their curves, is complete
+                shutil.rmtree(old, ignore_errors=True)
+        self._guard(finish)
         self.run = None
 
     def _guard(self, call) -> None:
@@ -137,6 +150,8 @@ def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: 
     if mode == "disabled" or os.environ.get("WANDB_MODE") == "disabled" or _off_reason is not None:
         return NullWriter()
     writer = WandbWriter(None)
+    # a killed run's local folders with this id, before this run adds its own
+    partial = local_runs(workdir, run_id) if run_id else []
     try:
         os.makedirs(workdir, exist_ok=True)
         _point_wandb_into(workdir)
@@ -150,15 +165,18 @@ def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: 
                       dir=workdir, name=name, group=group, job_type=job_type, tags=list(tags),
                       config=_plain(_as_dict(config)), reinit="create_new", id=run_id,
                       resume="allow" if run_id else None)
+        flush = ({"x_transaction_log_flush_interval": FLUSH_S}
+                 if "x_transaction_log_flush_interval" in getattr(wandb.Settings, "model_fields", {}) else {})
         try:
-            writer.run = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=ONLINE_TIMEOUT_S), **kwargs)
+            writer.run = wandb.init(mode=mode, settings=wandb.Settings(init_timeout=ONLINE_TIMEOUT_S, **flush),
+                                    **kwargs)
         except Exception as e:  # noqa: BLE001 - any online failure: keep the data offline
             if mode != "online":
                 raise
             log.warning("W&B online failed (%s); these runs are written offline instead (`wandb sync` "
                         "uploads them later)", f"{type(e).__name__}: {e}".splitlines()[0])
             _online_failed = True
-            writer.run = wandb.init(mode="offline", **kwargs)
+            writer.run = wandb.init(mode="offline", settings=wandb.Settings(**flush), **kwargs)
     except Exception as e:
         _turn_off(e)
         return NullWriter()
@@ -170,7 +188,44 @@ def open_writer(wandb_cfg: Any, *, workdir: str, name: str, group: str, config: 
     # Curves are drawn against the training step, not W&B's own call counter.
     writer._guard(lambda run, wandb: (run.define_metric(STEP),
                                       run.define_metric("*", step_metric=STEP)))
-    return writer if writer.run is not None else NullWriter()
+    if writer.run is None:
+        return NullWriter()
+    own = (Path(workdir) / writer.folder).resolve() if writer.folder else None
+    partial = [p for p in partial if p.resolve() != own]
+    if mode == "offline" or _online_failed:
+        # A resumed offline run is a new local folder with the same id, and logs everything again: the old
+        # folders go when it is complete, so the workdir keeps one folder, and `wandb sync` one upload, per run.
+        writer.superseded = partial
+    return writer
+
+
+def local_runs(workdir: str | os.PathLike, run_id: str) -> list[Path]:
+    """The offline folders of run `run_id` under WORKDIR/wandb/, oldest first (their names start with
+    the second they were opened; W&B appends -1, -2, ... to a second run opened in the same second)."""
+    root = Path(workdir) / "wandb"
+    if not root.is_dir():
+        return []
+    found = [*root.glob(f"offline-run-*-{run_id}"), *root.glob(f"offline-run-*-{run_id}-[0-9]*")]
+    return sorted(found, key=lambda p: (p.name[:len("offline-run-YYYYmmdd_HHMMSS")], len(p.name), p.name))
+
+
+def read_history(folder: str | os.PathLike) -> list[dict]:
+    """The history rows of a local run folder, read by W&B's own reader (`wandb leet inspect --json`)."""
+    wandb_cli = Path(sys.executable).with_name("wandb")
+    cmd = [str(wandb_cli)] if wandb_cli.is_file() else [sys.executable, "-m", "wandb"]
+    out = subprocess.run([*cmd, "leet", "inspect", "--json", str(folder)], capture_output=True, text=True,
+                         timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"wandb leet inspect {folder}: {(out.stderr.strip().splitlines() or ['failed'])[-1]}")
+    rows = []
+    for line in out.stdout.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # a torn last record of a killed run
+            continue
+        if isinstance(record, dict) and record.get("type") == "history":
+            rows.append(record["history"].get("item", {}))
+    return rows
 
 
 def _has_api_key(wandb) -> bool:

@@ -35,7 +35,7 @@ def main(argv=None, prog: str = "python -m benchmarks.bench") -> int:
     parser.add_argument("--matmul_precision",
                         help="the engine's model.matmul_precision (and the peak matmul's; default: the base "
                              "config's); `default` lets a GPU use TF32")
-    parser.add_argument("--parts", default="engine,peak,memory,fashion,quickstart",
+    parser.add_argument("--parts", default="engine,peak,memory,fashion,quickstart,wandb",
                         help="comma-separated parts to run (default: all, which every contract key needs)")
     parser.add_argument("--quickstart_cores", type=int, help="cores each side of the quickstart part is "
                         "pinned to (default 1)")

@@ -1,5 +1,5 @@
 """Measurements that need a fresh process: peak memory, a forced device count, a cold quickstart, a pinned
-PyTorch peer. The parent runs `python -m benchmarks.bench --child JOB`; the child answers one JSON line."""
+PyTorch peer, W&B's cost. The parent runs `python -m benchmarks.bench --child JOB`; the child answers one JSON line."""
 
 import json
 import os
@@ -50,6 +50,10 @@ def child_main(job: dict) -> dict:
         from benchmarks import quickstart
 
         return quickstart.quickstart_job(job)
+    if job["kind"] == "wandb":
+        from benchmarks import wandb_cost
+
+        return wandb_cost.wandb_job(job)
     return _engine_job(job)
 
 

@@ -54,6 +54,10 @@ class Sizes:
     fashion_steps: int = 100
     fashion_chunk: int = 50
     fashion_examples: int = 10_000
+    # W&B's cost (benchmarks/wandb_cost.py): the small AE sweep with offline live logging vs disabled.
+    wandb_members: int = 16
+    wandb_steps: int = 2000
+    wandb_log_every: int = 20  # 100 points per curve: five times the config's default resolution
 
 
 FULL = Sizes()
@@ -65,7 +69,7 @@ QUICK = Sizes(members=4, steps=40, chunk=20, repeats=1, peak_batch=1024, peak_wi
               scaling_steps=40, device_members=8, stream_examples=10_000, stream_steps=40,
               quickstart_arg="smoke", quickstart_steps=100, quickstart_only="code_size=8,depth=0",
               fashion_members=4, fashion_width=256, fashion_code=64, fashion_batch=64, fashion_steps=20,
-              fashion_chunk=10, fashion_examples=1_000)
+              fashion_chunk=10, fashion_examples=1_000, wandb_members=2, wandb_steps=200, wandb_log_every=10)
 
 
 # ----------------------------------------------------------------------------- the small AE sweep

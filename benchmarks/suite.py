@@ -4,13 +4,13 @@ import os
 import statistics
 
 from ae_jax import data as data_lib
-from benchmarks import child, fashion, peak, quickstart, torch_peer
+from benchmarks import child, fashion, peak, quickstart, torch_peer, wandb_cost
 from benchmarks.common import (Sizes, device_info, hparams, mlp_dims, ratio, small_config, small_plan,
                                sweep_settings, torch_device, torch_version)
 from benchmarks.sequential import engine_setup, fit_cold, run_sequential, time_steady, warm_up
 
 CONTRACT_KEYS = ("vectorized_over_sequential", "over_pytorch", "peak_fraction", "device")
-PARTS = ("engine", "peak", "memory", "fashion", "quickstart")  # in the order they run
+PARTS = ("engine", "peak", "memory", "fashion", "quickstart", "wandb")  # in the order they run
 
 
 def run(sizes: Sizes, with_torch: bool = True, parts: tuple[str, ...] = PARTS) -> dict:
@@ -55,6 +55,11 @@ def run(sizes: Sizes, with_torch: bool = True, parts: tuple[str, ...] = PARTS) -
             "a fresh process runs ae_jax.sweep.run_sweep + report.write_report (persistent compile cache off, "
             "W&B disabled); then a fresh process trains the same members with the PyTorch peer one after "
             f"another; both pinned to the same {sizes.quickstart_cores} core(s)")
+    if "wandb" in parts:
+        wb = wandb_cost.run_wandb_cost(sizes)
+        out.update(live_logging_overhead=wb["live_logging_overhead"], wandb_sweep_overhead=wb["wandb_sweep_overhead"])
+        timings.update(wb["timings"])
+        settings["wandb"] = wb["settings"]
     out["device"] = {**device_info(), "torch_device": device,
                      "matmul_precision": small_config().model.matmul_precision,
                      "load_average_before": load_before[0], "load_average_after": os.getloadavg()[0]}

@@ -44,7 +44,8 @@ def test_quick_run_prints_one_json_object_with_every_key():
     assert set(suite.CONTRACT_KEYS) <= set(result)
     for key in ("vectorized_over_sequential", "vectorized_over_sequential_steady", "peak_fraction",
                 f"memory_{common.QUICK.memory_members}_members_mib", "fashion_peak_fraction",
-                "quickstart_end_to_end_s", "quickstart_diagnostics_fraction"):
+                "quickstart_end_to_end_s", "quickstart_diagnostics_fraction", "live_logging_overhead",
+                "wandb_sweep_overhead"):
         assert positive(result[key]), (key, result[key])
     torch_keys = ("over_pytorch", "over_pytorch_steady", "over_pytorch_sweep", "over_pytorch_sweep_steady",
                   "fashion_over_pytorch", "fashion_over_pytorch_steady", "quickstart_over_pytorch",
@@ -65,6 +66,9 @@ def test_quick_run_prints_one_json_object_with_every_key():
     assert split["diagnostics_compile_s"] <= split["diagnostics_s"]
     qs = result["quickstart"]
     assert qs["members"] == 1 and qs["member_steps"] == common.QUICK.quickstart_steps and qs["cores"] == 1
+    # the offline side really logged: every member's curve, chunk by chunk
+    chunks = common.QUICK.wandb_members * common.QUICK.wandb_steps // common.QUICK.wandb_log_every
+    assert result["timings_s"]["wandb_chunk_logs"] == [chunks] * common.QUICK.repeats
     device = result["device"]
     assert device["platform"] == "cpu" and device["device_count"] == 1 and device["jax"] == jax.__version__
     for name, values in result["timings_s"].items():

@@ -166,6 +166,8 @@ def test_regime_cells_are_painted_in_their_colour_and_unconverged_ones_hatched(b
     assert np.allclose(rgba[1, CODES.index(2), :3], to_rgb(plots.REGIMES["structured"]))
     hatched = {(round(p.get_x() + 0.5), round(p.get_y() + 0.5)) for p in ax.patches if p.get_hatch()}
     assert hatched == {(j, DEPTHS.index(2)) for j in range(len(CODES))}  # seed 0 of depth 2 never converged
+    # drawn over the cell colours, not hidden under them
+    assert all(p.zorder > ax.collections[0].zorder for p in ax.patches if p.get_hatch())
 
 
 def test_colour_scales_do_not_stretch_small_differences():
@@ -186,12 +188,37 @@ def test_header_says_k_of_n_and_how_many_diverged_or_unconverged(built):
     assert "D = 64" in md and "r = 61" in md and "`digits`" in md
 
 
-def test_a_partial_sweep_says_k_of_n(tmp_path):
+def test_a_partial_sweep_says_k_of_n(tmp_path, monkeypatch):
+    titles, title = [], plots._title
+    monkeypatch.setattr(plots, "_title", lambda fig, text, handles: (titles.append(text), title(fig, text, handles)))
     d = _workdir(tmp_path, _lines()[:5], expected=36)
     md = report.write_report(d, wandb_mode="disabled").read_text()
     assert "5 of 36 members (partial: 31 not finished yet)" in md
+    assert "The 5 of 36 members finished so far, each with its W&B run" in md  # the member table's count too
+    assert titles and all("(5 of 36 members)" in t for t in titles), titles  # and every figure's title
     (d / "sweep.json").unlink()  # no stored identity: the count alone
     assert "\n5 members: " in "\n" + report.write_report(d, wandb_mode="disabled").read_text().split("\n", 2)[2]
+
+
+def test_an_only_run_says_k_of_n_and_how_to_get_the_partial_report(tmp_path, capsys):
+    from ae_jax import sweep
+    config = tmp_path / "two.py"
+    config.write_text("from ae_jax import config as config_lib\n"
+                      "def get_config(arg=None):\n"
+                      "    c = config_lib.base_config()\n"
+                      "    c.train.steps, c.train.log_every, c.model.code_size, c.model.width = 20, 10, 4, 8\n"
+                      "    c.diagnostics.probe, c.diagnostics.jac_points, c.diagnostics.attractor_iters = False, 3, 3\n"
+                      "    c.wandb.mode = 'disabled'\n"
+                      "    return c\n"
+                      "def get_sweep(arg=None):\n"
+                      "    return config_lib.sweep('seed', [0, 1])\n")
+    d = tmp_path / "run"
+    assert sweep.main(["sweep", f"--config={config}", f"--workdir={d}", "--only=seed=1"]) == 0
+    out = capsys.readouterr().out
+    assert f"1 of 2 members finished in {d}; report not written" in out and f"python -m ae_jax.report {d}" in out
+    assert not (d / "report.md").exists()
+    md = report.write_report(d).read_text()
+    assert "1 of 2 members (partial: 1 not finished yet)" in md and "The 1 of 2 members finished so far" in md
 
 
 def test_settings_table_values_and_regime_majority(built):

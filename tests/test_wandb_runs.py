@@ -57,3 +57,40 @@ def test_a_finite_adam_blow_up_is_diverged_without_a_regime(tmp_path, lr):
     r = records[0]
     assert r["status"] == "diverged" and r["metrics"]["regime"] is None
     assert r["metrics"]["final_recon"] > sweep.DIVERGED_ABOVE_TRIVIAL * r["metrics"]["trivial_loss"]
+
+
+def test_a_killed_and_resumed_sweep_leaves_one_offline_run_per_member(tmp_path, fresh):
+    """Interrupted in chunk 1 of 3 (checkpointing every chunk), then resumed from the checkpoint: one folder
+    per run id, whose curve holds the chunks the resumed group did not retrain (from the checkpoint) and the rest."""
+    from ae_jax import writers
+
+    c = small(**{"wandb.mode": "offline", "wandb.images": False, "train.checkpoint_seconds": 0.0})
+    grid = [{"seed": 0}, {"seed": 1}]
+    log_chunk, stopped = member_log.log_chunk, []
+
+    def stop_at_chunk_1(run, plan, chunk, values):
+        if chunk == 1 and not stopped:
+            stopped.append(chunk)
+            raise KeyboardInterrupt
+        log_chunk(run, plan, chunk, values)
+
+    fresh.setattr(member_log, "log_chunk", stop_at_chunk_1)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(c, grid, tmp_path, report=False)
+    fresh.setattr(member_log, "log_chunk", log_chunk)
+    partial = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(partial) == 2
+    before = {p.name.rsplit("-", 2)[-1]: {r[writers.STEP]: r for r in writers.read_history(p)} for p in partial}
+    assert all(20 in rows and 60 not in rows for rows in before.values()), before
+
+    assert list((tmp_path / "checkpoints").rglob("chunk-*.ckpt")), "the resume must start past chunk 0"
+    records = sweep.run_sweep(c, grid, tmp_path, report=False)
+    assert len(records) == 2
+    for r in records:
+        (folder,) = writers.local_runs(tmp_path, r["wandb_run_id"])
+        assert r["wandb_dir"] == f"wandb/{folder.name}"
+        rows = [row for row in writers.read_history(folder) if writers.STEP in row and "loss/recon" in row]
+        assert [row[writers.STEP] for row in rows] == [20, 40, 60]
+        old = before[r["wandb_run_id"].rsplit("-", 1)[-1]][20]
+        assert rows[0]["loss/recon"] == old["loss/recon"]  # not retrained: replayed from the checkpoint
+    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 2
