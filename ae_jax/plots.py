@@ -346,9 +346,12 @@ def plot_facets(cells: dict, layout: Layout, values: dict, dims_of, title: str, 
     for ax, f in zip(axes, facets):
         sub = {k[:2]: s for k, s in cells.items() if k[2:] == f}
         if layout.kind == "heatmap" or key == "regime":
-            draw_heatmap(ax, sub, xs, ys, key, norm)
+            # each panel shows the settings its facet ran (datasets may sweep different code sizes)
+            fx = [x for x in xs if any(k[0] == x for k in sub)]
+            fy = [y for y in ys if any(k[1] == y for k in sub)]
+            draw_heatmap(ax, sub, fx, fy, key, norm)
             if layout.x == "model.code_size":
-                mark_dims(ax, xs, dims_of(f))
+                mark_dims(ax, fx, dims_of(f))
             ax.set_ylabel(layout.y or "", fontsize=FONT + 1)
         else:
             draw_lines(ax, sub, xs, ys, key, layout.x, log_x)

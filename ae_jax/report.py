@@ -153,7 +153,9 @@ def _figures(sweep: Sweep, figdir: Path, writer, partial: str = "") -> list[tupl
     if lay.kind == "single":
         return []
     dims = report_data.dims(sweep.records)
-    title = f"{sweep.name}: D={dims['D']}, r={dims['r']}" + (f" ({partial})" if partial else "")
+    # D and r in the title only when every member shares them; facets over datasets mark their own
+    shared = len({(r["metrics"].get("input_dim"), r["metrics"].get("data_rank")) for r in sweep.records}) == 1
+    title = sweep.name + (f": D={dims['D']}, r={dims['r']}" if shared else "") + (f" ({partial})" if partial else "")
     panels = [k for k in PANELS if any(s.get(k) for s in cells.values())]
     figs = []
     if not lay.facets:
