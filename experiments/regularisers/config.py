@@ -9,6 +9,8 @@ sparsity on sigmoid codes (with its own weight-0 sigmoid AE as the reference), t
 contractive penalty. Adam 1e-3, batch 128, 6000 steps. `:manifold` is the same on `manifold` (a
 4-sphere in R^32, data rank 5, code 128) with stronger L1, KL and contractive weights
 (MANIFOLD_STRENGTHS). `analyze.py` writes the per-regulariser tables and the Wiener-filter reference.
+`:long` is the training-budget control: the strongest setting of each regulariser (top-k: the smallest k)
+and the Gaussian DAE at s = 0.2 on digits, three seeds, twice as long (12000 steps).
 `:smoke` is plain, Gaussian 0.2 and top-k 8 on digits for 400 steps, one seed (seconds).
 """
 
@@ -44,12 +46,14 @@ SWITCH = {
     "contractive": {},
 }
 SEEDS = [0, 1, 2]
+ARGS = ("smoke", "manifold", "long")
+LONG_STEPS = 12000
 
 
 def get_config(arg=None):
-    parts = config_lib.check_arg(arg, ("smoke", "manifold"), __file__)
+    parts = config_lib.check_arg(arg, ARGS, __file__)
     c = config_lib.base_config()
-    c.name = "regularisers_manifold" if "manifold" in parts else "regularisers"
+    c.name = "_".join(["regularisers"] + [p for p in parts if p != "smoke"])
     c.data.manifold.kind = "sphere"  # set for every member (digits ignores it)
     c.data.manifold.intrinsic_dim = 4
     c.data.manifold.ambient_dim = 32
@@ -61,6 +65,8 @@ def get_config(arg=None):
     c.train.log_every = 500
     c.train.pack_ratio = 0.0  # every member has the code size of its data set: nothing to pack
     c.sparsity.dead_steps = 200
+    if "long" in parts:
+        c.train.steps = LONG_STEPS
     if "smoke" in parts:
         c.name = "regularisers_smoke"
         c.train.steps = 400
@@ -79,14 +85,16 @@ def family(name: str, key: str, values: list, data: str) -> list[dict]:
 
 
 def get_sweep(arg=None):
-    parts = config_lib.check_arg(arg, ("smoke", "manifold"), __file__)
+    parts = config_lib.check_arg(arg, ARGS, __file__)
     data = "manifold" if "manifold" in parts else "digits"
     base = {"data.name": data, "model.code_size": CODE[data]}
     if "smoke" in parts:
         return [dict(base), dict(base, **{"noise.kind": "gaussian", "noise.level": 0.2}),
                 dict(base, **{"sparsity.kind": "topk", "sparsity.k": 8, "sparsity.aux_k": 32})]
-    members = [dict(base)]
+    members = [] if "long" in parts else [dict(base)]
     for name in STRENGTHS:
         key, values = (MANIFOLD_STRENGTHS if data == "manifold" else {}).get(name, STRENGTHS[name])
+        if "long" in parts:
+            values = [min(values)] if name == "topk" else [0.2] if name == "gaussian" else [max(values)]
         members += family(name, key, values, data)
     return product(members, sweep("seed", SEEDS))
