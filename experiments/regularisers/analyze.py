@@ -298,8 +298,8 @@ def plot_paths(table: dict, frontiers: dict, wiener_family: dict) -> Figure:
             ax.set(xlabel="jac_rank / r", title=f"{data} (D = {plain['input_dim']}, r = {r}, code "
                                                 f"{plain['code_size']}): {title}")
         axes[i, 0].legend(fontsize=7)
-    fig.suptitle("Each regulariser's path from its reference (the plain AE; KL: the weight-0 sigmoid AE) as its "
-                 "strength grows (square: strongest), seed means; dashed: PCA-k; dotted: the Wiener filter")
+    fig.suptitle("Paths from each regulariser's reference (star: plain AE) as strength grows (square: strongest), "
+                 "seed means; dashed: PCA-k; dotted: Wiener filter")
     return fig
 
 
