@@ -29,7 +29,8 @@ LABEL = {"plain": "plain", "gaussian": "denoising (Gaussian, std)", "mask": "den
 SPARSE = ("l1", "kl", "topk")
 RANK_DROP = 0.5  # "pulled off the identity": at least half a span direction (mean over points) lost
 STAT_KEYS = ("jac_rank", "kept_dims", "jac_trace", "noise_gain", "denoise_gain", "perturb_gain", "span_ood_fidelity",
-             "test_mse", "train_mse", "final_total", "steps", "l0", "dead_fraction")
+             "test_mse", "train_mse", "final_total", "steps", "l0", "dead_fraction", "probe_acc", "probe_acc_init",
+             "probe_acc_raw")
 WIENER_GRID = np.geomspace(0.01, 1.0, 41)  # noise stds of the Wiener family drawn in the path figure
 SPECTRUM_POINTS = 50  # test points whose Jacobian spectra are averaged in jacobian_spectra.png
 SPECTRUM_DAE = 0.2  # the Gaussian DAE drawn there, beside the Wiener filter at the same s
@@ -236,6 +237,15 @@ def budget_rows(table: dict, long_table: dict) -> list[list[str]]:
     return rows
 
 
+def probe_rows(table: dict) -> list[list[str]]:
+    """probe_acc beside its references (the same probe on the untrained initial codes, and on the raw
+    inputs) for the cells that recorded them."""
+    return [[k[0], SHORT[k[1]], f"{k[2]:g}", spread(v, "probe_acc"), spread(v, "probe_acc_init"),
+             spread(v, "probe_acc_raw")]
+            for k, v in sorted(table.items(), key=lambda kv: (kv[0][0], ORDER.index(kv[0][1]), kv[0][2]))
+            if "probe_acc_init" in v]
+
+
 def topk_bound(records: list[dict]) -> tuple[bool, str]:
     """jac_rank <= k and l0 <= k for every top-k member (by construction of the code)."""
     tops = [r for r in records if r["config"]["sparsity.kind"] == "topk"]
@@ -429,6 +439,14 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
                   common.md_table(["data", "regulariser", "strength", "steps", "converged", "final loss", "regime",
                                    "jac_rank", "noise_gain", "perturb_gain", "test_mse", "moved"],
                                   budget_rows(table, long_table)), ""]
+    probes = probe_rows(table) + (probe_rows(cells(long_records)) if long_records else [])
+    if probes:
+        lines += ["## Probe accuracy beside its references", "",
+                  "A logistic regression on the codes (`probe_acc`), on the codes of each member's own untrained "
+                  "initial parameters (`probe_acc_init`) and on the raw inputs (`probe_acc_raw`); members that "
+                  "recorded all three (the `:long` sweep's, when given).", "",
+                  common.md_table(["data", "regulariser", "strength", "probe_acc", "probe_acc_init", "probe_acc_raw"],
+                                  probes), ""]
     writer.summary(summary)
 
 
