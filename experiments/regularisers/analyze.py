@@ -203,7 +203,7 @@ def verdicts(table: dict, data: str, wiener_measure: dict) -> tuple[list[list[st
 
 def failed_tests(records: list[dict]) -> dict[tuple, collections.Counter]:
     """{(data, regulariser, strength): how many of its `unresolved` members fail each of the structured
-    label's conditions (docs/regime.md)} for the cells with unresolved members."""
+    label's conditions, or pass another label's test (docs/regime.md)} for cells with unresolved members."""
     out = collections.defaultdict(collections.Counter)
     for r in records:
         m = r["metrics"]
@@ -213,7 +213,8 @@ def failed_tests(records: list[dict]) -> dict[tuple, collections.Counter]:
                  + regime.FVU_SLACK, "gen_gap > 0.1": not m["gen_gap"] <= regime.SMALL_GAP,
                  f"perturb_gain > {regime.CONTRACTION:g}": not m["perturb_gain"] <= regime.CONTRACTION,
                  "const_ratio < 0.05": not m["const_ratio"] >= regime.CONSTANT}
-        out[(r["config"]["data.name"],) + family(r["config"])].update(k for k, bad in fails.items() if bad)
+        passed = [f"passes {label}" for label, ok in regime.evidence(m).items() if ok]  # a conflict, if any
+        out[(r["config"]["data.name"],) + family(r["config"])].update([k for k, bad in fails.items() if bad] + passed)
     return out
 
 
@@ -401,8 +402,8 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
                     for k in sorted(why, key=lambda k: (ORDER.index(k[1]), k[2])) if k[0] == data]
         if why_rows:
             lines += ["### Why members are `unresolved`", "",
-                      "No positive test passed. The structured test's conditions each such member fails "
-                      "(members failing it in brackets); none passes the identity test (fidelities < 0.9).", "",
+                      "The structured test's conditions each such member fails, and any label test it passes "
+                      "(members in brackets); with no `passes`, the member passed no label's test.", "",
                       common.md_table(["regulariser", "strength", "unresolved", "failed structured conditions"],
                                       why_rows), ""]
         sv_rows = [[label, f"{sv[0]:.2f}", str(int(np.sum(sv > 1.0))), str(int(np.sum(sv > diagnostics.JAC_GAIN))),
