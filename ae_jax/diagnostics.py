@@ -16,7 +16,11 @@ input coordinate's train range max - min):
   memorisation    `attractor_fraction` (training points moved along the data's effective directions,
                   iterated through f, end on a training example), `snap_fraction` (f of a test point
                   lands on a training example);
-  constancy       `const_ratio` (output spread over input spread).
+  constancy       `const_ratio` (output spread over input spread);
+  probe           with labels, `probe_acc` (a logistic regression on the codes) beside its two references:
+                  `probe_acc_init` (the same probe on the codes of the member's untrained initial
+                  parameters: what the architecture gives before any training) and `probe_acc_raw` (on
+                  the raw inputs: what the identity map gives).
 Beyond the contract, every member also gets each metric in MAP_METRICS (a plug-in registry: one function of
 the map and the data); `idempotence` tells a projection (0) from a shrinkage ((1 - a)^2). `pca` is the one
 eigendecomposition of the training data the library uses.
@@ -80,6 +84,7 @@ def _cached(store: dict, key: tuple, make: Callable[[], Any]) -> Any:
 _TRAIN_CACHE: dict = {}
 _PCA_CACHE: dict = {}
 _PROBE_CACHE: dict = {}
+_RAW_PROBE_CACHE: dict = {}
 
 
 def pca(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -177,6 +182,12 @@ def probe_accuracy(c_train: np.ndarray, y_train: np.ndarray, c_test: np.ndarray,
         warnings.simplefilter("ignore")
         clf = LogisticRegression(max_iter=PROBE_MAX_ITER).fit(scaler.transform(c_train), y_train)
         return float(clf.score(scaler.transform(c_test), y_test))
+
+
+def raw_probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
+    """`probe_accuracy` on the raw inputs, once per data set (every member of a sweep shares it)."""
+    key = _fingerprint(x_train, np.asarray(y_train), x_test, np.asarray(y_test))
+    return _cached(_RAW_PROBE_CACHE, key, lambda: probe_accuracy(x_train, y_train, x_test, y_test))
 
 
 # ----------------------------------------------------------------------------- pluggable map metrics
@@ -466,15 +477,16 @@ def _chunked(reconstruct: Callable, params: Any) -> Callable[[np.ndarray], np.nd
 
 def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np.ndarray, x_test: np.ndarray,
              y_train: np.ndarray | None, y_test: np.ndarray | None, code_sizes: Sequence[int],
-             diag_cfg: ml_collections.ConfigDict, seed: int = 0) -> list[Metrics]:
-    """One flat, JSON-ready metrics dict per member of a same-shape group (docs/regime.md lists the keys)."""
+             diag_cfg: ml_collections.ConfigDict, seed: int = 0, init_params_M: Any = None) -> list[Metrics]:
+    """One flat, JSON-ready metrics dict per member of a same-shape group (docs/regime.md lists the keys);
+    `init_params_M`, the members' untrained initial parameters (same structure), adds `probe_acc_init`."""
     probes = make_probes(x_train, x_test, diag_cfg, seed)
     d, r, eff = probes["d"], probes["r"], probes["effective_rank"]
     n_members = jax.tree.leaves(params_M)[0].shape[0]
     if len(code_sizes) != n_members:
         raise ValueError(f"evaluate: {len(code_sizes)} code sizes for {n_members} members")
     # on device once: the probe's per-member calls would otherwise re-send host arrays every time
-    arrays, params_M = jax.device_put((probes["arrays"], params_M))
+    arrays, params_M, init_params_M = jax.device_put((probes["arrays"], params_M, init_params_M))
     stats = _stats(reconstruct, params_M, arrays, n_members, probes["n_snap"])
     ends = np.concatenate([stats["att_end"], stats["snap_end"]], axis=1)  # one pass over the train set
     train_se_M, end_d2_MA = _train_pass(reconstruct, params_M, ends, probes["train_x"],
@@ -530,11 +542,15 @@ def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np
         )
         if with_probe:
             # a chunk at a time: the train set need not fit on the device
-            codes = lambda xs, keep: np.concatenate([np.asarray(_member_codes(
-                encode, params_M, jnp.int32(m), x[None]))[0] for x in xs]).reshape(keep.size, -1)[keep]
-            metrics["probe_acc"] = probe_accuracy(codes(probes["train_x"], train_keep), y_train,
-                                                  codes(arrays["test_x"], test_keep),
-                                                  np.asarray(y_test)[probes["test_order"]])
+            codes = lambda p_M, xs, keep: np.concatenate([np.asarray(_member_codes(
+                encode, p_M, jnp.int32(m), x[None]))[0] for x in xs]).reshape(keep.size, -1)[keep]
+            probe = lambda p_M: probe_accuracy(codes(p_M, probes["train_x"], train_keep), y_train,
+                                               codes(p_M, arrays["test_x"], test_keep),
+                                               np.asarray(y_test)[probes["test_order"]])
+            metrics["probe_acc"] = probe(params_M)
+            if init_params_M is not None:
+                metrics["probe_acc_init"] = probe(init_params_M)
+            metrics["probe_acc_raw"] = raw_probe_accuracy(x_train, y_train, x_test, y_test)
         member_f = _chunked(reconstruct, jax.tree.map(lambda p: p[m], params_M))
         for name, metric in MAP_METRICS.items():
             metrics[name] = _finite(metric(member_f, x_train, x_test))

@@ -245,9 +245,11 @@ def _run_group(group: Group, dataset: data_lib.Dataset, workdir: Path, results, 
     trivial = trivial_recon_loss(plan.spec, dataset.x_train)
 
     spec = plan.spec
+    # probe_acc_init's reference: the very parameters each member started from (same seed and sizes)
+    initial = (train.init_params(plan, seeds, sizes), state.masks)
     metrics = diagnostics.evaluate(
         models.MeanPath(spec), models.CodePath(spec), (state.params, state.masks), dataset.x_train, dataset.x_test, dataset.y_train, dataset.y_test,
-        sizes[:, 0].tolist(), first.diagnostics, seed=first.diagnostics.seed)
+        sizes[:, 0].tolist(), first.diagnostics, seed=first.diagnostics.seed, init_params_M=initial)
     diverged_at = np.asarray(state.diverged_at)
     records, write_s = [], 0.0
     for i, m in enumerate(members):

@@ -18,7 +18,7 @@ from ae_jax.config import base_config
 KEYS = {"train_mse", "test_mse", "test_fvu", "train_fvu", "gen_gap", "pca_mse", "pca_kept_fvu", "kept_dims",
         "ood_fidelity", "span_ood_fidelity", "perturb_fidelity", "perturb_gain", "idempotence", "jac_rank",
         "jac_trace", "denoise_gain", "noise_gain", "noise_std", "const_ratio", "attractor_fraction",
-        "snap_fraction", "probe_acc", "data_rank", "effective_rank", "regime", "input_dim"}
+        "snap_fraction", "probe_acc", "probe_acc_raw", "data_rank", "effective_rank", "regime", "input_dim"}
 
 
 def linear(p, x_BD):
@@ -136,8 +136,36 @@ def test_identity(case):
     assert m["const_ratio"] == pytest.approx(1.0, abs=1e-5)
     assert m["attractor_fraction"] == 0.0
     raw = dg.probe_accuracy(case["x_tr"], case["y_tr"], case["x_te"], case["y_te"])
-    assert m["probe_acc"] == raw
+    assert m["probe_acc"] == raw and m["probe_acc_raw"] == raw
     assert m["regime"] == "identity"
+
+
+def linear_code(p, x_BD):
+    return x_BD @ p["E"]
+
+
+def test_probe_acc_init_is_the_probe_on_the_initial_codes():
+    """probe_acc_init reads the codes of the parameters it is given as the start, not the trained ones;
+    probe_acc_raw is the raw-input probe for every member; without labels neither is written."""
+    x_tr, x_te, y_tr, y_te = digits()
+    d = x_tr.shape[1]
+    rng = np.random.default_rng(0)
+    one_pixel = np.zeros((d, d), np.float32)
+    one_pixel[20, 0] = 1.0  # a code that sees one pixel: far below the raw probe
+    trained = {"E": jnp.asarray(np.stack([np.eye(d), rng.normal(size=(d, d))]), jnp.float32)}
+    initial = {"E": jnp.asarray(np.stack([one_pixel, np.eye(d)]), jnp.float32)}
+    f = lambda p, x: x  # noqa: E731 - the map itself does not matter to the probe
+    cfg = diag_cfg(jac_points=10, ood_samples=200, attractor_points=10, attractor_iters=5)
+    a, b = dg.evaluate(f, linear_code, trained, x_tr, x_te, y_tr, y_te, [d, d], cfg, init_params_M=initial)
+    raw = dg.probe_accuracy(x_tr, y_tr, x_te, y_te)
+    pixel = dg.probe_accuracy(x_tr @ one_pixel, y_tr, x_te @ one_pixel, y_te)
+    assert a["probe_acc"] == raw and a["probe_acc_init"] == pixel < 0.5 < raw
+    assert b["probe_acc_init"] == raw and b["probe_acc_raw"] == a["probe_acc_raw"] == raw
+    (c,) = dg.evaluate(f, linear_code, jax.tree.map(lambda v: v[:1], trained), x_tr, x_te, y_tr, y_te, [d], cfg)
+    assert "probe_acc_init" not in c and c["probe_acc_raw"] == raw
+    (n,) = dg.evaluate(f, linear_code, jax.tree.map(lambda v: v[:1], trained), x_tr, x_te, None, None, [d], cfg,
+                       init_params_M=jax.tree.map(lambda v: v[:1], initial))
+    assert not {"probe_acc", "probe_acc_init", "probe_acc_raw"} & set(n)
 
 
 def pca_parts(case, k):
@@ -328,7 +356,7 @@ def test_non_finite_and_divergent_maps():
     nan_map, blow_up = dg.evaluate(linear, raw_code, p, x_tr, x_te, y_tr, y_te, [d, d], cfg)
     for k, v in nan_map.items():
         if k not in ("data_rank", "effective_rank", "input_dim", "regime", "attractor_fraction", "snap_fraction",
-                     "probe_acc", "pca_mse", "noise_std"):
+                     "probe_acc", "probe_acc_raw", "pca_mse", "noise_std"):
             assert np.isnan(v), k
     assert nan_map["attractor_fraction"] == 0.0 and nan_map["regime"] == "unresolved"
     assert blow_up["attractor_fraction"] == 0.0 and blow_up["jac_rank"] == 5

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from ae_jax import config as config_lib, models, objectives, sweep, train
 from experiments import common
@@ -59,6 +60,60 @@ def test_regularisers_pca_frontier_is_the_closed_form_projector():
     x = np.asarray(ds.x_test, np.float64)
     assert abs(fr["test_mse"][0] - np.mean((x - np.asarray(ds.x_train, np.float64).mean(0)) ** 2)) < 1e-9
 
+
+
+def test_regularisers_wiener_reference_is_the_closed_form_denoiser():
+    """The Gaussian DAE's linear reference W = C (C + s^2 I)^-1 keeps exactly the eigen-directions with
+    variance above s^2 at gain above 0.5, passes noise sum g^2 / D, and is the span projector as s -> 0."""
+    analyze = importlib.import_module("experiments.regularisers.analyze")
+    ds = analyze.load_data([{"config": {"data.name": "digits"}}])["digits"]
+    evals = np.linalg.eigvalsh(np.cov(np.asarray(ds.x_train, np.float64).T, bias=True))[::-1][:61]
+    ranks = []
+    for s in (0.05, 0.2, 0.4):
+        w = analyze.wiener(ds, s, noise_std=0.1)
+        g = evals / (evals + s ** 2)
+        assert w["jac_rank"] == int(np.sum(evals > s ** 2)) and w["data_rank"] == 61
+        assert abs(w["noise_gain"] - np.sum(g ** 2) / 64) < 0.02, (s, w["noise_gain"], np.sum(g ** 2) / 64)
+        assert w["kept_dims"] == pytest.approx(np.sum(g ** 2) / g.max() ** 2, rel=1e-6)
+        ranks.append(w["jac_rank"])
+    assert ranks[0] > ranks[1] > ranks[2] > 0
+    near_zero = analyze.wiener(ds, 1e-4, noise_std=0.1)
+    assert near_zero["jac_rank"] == 61 and near_zero["test_mse"] < 1e-6
+    assert abs(near_zero["noise_gain"] - 61 / 64) < 0.03
+
+
+def _record(name, strength, seed, **metrics):
+    """A results.jsonl record of the regularisers sweep with the given metrics (the rest neutral)."""
+    config = {"data.name": "digits", "seed": seed, "model.code_size": 256, "sparsity.kind": "none",
+              "noise.kind": "none", "noise.level": 0.0, "contractive.weight": 0.0}
+    if name == "gaussian":
+        config.update({"noise.kind": "gaussian", "noise.level": strength})
+    elif name == "l1":
+        config.update({"sparsity.kind": "l1", "sparsity.weight": strength})
+    base = dict(jac_rank=60.0, kept_dims=30.0, jac_trace=1.0, noise_gain=1.0, denoise_gain=1.0, perturb_gain=1.0,
+                span_ood_fidelity=1.0, test_mse=1e-4, train_mse=1e-4, final_total=1e-3, steps=100,
+                regime="identity", converged=True, data_rank=61, input_dim=64, noise_std=0.1)
+    return {"config": config, "metrics": {**base, **metrics}}
+
+
+def test_regularisers_verdicts_need_a_difference_beyond_the_seed_spread():
+    """Rank and noise-gain verdicts are separate, and each needs every seed of the setting beyond every
+    seed of the reference; a noise gain above the reference's is flagged; the budget control lists a
+    metric as moved only when the seed ranges of the two budgets are apart."""
+    analyze = importlib.import_module("experiments.regularisers.analyze")
+    plain = [_record("plain", 0.0, s, jac_rank=60.0 + 0.2 * s, noise_gain=0.95 + 0.01 * s) for s in range(3)]
+    dae = [_record("gaussian", 0.2, s, jac_rank=12.0 + s, noise_gain=0.15) for s in range(3)]
+    l1 = [_record("l1", 0.1, s, jac_rank=40.0 if s else 59.8, noise_gain=2.5) for s in range(3)]
+    table = analyze.cells(plain + dae + l1)
+    rows, ok = analyze.verdicts(table, "digits", {"noise_gain": 0.4})
+    assert ok["gaussian"] == {"rank": True, "noise": True}
+    assert ok["l1"] == {"rank": False, "noise": False}  # one seed's rank within RANK_DROP of the plain AE's
+    l1_row = next(r for r in rows if r[0] == "L1 sparse")
+    assert l1_row[7] == "0.1" and l1_row[9] == "no"  # noise passed above the reference's at weight 0.1
+    longer = analyze.cells([_record("gaussian", 0.2, s, jac_rank=9.0 + 0.1 * s, noise_gain=0.15, steps=200)
+                            for s in range(3)])
+    (row,) = analyze.budget_rows(table, longer)
+    assert row[-1] == "jac_rank" and row[3] == "100 / 200"
 
 def test_vae_smoke_units_fall_with_beta_and_the_linear_vae_meets_its_closed_form(tmp_path):
     records = smoke_sweep("vae", tmp_path)

@@ -1,22 +1,23 @@
 """python -m experiments.regularisers.analyze WORKDIR: how far each regulariser pulls the map off the identity.
 
 Reads WORKDIR/results.jsonl (from `python -m ae_jax.sweep --config=experiments/regularisers/config.py`),
-writes WORKDIR/analysis.md (per data set: every regulariser and strength with jac_rank, denoise_gain,
-ood_fidelity, span_ood_fidelity, regime and the test-MSE cost against the plain AE and against PCA with
-as many components as the map's Jacobian rank; the claim checks and the verdict) and
-WORKDIR/figures/regulariser_paths.png (each regulariser's path from the plain AE as its strength grows,
-against the PCA-k frontier), and logs both to a W&B analysis run.
+writes WORKDIR/analysis.md: per data set every regulariser and strength over its seeds (mean and min-max)
+with regime counts, convergence, steps and final loss, the whole-map Jacobian (jac_rank, kept_dims,
+jac_trace), noise_gain and denoise_gain, the test-MSE cost against PCA; the Wiener filter
+C (C + s^2 I)^-1, the closed-form linear denoiser, beside the Gaussian DAE at each s; and two separate
+verdicts, one on the Jacobian rank and one on the noise gain. Figures: WORKDIR/figures/regulariser_paths.png
+(each regulariser's path as its strength grows, against PCA-k and the Wiener family) and
+jacobian_spectra.png (the mean singular values of the whole map's Jacobian on the span, seed 0).
 """
 
 import collections
 import sys
 from pathlib import Path
 
-
 import numpy as np
 from matplotlib.figure import Figure
 
-from ae_jax import config as config_lib, data as data_lib, diagnostics
+from ae_jax import config as config_lib, data as data_lib, diagnostics, regime, store
 from experiments import common
 
 ORDER = ("plain", "gaussian", "mask", "l1", "kl", "topk", "contractive")
@@ -25,12 +26,14 @@ SHORT = {"plain": "plain", "gaussian": "Gaussian DAE", "mask": "masking DAE", "l
 LABEL = {"plain": "plain", "gaussian": "denoising (Gaussian, std)", "mask": "denoising (masking, fraction)",
          "l1": "L1 sparse (weight)", "kl": "KL sparse, sigmoid code (weight)", "topk": "top-k (k)",
          "contractive": "contractive (weight)"}
-NEARLY_EVERY = 0.85  # a guide line on jac_rank / r: nearly every span direction passes (not a regime rule)
-# docs/science.md: denoising at s = 0.2 on digits gives a Jacobian rank of about 12 of 60.
-SCIENCE_LEVEL, SCIENCE_RANK, SCIENCE_TOLERANCE = 0.2, 12.0, 6.0
+SPARSE = ("l1", "kl", "topk")
 RANK_DROP = 0.5  # "pulled off the identity": at least half a span direction (mean over points) lost
-STAT_KEYS = ("jac_rank", "jac_trace", "denoise_gain", "ood_fidelity", "span_ood_fidelity", "test_mse",
-             "const_ratio", "attractor_fraction", "l0", "dead_fraction")
+STAT_KEYS = ("jac_rank", "kept_dims", "jac_trace", "noise_gain", "denoise_gain", "perturb_gain", "span_ood_fidelity",
+             "test_mse", "train_mse", "final_total", "steps", "l0", "dead_fraction", "probe_acc", "probe_acc_init",
+             "probe_acc_raw")
+WIENER_GRID = np.geomspace(0.01, 1.0, 41)  # noise stds of the Wiener family drawn in the path figure
+SPECTRUM_POINTS = 50  # test points whose Jacobian spectra are averaged in jacobian_spectra.png
+SPECTRUM_DAE = 0.2  # the Gaussian DAE drawn there, beside the Wiener filter at the same s
 
 
 def family(c: dict) -> tuple[str, float]:
@@ -48,19 +51,21 @@ def family(c: dict) -> tuple[str, float]:
 
 
 def cells(records: list[dict]) -> dict[tuple, dict]:
-    """{(data, regulariser, strength): seed means of the metrics, regimes over seeds, seed count}."""
+    """{(data, regulariser, strength): per metric (mean, min, max) over seeds, regime counts, converged
+    count, seed count}."""
     groups = collections.defaultdict(list)
     for r in records:
-        groups[(r["config"]["data.name"],) + family(r["config"])].append(r["metrics"])
+        groups[(r["config"]["data.name"],) + family(r["config"])].append(r)
     out = {}
-    for key, ms in groups.items():
+    for key, rs in groups.items():
+        ms = [r["metrics"] for r in rs]
         cell = {k: float(np.mean([m[k] for m in ms])) for k in STAT_KEYS if k in ms[0]}
-        cell.update(regimes=collections.Counter(m["regime"] for m in ms), n=len(ms), data_rank=ms[0]["data_rank"],
-                    input_dim=ms[0]["input_dim"], code_size=None,
-                    rank_range=(min(m["jac_rank"] for m in ms), max(m["jac_rank"] for m in ms)))
+        cell["range"] = {k: (min(m[k] for m in ms), max(m[k] for m in ms)) for k in STAT_KEYS if k in ms[0]}
+        cell.update(regimes=collections.Counter(m["regime"] for m in ms), n=len(ms),
+                    converged=sum(bool(m.get("converged")) for m in ms), data_rank=ms[0]["data_rank"],
+                    input_dim=ms[0]["input_dim"], code_size=rs[0]["config"]["model.code_size"],
+                    noise_std=ms[0]["noise_std"], seeds=sorted(r["config"]["seed"] for r in rs))
         out[key] = cell
-    for r in records:
-        out[(r["config"]["data.name"],) + family(r["config"])]["code_size"] = r["config"]["model.code_size"]
     return out
 
 
@@ -76,8 +81,8 @@ def load_data(records: list[dict]) -> dict[str, data_lib.Dataset]:
 
 
 def pca_frontier(ds: data_lib.Dataset, noise_std: float, seed: int = 0) -> dict[str, np.ndarray]:
-    """PCA-k for k = 0 .. r: test MSE, denoise_gain and span_ood_fidelity, the closed-form reference a
-    map of Jacobian rank k is read against (a projector has exactly k span gains of 1)."""
+    """PCA-k for k = 0 .. r: test MSE, denoise_gain, noise_gain and span_ood_fidelity, the closed-form
+    reference a map of Jacobian rank k is read against (a projector has exactly k span gains of 1)."""
     x_tr, x_te = np.asarray(ds.x_train, np.float64), np.asarray(ds.x_test, np.float64)
     mu, _, evecs, r = diagnostics.pca(ds.x_train)
     rng = np.random.default_rng(seed)
@@ -87,64 +92,159 @@ def pca_frontier(ds: data_lib.Dataset, noise_std: float, seed: int = 0) -> dict[
     u = evecs[:, :r]
     z_span = mu + (z - mu) @ u @ u.T
     ks = np.arange(r + 1)
-    out = dict(k=ks, test_mse=[], denoise_gain=[], span_ood_fidelity=[])
+    out = dict(k=ks, test_mse=[], denoise_gain=[], noise_gain=[], span_ood_fidelity=[])
     for k in ks:
         p = evecs[:, :k] @ evecs[:, :k].T
         f = lambda a: mu + (a - mu) @ p  # noqa: E731
         out["test_mse"].append(float(np.mean((x_te - f(x_te)) ** 2)))
         out["denoise_gain"].append(float(np.sum((f(x_te + e) - x_te) ** 2) / np.sum(e ** 2)))
+        out["noise_gain"].append(float(np.sum((e @ p) ** 2) / np.sum(e ** 2)))
         out["span_ood_fidelity"].append(1.0 - float(np.sum((z_span - f(z_span)) ** 2) / np.sum((z_span - mu) ** 2)))
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def wiener(ds: data_lib.Dataset, s: float, noise_std: float, seed: int = 0) -> dict[str, float]:
+    """The Wiener filter W = C (C + s^2 I)^-1 (C: the biased train covariance), the best linear denoiser
+    for noise of std s, measured as the sweep measures a member: `jac_rank` (span gains above 0.5, i.e.
+    eigenvalues above s^2), `kept_dims` (stable rank of the gains), test MSE on clean data, and
+    `noise_gain` / `denoise_gain` under noise of std `noise_std`."""
+    x_te = np.asarray(ds.x_test, np.float64)
+    mu, evals, evecs, r = diagnostics.pca(ds.x_train)
+    gains = np.zeros(len(evals))
+    gains[:r] = evals[:r] / (evals[:r] + s ** 2)  # beyond the span the data is constant: nothing passes
+    w = evecs @ np.diag(gains) @ evecs.T
+    e = noise_std * np.random.default_rng(seed).standard_normal(x_te.shape)
+    f = lambda a: mu + (a - mu) @ w  # noqa: E731
+    return dict(s=s, jac_rank=int(np.sum(gains[:r] > diagnostics.JAC_GAIN)),
+                kept_dims=float(np.sum(gains ** 2) / np.max(gains ** 2)),
+                jac_trace=float(np.sum(gains) / r), test_mse=float(np.mean((x_te - f(x_te)) ** 2)),
+                noise_gain=float(np.sum((e @ w) ** 2) / np.sum(e ** 2)),
+                denoise_gain=float(np.sum((f(x_te + e) - x_te) ** 2) / np.sum(e ** 2)), data_rank=r)
+
+
+def spread(v: dict, key: str, digits: int = 3) -> str:
+    """'mean (min-max)' over a cell's seeds; the mean alone for one seed."""
+    lo, hi = v["range"][key]
+    return common.fmt(v[key], digits) + (f" ({common.fmt(lo, digits)}-{common.fmt(hi, digits)})" if v["n"] > 1 else "")
+
+
+def regime_text(v: dict) -> str:
+    return ", ".join(f"{k} {n}/{v['n']}" for k, n in v["regimes"].most_common())
+
+
+def strengths_of(table: dict, data: str, name: str) -> list[float]:
+    return sorted(s for d, f, s in table if d == data and f == name)
+
+
+HEAD = ["regulariser", "strength", "seeds", "regime", "converged", "steps", "final loss", "jac_rank",
+        "kept_dims", "jac_trace", "noise_gain", "denoise_gain", "perturb_gain", "span_ood_fidelity", "test_mse",
+        "x PCA", "l0"]
+
+
 def rows_of(table: dict, data: str, datasets: dict) -> list[list[str]]:
     """One markdown row per (regulariser, strength) of a data set, in the order of ORDER."""
-    plain = table[(data, "plain", 0.0)]
     rows = []
     for name in ORDER:
-        for strength in sorted(s for d, f, s in table if d == data and f == name):
+        for strength in strengths_of(table, data, name):
             v = table[(data, name, strength)]
             k_eff = int(round(v["jac_rank"]))
             pca_k = diagnostics.pca_mse(datasets[data].x_train, datasets[data].x_test, k_eff)
-            regimes = ", ".join(f"{k} {n}/{v['n']}" if v["n"] > 1 else k for k, n in v["regimes"].most_common())
-            rank = f"{v['jac_rank']:.1f}" + (f" ({v['rank_range'][0]:.1f}-{v['rank_range'][1]:.1f})"
-                                            if v["n"] > 1 else "")
-            rows.append([SHORT[name], f"{strength:g}", str(v["n"]), regimes, rank,
-                         f"{v['jac_rank'] / v['data_rank']:.2f}", f"{v['jac_trace']:.2f}",
-                         f"{v['denoise_gain']:.3f}", f"{v['ood_fidelity']:.3f}", f"{v['span_ood_fidelity']:.3f}",
-                         f"{v['test_mse']:.3g}", f"{v['test_mse'] / plain['test_mse']:.1f}",
-                         f"{pca_k:.3g} (k={k_eff})", common.fmt(v["test_mse"] / pca_k, 3) if pca_k > 0 else "—",
+            rows.append([SHORT[name], f"{strength:g}", str(v["n"]), regime_text(v), f"{v['converged']}/{v['n']}",
+                         f"{v['steps']:.0f}", spread(v, "final_total"), spread(v, "jac_rank"),
+                         spread(v, "kept_dims"), f"{v['jac_trace']:.2f}", spread(v, "noise_gain"),
+                         spread(v, "denoise_gain"), spread(v, "perturb_gain"), f"{v['span_ood_fidelity']:.3f}",
+                         spread(v, "test_mse"),
+                         common.fmt(v["test_mse"] / pca_k, 3) + f" (k={k_eff})" if pca_k > 0 else "—",
                          common.fmt(v.get("l0"), 3)])
     return rows
 
 
-HEAD = ["regulariser", "strength", "seeds", "regime", "jac_rank", "jac_rank / r", "jac_trace", "denoise_gain",
-        "ood_fidelity", "span_ood_fidelity", "test_mse", "x plain", "PCA at k = jac_rank", "x PCA", "l0"]
+def below(a: dict, b: dict, key: str, margin: float = 0.0) -> bool:
+    """a's every seed lies below b's every seed by more than `margin`: a difference beyond the seed spread."""
+    return a["range"][key][1] < b["range"][key][0] - margin
 
 
-def checks(table: dict) -> tuple[list[list[str]], dict[str, bool]]:
-    """The claim, per data set and regulariser: at its strongest setting (top-k: the smallest k) the
-    Jacobian rank is at least RANK_DROP below the reference's (the plain AE; for KL the weight-0
-    sigmoid-code AE), and the best setting's denoise_gain is below the reference's."""
+def reference(table: dict, data: str, name: str) -> dict:
+    """What a regulariser is read against: the plain AE; for KL, its own weight-0 sigmoid-code AE."""
+    return table[(data, "kl", 0.0)] if name == "kl" and (data, "kl", 0.0) in table else table[(data, "plain", 0.0)]
+
+
+def on_settings(table: dict, data: str, name: str) -> list[tuple[float, dict]]:
+    """(strength, cell) of a regulariser switched on, weakest first (top-k: largest k first)."""
+    ss = [s for s in strengths_of(table, data, name) if not (name == "kl" and s == 0.0)]
+    if name == "topk":
+        ss = ss[::-1]
+    return [(s, table[(data, name, s)]) for s in ss]
+
+
+def verdicts(table: dict, data: str, wiener_measure: dict) -> tuple[list[list[str]], dict[str, dict[str, bool]]]:
+    """Per regulariser: does its strongest setting lower jac_rank beyond the seed spread (and by at least
+    RANK_DROP), and does its best setting lower noise_gain beyond the seed spread; with the best
+    noise_gain against the Wiener filter's at the measurement noise."""
     rows, ok = [], {}
-    for data in sorted({k[0] for k in table}):
-        plain = table[(data, "plain", 0.0)]
-        for name in ORDER[1:]:
-            strengths = sorted(s for d, f, s in table if d == data and f == name)
-            ref = table.get((data, name, 0.0)) if name == "kl" else plain
-            on = [table[(data, name, s)] for s in strengths if not (name == "kl" and s == 0.0)]
-            if not on or ref is None:
-                continue
-            strongest = on[0] if name == "topk" else on[-1]
-            rank_falls = strongest["jac_rank"] <= ref["jac_rank"] - RANK_DROP
-            gain_falls = min(v["denoise_gain"] for v in on) < ref["denoise_gain"]
-            ok[f"{data}/{name}"] = rank_falls
-            rows.append([data, SHORT[name], f"{ref['jac_rank']:.1f}",
-                         " / ".join(f"{v['jac_rank']:.1f}" for v in on), "yes" if rank_falls else "**no**",
-                         f"{ref['denoise_gain']:.3f}", " / ".join(f"{v['denoise_gain']:.3f}" for v in on),
-                         "yes" if gain_falls else "**no**",
-                         " / ".join(v["regimes"].most_common(1)[0][0][:6] for v in on)])
+    for name in ORDER[1:]:
+        on = on_settings(table, data, name)
+        if not on:
+            continue
+        ref = reference(table, data, name)
+        strongest = on[-1][1]
+        rank_falls = below(strongest, ref, "jac_rank", RANK_DROP)
+        best_s, best = min(on, key=lambda sv: sv[1]["noise_gain"])
+        gain_falls = below(best, ref, "noise_gain")
+        rises = [f"{s:g}" for s, v in on if v["range"]["noise_gain"][0] > ref["range"]["noise_gain"][1]]
+        ok[name] = {"rank": rank_falls, "noise": gain_falls}
+        rows.append([SHORT[name], spread(ref, "jac_rank", 3), spread(strongest, "jac_rank", 3),
+                     "yes" if rank_falls else "**no**", spread(ref, "noise_gain"),
+                     f"{spread(best, 'noise_gain')} at {best_s:g}", "yes" if gain_falls else "**no**",
+                     ", ".join(rises) or "none", f"{wiener_measure['noise_gain']:.3f}",
+                     "yes" if best["range"]["noise_gain"][1] <= wiener_measure["noise_gain"] else "no"])
     return rows, ok
+
+
+def failed_tests(records: list[dict]) -> dict[tuple, collections.Counter]:
+    """{(data, regulariser, strength): how many of its `unresolved` members fail each of the structured
+    label's conditions, or pass another label's test (docs/regime.md)} for cells with unresolved members."""
+    out = collections.defaultdict(collections.Counter)
+    for r in records:
+        m = r["metrics"]
+        if m["regime"] != "unresolved":
+            continue
+        fails = {"test_fvu > PCA control": not m["test_fvu"] <= (1 + regime.PCA_SLACK) * m["pca_kept_fvu"]
+                 + regime.FVU_SLACK, "gen_gap > 0.1": not m["gen_gap"] <= regime.SMALL_GAP,
+                 f"perturb_gain > {regime.CONTRACTION:g}": not m["perturb_gain"] <= regime.CONTRACTION,
+                 "const_ratio < 0.05": not m["const_ratio"] >= regime.CONSTANT}
+        passed = [f"passes {label}" for label, ok in regime.evidence(m).items() if ok]  # a conflict, if any
+        out[(r["config"]["data.name"],) + family(r["config"])].update([k for k, bad in fails.items() if bad] + passed)
+    return out
+
+
+def budget_rows(table: dict, long_table: dict) -> list[list[str]]:
+    """The same settings at the sweep's steps and at the long run's: does a number move beyond the seed
+    spread (the two seed ranges do not overlap) when training runs longer?"""
+    rows = []
+    for key in sorted(long_table, key=lambda k: (k[0], ORDER.index(k[1]), k[2])):
+        if key not in table:
+            continue
+        a, b = table[key], long_table[key]
+        moved = [k for k in ("jac_rank", "noise_gain", "perturb_gain", "test_mse")
+                 if below(a, b, k) or below(b, a, k)]
+        rows.append([key[0], SHORT[key[1]], f"{key[2]:g}", f"{a['steps']:.0f} / {b['steps']:.0f}",
+                     f"{a['converged']}/{a['n']} / {b['converged']}/{b['n']}",
+                     f"{spread(a, 'final_total')} / {spread(b, 'final_total')}",
+                     f"{regime_text(a)} / {regime_text(b)}", f"{spread(a, 'jac_rank')} / {spread(b, 'jac_rank')}",
+                     f"{spread(a, 'noise_gain')} / {spread(b, 'noise_gain')}",
+                     f"{spread(a, 'perturb_gain')} / {spread(b, 'perturb_gain')}",
+                     f"{spread(a, 'test_mse')} / {spread(b, 'test_mse')}", ", ".join(moved) or "none"])
+    return rows
+
+
+def probe_rows(table: dict) -> list[list[str]]:
+    """probe_acc beside its references (the same probe on the untrained initial codes, and on the raw
+    inputs) for the cells that recorded them."""
+    return [[k[0], SHORT[k[1]], f"{k[2]:g}", spread(v, "probe_acc"), spread(v, "probe_acc_init"),
+             spread(v, "probe_acc_raw")]
+            for k, v in sorted(table.items(), key=lambda kv: (kv[0][0], ORDER.index(kv[0][1]), kv[0][2]))
+            if "probe_acc_init" in v]
 
 
 def topk_bound(records: list[dict]) -> tuple[bool, str]:
@@ -152,125 +252,213 @@ def topk_bound(records: list[dict]) -> tuple[bool, str]:
     tops = [r for r in records if r["config"]["sparsity.kind"] == "topk"]
     bad = [r["name"] for r in tops if r["metrics"]["jac_rank"] > r["config"]["sparsity.k"] + 1e-6
            or r["metrics"]["l0"] > r["config"]["sparsity.k"] + 1e-6]
-    text = ", ".join(f"{r['config']['data.name']} k={r['config']['sparsity.k']}: "
-                     f"{r['metrics']['jac_rank']:.1f}" for r in tops)
+    by_k = collections.defaultdict(list)
+    for r in tops:
+        by_k[(r["config"]["data.name"], r["config"]["sparsity.k"])].append(r["metrics"]["jac_rank"])
+    text = ", ".join(f"{d} k={k}: {max(v):.1f}" for (d, k), v in sorted(by_k.items()))
     return (not bad and bool(tops)), text
 
 
-def regime_rows(table: dict) -> list[list[str]]:
-    """The issue's requirement: plain -> identity, denoising and top-k -> structured, on every data set."""
-    rows = []
-    for data in sorted({k[0] for k in table}):
-        for name in ("plain", "gaussian", "mask", "topk"):
-            cells_ = [(s, table[(data, f, s)]) for d, f, s in sorted(table) if d == data and f == name]
-            if not cells_:
-                continue
-            want = "identity" if name == "plain" else "structured"
-            got = collections.Counter()
-            for _, v in cells_:
-                got.update(v["regimes"])
-            rows.append([data, SHORT[name], want,
-                         ", ".join(f"{k} {n}" for k, n in got.most_common()),
-                         "yes" if set(got) == {want} else "**no**"])
-    return rows
+def spectra(workdir: Path, records: list[dict], data: str, ds: data_lib.Dataset) -> dict[str, np.ndarray]:
+    """Mean singular values (largest first) of the whole map's Jacobian on the span, over SPECTRUM_POINTS
+    test points: seed 0 of the plain AE, the Gaussian DAE at SPECTRUM_DAE, the KL reference (weight 0) and
+    every sparse regulariser's strongest setting."""
+    wanted = {("plain", 0.0), ("gaussian", SPECTRUM_DAE), ("kl", 0.0)}
+    table = cells([r for r in records if r["config"]["data.name"] == data])
+    for name in SPARSE:
+        on = on_settings(table, data, name)
+        if on:
+            wanted.add((name, on[-1][0]))
+    members = {m.index: m for m in store.load(workdir)}
+    points = np.asarray(ds.x_test[:SPECTRUM_POINTS])
+    out = {}
+    for r in records:
+        key = family(r["config"])
+        if r["config"]["data.name"] == data and r["config"]["seed"] == 0 and key in wanted:
+            fn, net = members[r["member"]].mean_path
+            out[f"{SHORT[key[0]]} {key[1]:g}"] = diagnostics.jacobian_spectrum(fn, net, ds.x_train, points).mean(0)
+    return out
 
 
-def plot(table: dict, frontiers: dict) -> Figure:
+def plot_paths(table: dict, frontiers: dict, wiener_family: dict) -> Figure:
     datasets = sorted({k[0] for k in table})
-    panels = (("test_mse", "test MSE (log)"), ("denoise_gain", "denoise_gain"),
-              ("span_ood_fidelity", "span_ood_fidelity"))
+    panels = (("test_mse", "test MSE (log)"), ("noise_gain", "noise_gain"), ("span_ood_fidelity", "span_ood_fidelity"))
     fig = Figure(figsize=(15, 4.6 * len(datasets)), layout="constrained")
     axes = fig.subplots(len(datasets), len(panels), squeeze=False)
     for i, data in enumerate(datasets):
         plain = table[(data, "plain", 0.0)]
         r = plain["data_rank"]
-        fr = frontiers[data]
+        fr, wf = frontiers[data], wiener_family[data]
         for j, (metric, title) in enumerate(panels):
             ax = axes[i, j]
-            y = np.maximum(fr[metric], 1e-7) if metric == "test_mse" else fr[metric]
-            ax.plot(fr["k"] / r, y, "k--", lw=1, label="PCA-k (k / r on x)")
+            floor = (lambda y: np.maximum(y, 1e-7)) if metric == "test_mse" else (lambda y: y)
+            ax.plot(fr["k"] / r, floor(fr[metric]), "k--", lw=1, label="PCA-k (k / r on x)")
+            if metric != "span_ood_fidelity":
+                ax.plot([w["jac_rank"] / r for w in wf], floor(np.array([w[metric] for w in wf])), "k:", lw=1.2,
+                        label="Wiener filter, s = 0.01 .. 1")
             for c, name in enumerate(ORDER[1:]):
-                strengths = sorted(s for d, f, s in table if d == data and f == name)
-                start = [] if name in ("kl", "topk") else [plain]
-                path = start + [table[(data, name, s)] for s in strengths]
-                if name == "topk":
-                    path = path[::-1]  # from the largest k (least sparse) to the smallest
+                on = on_settings(table, data, name)
+                path = [reference(table, data, name)] + [v for _, v in on]
                 xs = [v["jac_rank"] / r for v in path]
-                ys = [max(v[metric], 1e-7) if metric == "test_mse" else v[metric] for v in path]
+                ys = floor(np.array([v[metric] for v in path]))
                 ax.plot(xs, ys, "-o", color=f"C{c}", ms=4, lw=1.3, label=LABEL[name])
                 ax.plot(xs[-1:], ys[-1:], "s", color=f"C{c}", ms=7)  # the strongest setting
-            ax.plot([plain["jac_rank"] / r], [max(plain[metric], 1e-7) if metric == "test_mse" else plain[metric]],
-                    "*", color="k", ms=14, label="plain AE")
+            ax.plot([plain["jac_rank"] / r], floor(np.array([plain[metric]])), "*", color="k", ms=14, label="plain AE")
             if metric == "test_mse":
                 ax.set_yscale("log")
-            ax.axvline(NEARLY_EVERY, color="grey", lw=0.8, ls=":")
             ax.set(xlabel="jac_rank / r", title=f"{data} (D = {plain['input_dim']}, r = {r}, code "
                                                 f"{plain['code_size']}): {title}")
         axes[i, 0].legend(fontsize=7)
-    fig.suptitle("Each regulariser's path from the plain 4x-overcomplete AE (star) as its strength grows "
-                 "(square: strongest); dashed: PCA-k; dotted: the regime rule's identity rank fraction")
+    fig.suptitle("Paths from each regulariser's reference (star: plain AE) as strength grows (square: strongest), "
+                 "seed means; dashed: PCA-k; dotted: Wiener filter")
     return fig
 
 
-def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str]) -> None:
-    """Fills WORKDIR/analysis.md and WORKDIR/figures/regulariser_paths.png."""
+def plot_spectra(curves: dict[str, dict[str, np.ndarray]], wiener_at: dict[str, dict]) -> Figure:
+    fig = Figure(figsize=(6.5 * len(curves), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(curves), squeeze=False)[0]
+    for ax, (data, by_name) in zip(axes, sorted(curves.items())):
+        for c, (label, sv) in enumerate(by_name.items()):
+            ax.plot(np.arange(1, len(sv) + 1), sv, "-", color=f"C{c}", lw=1.4, label=label)
+        g = wiener_at[data]["gains"]
+        ax.plot(np.arange(1, len(g) + 1), g, "k:", lw=1.4, label=f"Wiener filter, s = {wiener_at[data]['s']:g}")
+        ax.axhline(diagnostics.JAC_GAIN, color="grey", lw=0.8)
+        ax.set(xlabel="singular value index (on the data span)", ylabel="mean singular value",
+               title=f"{data}: whole-map Jacobian spectra (seed 0, {SPECTRUM_POINTS} test points)")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def wiener_gains(ds: data_lib.Dataset, s: float) -> np.ndarray:
+    _, evals, _, r = diagnostics.pca(ds.x_train)
+    return evals[:r] / (evals[:r] + s ** 2)
+
+
+def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str],
+            long_records: list[dict] | None = None) -> None:
+    """Fills WORKDIR/analysis.md, WORKDIR/figures/regulariser_paths.png and jacobian_spectra.png;
+    `long_records` (the `:long` sweep) adds the training-budget control."""
     table = cells(records)
     if not any(k[1] == "plain" for k in table):
         raise common.ConfigError(f"{workdir}/results.jsonl: no plain autoencoder to compare against")
     datasets = load_data(records)
     first = records[0]["config"]
-    frontiers = {d: pca_frontier(ds, first["diagnostics.noise_std"]) for d, ds in datasets.items()}
-    path = common.save_figure(plot(table, frontiers), workdir, "regulariser_paths", writer)
-    check_rows, ok = checks(table)
+    s_measure = first["diagnostics.noise_std"]
+    frontiers = {d: pca_frontier(ds, s_measure) for d, ds in datasets.items()}
+    wiener_family = {d: [wiener(ds, s, s_measure) for s in WIENER_GRID] for d, ds in datasets.items()}
+    path = common.save_figure(plot_paths(table, frontiers, wiener_family), workdir, "regulariser_paths", writer)
+    curves, wiener_at = {}, {}
+    for d, ds in datasets.items():
+        curves[d] = spectra(workdir, records, d, ds)
+        wiener_at[d] = {"s": SPECTRUM_DAE, "gains": wiener_gains(ds, SPECTRUM_DAE)}
+    spec_path = common.save_figure(plot_spectra(curves, wiener_at), workdir, "jacobian_spectra", writer)
     topk_ok, topk_text = topk_bound(records)
-    regimes = regime_rows(table)
+    seeds = sorted({r["config"]["seed"] for r in records})
     lines += [f"# {name}: regularisers pull a 4x overcomplete AE off the identity", "",
               f"Depth-0 ReLU AEs (code = 4 x D), Adam {first['train.learning_rate']:g}, {first['train.steps']} "
-              f"steps of batch {first['train.batch_size']}; {len(records)} members. Seed means where "
-              "`seeds` > 1 (jac_rank min-max in brackets). `x plain`: test_mse / the plain AE's; "
-              "`PCA at k = jac_rank`: test MSE of PCA keeping as many components as the map has span "
-              "gains above 0.5, and `x PCA` the ratio.", "", f"![paths](figures/{path.name})", ""]
+              f"steps of batch {first['train.batch_size']}; {len(records)} members, seeds {seeds}. Each cell: "
+              "the seed mean and (min-max over seeds). `final loss`: the training objective (summed over "
+              "dimensions, with its penalty) over the last logged chunk; `converged`: members whose loss had "
+              "stopped falling (docs/regime.md). jac_rank / kept_dims / jac_trace: the whole map's Jacobian "
+              "on the data span (gains above 0.5 / stable rank / mean gain). noise_gain = "
+              "E||f(x + e) - f(x)||^2 / E||e||^2 and denoise_gain = E||f(x + e) - x||^2 / E||e||^2 at "
+              f"s = {s_measure:g}. `x PCA`: test_mse over PCA keeping round(jac_rank) components.", "",
+              f"![paths](figures/{path.name})", "", f"![spectra](figures/{spec_path.name})", ""]
+    summary = {"topk_bound": topk_ok}
     for data in sorted(datasets):
+        ds = datasets[data]
         rows = rows_of(table, data, datasets)
         writer.table(f"regularisers_{data}", HEAD, rows)
         plain = table[(data, "plain", 0.0)]
+        measure = wiener(ds, s_measure, s_measure)
         lines += [f"## {data} (D = {plain['input_dim']}, data rank r = {plain['data_rank']}, code "
                   f"{plain['code_size']})", "", common.md_table(HEAD, rows), ""]
-    lines += ["## Does each regulariser pull the map off the identity?", "",
-              f"Rank falls: the strongest setting's jac_rank at least {RANK_DROP:g} below the reference's (the "
-              "plain AE; for KL the weight-0 sigmoid-code AE). Gain falls: the best setting's denoise_gain "
-              "below the reference's. Values listed by increasing strength (top-k: by increasing k, so the "
-              "strongest first).", "",
-              common.md_table(["data", "regulariser", "ref jac_rank", "jac_rank by strength", "rank falls",
-                               "ref denoise_gain", "denoise_gain by strength", "gain falls", "regimes"],
-                              check_rows), ""]
-    lines += ["## Regime labels the issue asks for", "",
-              common.md_table(["data", "AE", "wanted", "got (members)", "as wanted"], regimes), ""]
-    dae = table.get(("digits", "gaussian", SCIENCE_LEVEL))
-    science_ok = dae is not None and abs(dae["jac_rank"] - SCIENCE_RANK) <= SCIENCE_TOLERANCE
-    science = ("not measured" if dae is None else
-               f"jac_rank {dae['jac_rank']:.1f} of r = {dae['data_rank']} (seeds {dae['rank_range'][0]:.1f}-"
-               f"{dae['rank_range'][1]:.1f}; docs/science.md: about {SCIENCE_RANK:g} of 60)")
-    per_data = {d: all(v for k, v in ok.items() if k.startswith(d + "/")) for d in sorted(datasets)}
-    regime_ok = {d: all(r[-1] == "yes" for r in regimes if r[0] == d) for d in sorted(datasets)}
-    verdict = "reproduced" if (all(per_data.values()) and topk_ok and science_ok) else (
-        "reproduced on digits only" if per_data.get("digits") and topk_ok and science_ok else "not reproduced")
-    lines += ["## Verdict", ""]
-    for d in sorted(datasets):
-        fails = [k.split("/")[1] for k, v in ok.items() if k.startswith(d + "/") and not v]
-        lines.append(f"- {d}: every regulariser's strongest setting lowers jac_rank: **{per_data[d]}**"
-                     + (f" (not: {', '.join(SHORT[f] for f in fails)})" if fails else "")
-                     + f"; regime labels as the issue wants: **{regime_ok[d]}**")
-    lines += [f"- Top-k: jac_rank <= k and l0 <= k for every top-k member: **{topk_ok}** ({topk_text})",
-              f"- Denoising, Gaussian s = {SCIENCE_LEVEL:g}, digits: {science}: **{science_ok}** "
-              f"(tolerance +-{SCIENCE_TOLERANCE:g})",
-              f"- Overall: **{verdict}**", ""]
-    writer.summary({"verdict": verdict, "topk_bound": topk_ok, "science_point": science_ok})
+        dae_rows = []
+        for s in strengths_of(table, data, "gaussian"):
+            v, w = table[(data, "gaussian", s)], wiener(ds, s, s_measure)
+            dae_rows.append([f"{s:g}", spread(v, "jac_rank", 3), str(w["jac_rank"]), spread(v, "kept_dims", 3),
+                             f"{w['kept_dims']:.1f}", spread(v, "noise_gain"), f"{w['noise_gain']:.3f}",
+                             spread(v, "test_mse"), f"{w['test_mse']:.3g}"])
+        lines += [f"### Gaussian DAE against the Wiener filter C (C + s^2 I)^-1 at its training s", "",
+                  "The Wiener filter is the best linear denoiser for noise of std s; it keeps the principal "
+                  "directions with variance above s^2 at gain above 0.5. Its noise_gain and test MSE are "
+                  f"measured exactly as the members' (noise s = {s_measure:g} on the test set).", "",
+                  common.md_table(["s", "DAE jac_rank", "Wiener jac_rank", "DAE kept_dims", "Wiener kept_dims",
+                                   "DAE noise_gain", "Wiener noise_gain", "DAE test_mse", "Wiener test_mse"],
+                                  dae_rows), ""]
+        v_rows, ok = verdicts(table, data, measure)
+        lines += ["### Verdicts: Jacobian rank and noise gain, separately", "",
+                  f"Rank falls: every seed of the strongest setting (top-k: smallest k) has jac_rank more than "
+                  f"{RANK_DROP:g} below every seed of the reference (the plain AE; KL: its weight-0 sigmoid "
+                  "AE). Noise gain falls: every seed of the setting with the lowest mean noise_gain lies below "
+                  "every seed of the reference. `rises at`: settings whose every seed passes MORE noise than "
+                  f"every reference seed. Wiener: the filter at s = {s_measure:g}, the measurement noise.", "",
+                  common.md_table(["regulariser", "ref jac_rank", "strongest jac_rank", "rank falls",
+                                   "ref noise_gain", "lowest noise_gain", "noise gain falls", "noise gain rises at",
+                                   "Wiener noise_gain", "<= Wiener"], v_rows), ""]
+        why = failed_tests(records)
+        why_rows = [[SHORT[k[1]], f"{k[2]:g}", f"{table[k]['regimes']['unresolved']}/{table[k]['n']}",
+                     ", ".join(f"{t} ({n})" for t, n in why[k].most_common())]
+                    for k in sorted(why, key=lambda k: (ORDER.index(k[1]), k[2])) if k[0] == data]
+        if why_rows:
+            lines += ["### Why members are `unresolved`", "",
+                      "The structured test's conditions each such member fails, and any label test it passes "
+                      "(members in brackets); with no `passes`, the member passed no label's test.", "",
+                      common.md_table(["regulariser", "strength", "unresolved", "failed structured conditions"],
+                                      why_rows), ""]
+        sv_rows = [[label, f"{sv[0]:.2f}", str(int(np.sum(sv > 1.0))), str(int(np.sum(sv > diagnostics.JAC_GAIN))),
+                    f"{np.sum(sv ** 2) / sv[0] ** 2:.1f}"] for label, sv in curves[data].items()]
+        w_g = wiener_at[data]["gains"]
+        sv_rows.append([f"Wiener filter {wiener_at[data]['s']:g}", f"{w_g[0]:.2f}", str(int(np.sum(w_g > 1.0))),
+                        str(int(np.sum(w_g > diagnostics.JAC_GAIN))), f"{np.sum(w_g ** 2) / w_g[0] ** 2:.1f}"])
+        lines += ["### The whole map's Jacobian (seed 0, mean spectrum over "
+                  f"{SPECTRUM_POINTS} test points)", "",
+                  common.md_table(["map", "largest singular value", "# above 1", "# above 0.5",
+                                   "stable rank of the mean spectrum"], sv_rows), ""]
+        counts = collections.Counter()
+        unconverged = sum(v["n"] - v["converged"] for k, v in table.items() if k[0] == data)
+        for k, v in table.items():
+            if k[0] == data:
+                counts.update(v["regimes"])
+        rank_yes = [SHORT[n] for n, o in ok.items() if o["rank"]]
+        noise_yes = [SHORT[n] for n, o in ok.items() if o["noise"]]
+        lines += [f"- Rank verdict ({data}): the Jacobian rank falls beyond the seed spread for "
+                  f"**{len(rank_yes)} of {len(ok)}** regularisers ({', '.join(rank_yes) or 'none'}).",
+                  f"- Noise-gain verdict ({data}): the noise gain falls beyond the seed spread for "
+                  f"**{len(noise_yes)} of {len(ok)}** ({', '.join(noise_yes) or 'none'}).",
+                  f"- Regimes ({data}, all members): " + ", ".join(f"{k} {n}" for k, n in counts.most_common())
+                  + f"; members not converged: {unconverged}.", ""]
+        summary[f"{data}/rank_falls"] = len(rank_yes)
+        summary[f"{data}/noise_gain_falls"] = len(noise_yes)
+    lines += [f"- Top-k: jac_rank <= k and l0 <= k for every top-k member: **{topk_ok}** (largest seed per k: "
+              f"{topk_text})", ""]
+    if long_records:
+        long_table = cells(long_records)
+        lines += ["## Training-budget control: the strongest settings trained twice as long", "",
+                  "Each cell: this sweep / the `:long` sweep (same seeds). `moved`: metrics whose seed ranges "
+                  "do not overlap between the two budgets.", "",
+                  common.md_table(["data", "regulariser", "strength", "steps", "converged", "final loss", "regime",
+                                   "jac_rank", "noise_gain", "perturb_gain", "test_mse", "moved"],
+                                  budget_rows(table, long_table)), ""]
+    probes = probe_rows(table) + (probe_rows(cells(long_records)) if long_records else [])
+    if probes:
+        lines += ["## Probe accuracy beside its references", "",
+                  "A logistic regression on the codes (`probe_acc`), on the codes of each member's own untrained "
+                  "initial parameters (`probe_acc_init`) and on the raw inputs (`probe_acc_raw`); members that "
+                  "recorded all three (the `:long` sweep's, when given).", "",
+                  common.md_table(["data", "regulariser", "strength", "probe_acc", "probe_acc_init", "probe_acc_raw"],
+                                  probes), ""]
+    writer.summary(summary)
 
 
 def main(argv: list[str]) -> Path:
-    """Writes WORKDIR/analysis.md and its figures; returns the analysis path."""
+    """`analyze WORKDIR [LONG_WORKDIR]`: writes WORKDIR/analysis.md and its figures; returns its path."""
+    if len(argv) == 3:
+        long_records = common.sweep_results(argv[::2], "experiments.regularisers.analyze")[1]
+        return common.analysis_command(argv[:2], "experiments.regularisers.analyze",
+                                       lambda *a: analyse(*a, long_records=long_records))
     return common.analysis_command(argv, "experiments.regularisers.analyze", analyse)
+
 
 if __name__ == "__main__":
     sys.exit(common.cli(main, sys.argv))

@@ -2,35 +2,38 @@
 
 Each regulariser pulls a 4x overcomplete autoencoder off the identity (Vincent et al. 2008/2010;
 Rifai et al. 2011; Ng CS294A; Makhzani & Frey 2014; Gao et al. 2024). One-hidden-layer ReLU AEs
-(depth 0: code = ReLU(W x + b)) with code 4x the input on two data sets: digits (D = 64, code 256)
-and `manifold` (a 4-sphere in R^32, data rank 5, code 128). Per data set: the plain AE, and each
-regulariser at four strengths: Gaussian noise (std), masking noise (drop fraction), L1 on the code,
-Ng's KL sparsity on sigmoid codes (with its own weight-0 sigmoid AE as the reference), top-k (k) and
-the contractive penalty (stronger L1, KL and contractive weights on the manifold, MANIFOLD_STRENGTHS). Adam 1e-3, batch 128, 4000 steps; one seed, and two more seeds for the plain
-AE and the docs/science.md point (Gaussian s = 0.2). `analyze.py` writes the per-regulariser tables
-(jac_rank, denoise_gain, ood_fidelity, span_ood_fidelity, regime, test_mse vs plain and PCA-k) and the
-path figure. `:smoke` is plain, Gaussian 0.2 and top-k 8 on digits for 400 steps (seconds).
+(depth 0: code = ReLU(W x + b)) with code 4x the input. The default sweep is digits (D = 64, code 256):
+the plain AE and each regulariser at three or four strengths, three seeds for every member: Gaussian
+noise (std; four, for the Wiener comparison), masking noise (drop fraction), L1 on the code, Ng's KL
+sparsity on sigmoid codes (with its own weight-0 sigmoid AE as the reference), top-k (k) and the
+contractive penalty. Adam 1e-3, batch 128, 6000 steps. `:manifold` is the same on `manifold` (a
+4-sphere in R^32, data rank 5, code 128) with stronger L1, KL and contractive weights
+(MANIFOLD_STRENGTHS). `analyze.py` writes the per-regulariser tables and the Wiener-filter reference.
+`:long` is the training-budget control: the strongest setting of each regulariser (top-k: the smallest k)
+and the Gaussian DAE at s = 0.2 on digits, three seeds, twice as long (12000 steps).
+`:smoke` is plain, Gaussian 0.2 and top-k 8 on digits for 400 steps, one seed (seconds).
 """
 
 from ae_jax import config as config_lib
-from ae_jax.config import product, sweep, zipped
+from ae_jax.config import product, sweep
 
 CODE = {"digits": 256, "manifold": 128}  # 4x the input dimension (64 and 32)
-# (config key, strengths): four per regulariser; the plain AE is strength 0 of all but kl and topk.
+# (config key, strengths); the plain AE is strength 0 of all but kl and topk. Three strengths each (four
+# for Gaussian noise, read against the Wiener filter at each s) keep three seeds of every member in ~30 min.
 STRENGTHS = {
     "gaussian": ("noise.level", [0.05, 0.1, 0.2, 0.4]),
-    "mask": ("noise.level", [0.1, 0.25, 0.5, 0.75]),
-    "l1": ("sparsity.weight", [0.003, 0.01, 0.03, 0.1]),
-    "kl": ("sparsity.weight", [0.0, 0.1, 0.3, 1.0, 3.0]),  # weight 0: the sigmoid-code AE kl is read against
-    "topk": ("sparsity.k", [4, 8, 16, 32]),
-    "contractive": ("contractive.weight", [0.01, 0.03, 0.1, 0.3]),
+    "mask": ("noise.level", [0.1, 0.25, 0.5]),
+    "l1": ("sparsity.weight", [0.003, 0.03, 0.1]),
+    "kl": ("sparsity.weight", [0.0, 0.3, 3.0]),  # weight 0: the sigmoid-code AE kl is read against
+    "topk": ("sparsity.k", [4, 16, 32]),
+    "contractive": ("contractive.weight", [0.01, 0.1, 0.3]),
 }
 # On the sphere (data norm 1, data rank 5) these penalties at digits' weights leave the map the identity
 # on its span (jac_rank 5.0 of 5): the manifold runs them up to where the map changes.
 MANIFOLD_STRENGTHS = {
-    "l1": ("sparsity.weight", [0.01, 0.1, 0.3, 1.0]),
-    "kl": ("sparsity.weight", [0.0, 1.0, 3.0, 10.0, 30.0]),
-    "contractive": ("contractive.weight", [0.1, 1.0, 3.0, 10.0]),
+    "l1": ("sparsity.weight", [0.1, 0.3, 1.0]),
+    "kl": ("sparsity.weight", [0.0, 3.0, 30.0]),
+    "contractive": ("contractive.weight", [0.1, 1.0, 10.0]),
 }
 # What switches each regulariser on (the plain AE has every block off).
 SWITCH = {
@@ -42,29 +45,32 @@ SWITCH = {
     "topk": {"sparsity.kind": "topk", "sparsity.aux_k": 32},
     "contractive": {},
 }
-SCIENCE_POINT = ("gaussian", 0.2)  # docs/science.md: Gaussian s = 0.2 on digits, jac_rank about 12 of 60
-EXTRA_SEEDS = [1, 2]
+SEEDS = [0, 1, 2]
+ARGS = ("smoke", "manifold", "long")
+LONG_STEPS = 12000
 
 
 def get_config(arg=None):
-    config_lib.check_arg(arg, ("smoke",), __file__)
+    parts = config_lib.check_arg(arg, ARGS, __file__)
     c = config_lib.base_config()
-    c.name = "regularisers"
+    c.name = "_".join(["regularisers"] + [p for p in parts if p != "smoke"])
     c.data.manifold.kind = "sphere"  # set for every member (digits ignores it)
     c.data.manifold.intrinsic_dim = 4
     c.data.manifold.ambient_dim = 32
     c.model.depth = 0
     c.model.activation = "relu"
-    c.train.steps = 4000
+    c.train.steps = 6000
     c.train.batch_size = 128
     c.train.learning_rate = 1e-3
     c.train.log_every = 500
     c.train.pack_ratio = 0.0  # every member has the code size of its data set: nothing to pack
     c.sparsity.dead_steps = 200
-    if arg == "smoke":
+    if "long" in parts:
+        c.train.steps = LONG_STEPS
+    if "smoke" in parts:
         c.name = "regularisers_smoke"
         c.train.steps = 400
-        c.train.log_every = 200
+        c.train.log_every = 100
         c.diagnostics.jac_points = 30
         c.diagnostics.attractor_points = 30
         c.diagnostics.attractor_iters = 20
@@ -79,18 +85,16 @@ def family(name: str, key: str, values: list, data: str) -> list[dict]:
 
 
 def get_sweep(arg=None):
-    config_lib.check_arg(arg, ("smoke",), __file__)
-    if arg == "smoke":
-        base = {"data.name": "digits", "model.code_size": CODE["digits"]}
+    parts = config_lib.check_arg(arg, ARGS, __file__)
+    data = "manifold" if "manifold" in parts else "digits"
+    base = {"data.name": data, "model.code_size": CODE[data]}
+    if "smoke" in parts:
         return [dict(base), dict(base, **{"noise.kind": "gaussian", "noise.level": 0.2}),
                 dict(base, **{"sparsity.kind": "topk", "sparsity.k": 8, "sparsity.aux_k": 32})]
-    members = []
-    for data in CODE:
-        base = {"data.name": data, "model.code_size": CODE[data]}
-        members += product([base], sweep("seed", [0] + EXTRA_SEEDS))  # the plain AE, three seeds
-        for name in STRENGTHS:
-            key, values = (MANIFOLD_STRENGTHS if data == "manifold" else {}).get(name, STRENGTHS[name])
-            members += family(name, key, values, data)
-        name, level = SCIENCE_POINT
-        members += product(family(name, "noise.level", [level], data), sweep("seed", EXTRA_SEEDS))
-    return members
+    members = [] if "long" in parts else [dict(base)]
+    for name in STRENGTHS:
+        key, values = (MANIFOLD_STRENGTHS if data == "manifold" else {}).get(name, STRENGTHS[name])
+        if "long" in parts:
+            values = [min(values)] if name == "topk" else [0.2] if name == "gaussian" else [max(values)]
+        members += family(name, key, values, data)
+    return product(members, sweep("seed", SEEDS))
