@@ -27,14 +27,15 @@ LABELS = {"train_mse": "train_mse", "test_mse": "test_mse", "test_fvu": "test_fv
           "mse_over_pca": "test_mse/pca_mse", "rank_frac": "jac_rank/r", "jac_trace": "jac_trace",
           "ood_fidelity": "ood_fidelity", "span_ood_fidelity": "span_ood_fidelity",
           "idempotence": "idempotence", "noise_gain": "noise_gain", "denoise_gain": "denoise_gain",
-          "const_ratio": "const_ratio", "attractor_fraction": "attractor_fraction", "probe_acc": "probe_acc"}
+          "const_ratio": "const_ratio", "attractor_fraction": "attractor_fraction", "probe_acc": "probe_acc",
+          "probe_acc_init": "probe_acc_init", "probe_acc_raw": "probe_acc_raw"}
 PANELS = ("test_mse", "mse_over_pca", "rank_frac", "span_ood_fidelity", "ood_fidelity", "noise_gain",
           "denoise_gain", "attractor_fraction")
 LOG_METRICS = ("test_mse", "mse_over_pca", "train_mse", "pca_mse")
 # Colour scales that always span [0, 1] (widened only by data outside it), so a colour reads the same
 # value in every panel and every report; the identity map sits at one end.
 UNIT_RANGE = ("rank_frac", "span_ood_fidelity", "ood_fidelity", "attractor_fraction", "denoise_gain",
-              "noise_gain", "jac_trace", "const_ratio", "probe_acc")
+              "noise_gain", "jac_trace", "const_ratio", "probe_acc", "probe_acc_init", "probe_acc_raw")
 IDENTITY_VALUE = {"mse_over_pca": 1.0, "rank_frac": 1.0, "span_ood_fidelity": 1.0, "ood_fidelity": 1.0,
                   "noise_gain": 1.0, "denoise_gain": 1.0, "jac_trace": 1.0, "attractor_fraction": 0.0}
 MIN_DECADES = 1.0  # a log colour scale spans at least a factor 10: 0.004 and 0.006 look alike
