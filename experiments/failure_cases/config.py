@@ -10,12 +10,13 @@ Every member carries `failure.part`, which `analyze.py` splits on:
 - `length`: "code = D copies", ReLU: depth-0 ReLU AE with code 64 (the overcomplete experiment's net,
   Adam 2e-3, batch 64) trained 1.5k to 24k steps.
 - `depth`: "too much encoder/decoder capacity copies": ReLU MLPs (`mlp`) and residual MLPs (`resmlp_ln`,
-  registered by `variant.py`: skip connections and layer norm) of depth 1, 2, 4, 8 at width 128, code 64,
-  snapshots from 125 to 4k steps; `analyze.py` compares depths at matched train loss (per net the
+  registered by `variant.py`: skip connections and layer norm) of depth 1, 2, 4, 8 at width 64, code 64,
+  snapshots at 200, 500, 1200 and 3000 steps; `analyze.py` compares depths at matched train loss (per net the
   snapshot closest to a common target).
 
-`:linear`, `:length`, `:depth` run one part each (same members as in the full sweep, so workdirs merge);
-`:smoke` runs a few members of every part in seconds-to-a-minute on a CPU.
+`:linear`, `:length`, `:depth` run one part each (the same members as the full sweep, each in its own
+workdir; `analyze.py` takes several workdirs); `:smoke` runs 4 small groups, one or two per part (about a
+minute on two idle cores).
 """
 
 from ae_jax import config as config_lib
@@ -31,7 +32,8 @@ LINEAR_STEPS = [1000, 4000, 16000]
 LENGTH_STEPS = [1500, 3000, 6000, 12000, 24000]
 DEPTHS = [1, 2, 4, 8]
 DEPTH_KINDS = ["mlp", variant.KINDS[1]]
-DEPTH_STEPS = [125, 250, 500, 1000, 2000, 4000]
+DEPTH_WIDTH = 64
+DEPTH_STEPS = [200, 500, 1200, 3000]
 
 
 def get_config(arg=None):
@@ -79,7 +81,7 @@ def depth(smoke=False):
         return _part("depth", sweep("model.kind", DEPTH_KINDS), sweep("model.depth", [2]),
                      sweep("model.width", [32]), sweep("train.steps", [200]))
     return _part("depth", sweep("model.kind", DEPTH_KINDS), sweep("model.depth", DEPTHS),
-                 sweep("train.steps", DEPTH_STEPS))
+                 sweep("model.width", [DEPTH_WIDTH]), sweep("train.steps", DEPTH_STEPS))
 
 
 def get_sweep(arg=None):
