@@ -10,8 +10,8 @@ Every member carries `failure.part`, which `analyze.py` splits on:
 - `length`: "code = D copies", ReLU: depth-0 ReLU AE with code 64 (the overcomplete experiment's net,
   Adam 2e-3, batch 64) trained 1.5k to 24k steps.
 - `depth`: "too much encoder/decoder capacity copies": ReLU MLPs (`mlp`) and residual MLPs (`resmlp_ln`,
-  registered by `variant.py`: skip connections and layer norm) of depth 1, 2, 4, 8 at width 64, code 64,
-  snapshots at 200, 500, 1200 and 3000 steps; `analyze.py` compares depths at matched train loss (per net the
+  registered by `variant.py`: skip connections and layer norm) of depth 1, 2, 4, 8 at width 128, code 64,
+  snapshots at 200, 500, 1200, 3000 and 6000 steps; `analyze.py` compares depths at matched train loss (per net the
   snapshot closest to a common target).
 
 `:linear`, `:length`, `:depth` run one part each (the same members as the full sweep, each in its own
@@ -32,8 +32,8 @@ LINEAR_STEPS = [1000, 4000, 16000]
 LENGTH_STEPS = [1500, 3000, 6000, 12000, 24000]
 DEPTHS = [1, 2, 4, 8]
 DEPTH_KINDS = ["mlp", variant.KINDS[1]]
-DEPTH_WIDTH = 64
-DEPTH_STEPS = [200, 500, 1200, 3000]
+DEPTH_WIDTH = 128
+DEPTH_STEPS = [200, 500, 1200, 3000, 6000]
 
 
 def get_config(arg=None):
