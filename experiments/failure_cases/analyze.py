@@ -109,51 +109,76 @@ def linear_section(workdir: Path, rows: list[dict], writer, lines: list[str]) ->
 
 
 def linear_figure(evals: np.ndarray, gains: dict, cells: dict) -> Figure:
-    codes = sorted({k[0] for k in cells})
-    fig = Figure(figsize=(5.5 * len(codes), 4.0), layout="constrained")
-    axes = fig.subplots(1, len(codes), squeeze=False)[0]
-    for ax, code in zip(axes, codes):
-        lr = max(k[1] for k in cells if k[0] == code)
-        steps = sorted(k[2] for k in cells if k[0] == code and k[1] == lr)
-        for t, colour in zip(steps, ("tab:red", "tab:orange", "tab:green", "tab:blue", "tab:purple")):
+    """Per-direction gain against the direction's eigenvalue: one panel per (code, lr), one colour per length."""
+    codes, lrs = sorted({k[0] for k in cells}), sorted({k[1] for k in cells})
+    fig = Figure(figsize=(4.6 * len(lrs), 3.6 * len(codes)), layout="constrained")
+    axes = fig.subplots(len(codes), len(lrs), squeeze=False, sharey=True)
+    colours = ("tab:red", "tab:orange", "tab:green", "tab:blue", "tab:purple")
+    for (i, code), (j, lr) in ((a, b) for a in enumerate(codes) for b in enumerate(lrs)):
+        ax = axes[i, j]
+        steps = sorted(k[2] for k in cells if k[:2] == (code, lr))
+        for t, colour in zip(steps, colours):
             g = np.array([gains[m["member"]] for m in cells[(code, lr, t)]])
             ax.plot(evals, g.mean(0), "o", ms=3, color=colour, label=f"{t} steps")
             ax.vlines(evals, g.min(0), g.max(0), color=colour, lw=0.8)
         ax.axhline(1.0, color="k", lw=0.6)
-        ax.set(xscale="log", xlabel="train eigenvalue of the principal direction",
-               ylabel="gain u^T A u (seed mean, min-max)", title=f"linear AE, code {code}, Adam {lr:g}")
-        ax.legend(fontsize=8)
+        ax.set(xscale="log", ylim=(-0.1, 1.2), title=f"linear AE, code {code}, Adam {lr:g}",
+               xlabel="train eigenvalue of the direction" if i == len(codes) - 1 else None,
+               ylabel="gain u^T A u (seed mean, min-max)" if j == 0 else None)
+        ax.legend(fontsize=7, loc="lower right")
     return fig
 
 
 # ----------------------------------------------------------------------------- 2. ReLU code = D vs length
 
+def code_units(rows: list[dict]) -> tuple[dict[tuple, tuple[int, int]], int]:
+    """({member: (code units never active on the train set, units active on every train example)}, train size)."""
+    wanted = {r["member"] for r in rows}
+    out, n = {}, 0
+    for d in sorted({w for w, _ in wanted}):
+        for m in store.load(d):
+            if (d, m.index) in wanted:
+                active = m.encode(m.dataset.x_train)[:, :m.config.model.code_size] > 0
+                out[(d, m.index)], n = (int((~active.any(0)).sum()), int(active.all(0).sum())), len(active)
+    return out, n
+
+
 def length_section(workdir: Path, rows: list[dict], writer, lines: list[str]) -> dict:
-    head = ["steps", "regimes", "converged", "jac_rank / r", "span_ood_fidelity", "perturb_fidelity",
-            "kept_dims", "final train loss", "train_mse", "test_mse"]
-    cells = grouped(rows, ("train.steps",))
-    table = [[steps, regimes(g), conv(g), spread(m["rank_frac"] for m in g), spread(m["span_ood_fidelity"] for m in g),
-              spread(m["perturb_fidelity"] for m in g), spread(m["kept_dims"] for m in g),
-              spread(m["final_total"] for m in g), spread(m["train_mse"] for m in g),
-              spread(m["test_mse"] for m in g)] for (steps,), g in cells.items()]
+    units, n_train = code_units(rows)
+    head = ["Adam lr", "steps", "regimes", "converged", "jac_rank / r", "span_ood_fidelity", "perturb_fidelity",
+            "kept_dims", "dead code units", "always-on code units", "final train loss", "train_mse", "test_mse"]
+    cells = grouped(rows, ("train.learning_rate", "train.steps"))
+    table = [[f"{lr:g}", steps, regimes(g), conv(g), spread(m["rank_frac"] for m in g),
+              spread(m["span_ood_fidelity"] for m in g), spread(m["perturb_fidelity"] for m in g),
+              spread(m["kept_dims"] for m in g), spread(units[m["member"]][0] for m in g),
+              spread(units[m["member"]][1] for m in g), spread(m["final_total"] for m in g),
+              spread(m["train_mse"] for m in g), spread(m["test_mse"] for m in g)] for (lr, steps), g in cells.items()]
     fig = Figure(figsize=(10, 3.8), layout="constrained")
+    lrs = sorted({k[0] for k in cells})
+    colours = dict(zip(lrs, ("tab:green", "tab:blue", "tab:red", "tab:purple")))
     for ax, key, title in zip(fig.subplots(1, 2), ("rank_frac", "span_ood_fidelity"),
                               ("jac_rank / r", "span_ood_fidelity")):
-        for (steps,), g in cells.items():
-            ax.plot([steps] * len(g), [m[key] for m in g], "o", color="tab:blue", ms=4,
-                    mfc="tab:blue" if all(m["converged"] for m in g) else "none")
-        ax.plot([k[0] for k in cells], [np.mean([m[key] for m in g]) for g in cells.values()], "-", color="tab:blue")
+        for lr in lrs:
+            snaps = {k[1]: g for k, g in cells.items() if k[0] == lr}
+            for steps, g in snaps.items():
+                ax.plot([steps] * len(g), [m[key] for m in g], "o", color=colours[lr], ms=4,
+                        mfc=colours[lr] if all(m["converged"] for m in g) else "none")
+            ax.plot(list(snaps), [np.mean([m[key] for m in g]) for g in snaps.values()], "-", color=colours[lr],
+                    label=f"Adam {lr:g}")
         ax.axhline(0.9 if key == "span_ood_fidelity" else 1.0, color="k", lw=0.6, ls=":")
-        ax.set(xscale="log", xlabel="training steps (Adam, constant rate)", title=f"ReLU depth 0, code 64: {title}")
+        ax.set(xscale="log", xlabel="training steps (constant rate)", title=f"ReLU depth 0, code 64: {title}")
+        ax.legend(fontsize=8)
     path = common.save_figure(fig, workdir, "failure_length", writer)
     writer.table("length", head, table)
     first = rows[0]
     lines += ["## 2. A ReLU AE with code = D against training length", "",
-              f"Depth-0 ReLU AE, code {first['model.code_size']}, Adam {first['train.learning_rate']:g} constant, batch "
+              f"Depth-0 ReLU AE, code {first['model.code_size']}, Adam at constant rate, batch "
               f"{first['train.batch_size']}; each length is its own member (the first t steps of the longest run "
-              f"with its seed). Hollow dots: unconverged.", "",
+              f"with its seed and rate). Dead / always-on code units: never / always positive on the "
+              f"{n_train} training images. Figure: hollow "
+              f"dots are unconverged seeds.", "",
               common.md_table(head, table), "", f"![length](figures/{path.name})", ""]
-    return {steps: g for (steps,), g in cells.items()}
+    return cells
 
 
 # ----------------------------------------------------------------------------- 3. depth at matched loss
@@ -189,7 +214,8 @@ def depth_section(workdir: Path, rows: list[dict], writer, lines: list[str]) -> 
     writer.table("depth_matched", head, table)
     first = rows[0]
     lines += ["## 3. Depth at matched train loss", "",
-              f"ReLU `mlp` and residual `resmlp_ln` AEs, width {first['model.width']}, code {first['model.code_size']}, "
+              f"ReLU `mlp` and residual `resmlp_ln` AEs, width {first['model.width']}, "
+              f"code {first['model.code_size']}, "
               f"Adam {first['train.learning_rate']:g} constant, batch {first['train.batch_size']}, snapshots at "
               f"{sorted({r['train.steps'] for r in rows})} steps. Target train MSE {target:.4g} (the highest of the "
               f"nets' lowest seed-mean train MSE: every net reached it); per net and seed the snapshot whose train "
@@ -235,12 +261,13 @@ def verdicts(linear: dict, length: dict, depth: dict) -> list[str]:
         out.append(f"**Linear, code = D and code > D copies**: {'holds' if ok else 'does not hold for every code'}"
                    f"{' under ' + cond if cond else ''}.")
     if length:
-        copies = [s for s, g in length.items() if all_identity(g)]
-        longest = max(length)
-        out.append(f"**ReLU, code = D copies**: at {longest} steps {regimes(length[longest])} (converged "
-                   f"{conv(length[longest])}); every seed identity and converged from "
-                   f"{min(copies) if copies else 'no length tried'}"
-                   f"{' steps' if copies else ''}.")
+        copies = [k for k, g in length.items() if all_identity(g)]
+        longest = max(k[1] for k in length)
+        at_end = "; ".join(f"Adam {lr:g}: {regimes(g)}, converged {conv(g)}, span_ood_fidelity "
+                           f"{spread(m['span_ood_fidelity'] for m in g)}"
+                           for (lr, t), g in length.items() if t == longest)
+        out.append(f"**ReLU, code = D copies**: at {longest} steps {at_end}. Every seed identity and converged at "
+                   f"(lr, steps) = {', '.join(f'({lr:g}, {t})' for lr, t in copies) if copies else 'none tried'}.")
     if depth:
         for kind in sorted({k[0] for k in depth["picked"]}):
             ds = sorted(d for k, d in depth["picked"] if k == kind)
@@ -273,8 +300,8 @@ def main(argv: list[str]) -> Path:
     if not records:
         raise ConfigError(f"{', '.join(map(str, dirs))}: no finished (ok) member to analyse")
     name = records[0]["config"].get("name") or "failure_cases"
-    with common.analysis(common.wandb_of_results(records), dirs[0], name,
-                         {"sweep": name, "members": len(records), "workdirs": [str(d) for d in dirs]}) as (writer, lines):
+    run_config = {"sweep": name, "members": len(records), "workdirs": [str(d) for d in dirs]}
+    with common.analysis(common.wandb_of_results(records), dirs[0], name, run_config) as (writer, lines):
         analyse(dirs[0], records, name, writer, lines)
     return dirs[0] / "analysis.md"
 

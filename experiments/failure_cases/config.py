@@ -8,11 +8,11 @@ Every member carries `failure.part`, which `analyze.py` splits on:
 - `linear`: "even a linear autoencoder with code = D or code > D copies": linear depth-0 AEs, code 64 and
   128, Adam at three learning rates, snapshots at 1k, 4k and 16k steps.
 - `length`: "code = D copies", ReLU: depth-0 ReLU AE with code 64 (the overcomplete experiment's net,
-  Adam 2e-3, batch 64) trained 1.5k to 24k steps.
+  Adam 2e-3, batch 64) trained 1.5k to 24k steps, and at Adam 5e-4 and 1e-2 for 6k and 24k steps.
 - `depth`: "too much encoder/decoder capacity copies": ReLU MLPs (`mlp`) and residual MLPs (`resmlp_ln`,
   registered by `variant.py`: skip connections and layer norm) of depth 1, 2, 4, 8 at width 128, code 64,
-  snapshots at 200, 500, 1200, 3000 and 6000 steps; `analyze.py` compares depths at matched train loss (per net the
-  snapshot closest to a common target).
+  snapshots at 200, 500, 1200, 3000 and 6000 steps; `analyze.py` compares depths at matched train loss
+  (per net the snapshot closest to a common target).
 
 `:linear`, `:length`, `:depth` run one part each (the same members as the full sweep, each in its own
 workdir; `analyze.py` takes several workdirs); `:smoke` runs 4 small groups, one or two per part (about a
@@ -30,6 +30,8 @@ LINEAR_CODES = [64, 128]
 LINEAR_LRS = [1e-3, 3e-3, 1e-2]
 LINEAR_STEPS = [1000, 4000, 16000]
 LENGTH_STEPS = [1500, 3000, 6000, 12000, 24000]
+LENGTH_LRS = [5e-4, 1e-2]  # the learning-rate check, at two of the lengths
+LENGTH_LR_STEPS = [6000, 24000]
 DEPTHS = [1, 2, 4, 8]
 DEPTH_KINDS = ["mlp", variant.KINDS[1]]
 DEPTH_WIDTH = 128
@@ -73,7 +75,10 @@ def linear(smoke=False):
 
 
 def length(smoke=False):
-    return _part("length", sweep("train.steps", [300] if smoke else LENGTH_STEPS))
+    if smoke:
+        return _part("length", sweep("train.steps", [300]))
+    return (_part("length", sweep("train.learning_rate", [2e-3]), sweep("train.steps", LENGTH_STEPS))
+            + _part("length", sweep("train.learning_rate", LENGTH_LRS), sweep("train.steps", LENGTH_LR_STEPS)))
 
 
 def depth(smoke=False):
