@@ -8,6 +8,7 @@ seed mean with the seed min-max, the steps, the final train loss and how many se
 """
 
 import collections
+import json
 import sys
 from pathlib import Path
 
@@ -167,6 +168,9 @@ def length_section(workdir: Path, rows: list[dict], writer, lines: list[str]) ->
                     label=f"Adam {lr:g}")
         ax.axhline(0.9 if key == "span_ood_fidelity" else 1.0, color="k", lw=0.6, ls=":")
         ax.set(xscale="log", xlabel="training steps (constant rate)", title=f"ReLU depth 0, code 64: {title}")
+        ticks = sorted({k[1] for k in cells})
+        ax.set_xticks(ticks, [f"{t / 1000:g}k" for t in ticks])
+        ax.minorticks_off()
         ax.legend(fontsize=8)
     path = common.save_figure(fig, workdir, "failure_length", writer)
     writer.table("length", head, table)
@@ -197,33 +201,44 @@ def matched(rows: list[dict]) -> tuple[float, dict[tuple, list[dict]]]:
     return target, picked
 
 
+MATCHED_HEAD = ["kind", "depth", "steps picked", "train_mse", "regimes", "converged", "span_ood_fidelity",
+                "perturb_fidelity", "jac_rank / r", "const_ratio", "attractor_fraction", "test_mse"]
+
+
+def matched_rows(picked: dict[tuple, list[dict]]) -> list[list]:
+    return [[kind, depth, "/".join(str(m["train.steps"]) for m in g), spread(m["train_mse"] for m in g), regimes(g),
+             conv(g), spread(m["span_ood_fidelity"] for m in g), spread(m["perturb_fidelity"] for m in g),
+             spread(m["rank_frac"] for m in g), spread(m["const_ratio"] for m in g),
+             spread(m["attractor_fraction"] for m in g), spread(m["test_mse"] for m in g)]
+            for (kind, depth), g in picked.items()]
+
+
 def depth_section(workdir: Path, rows: list[dict], writer, lines: list[str]) -> dict:
     target, picked = matched(rows)
-    head = ["kind", "depth", "steps picked", "train_mse", "regimes", "converged", "span_ood_fidelity",
-            "perturb_fidelity", "jac_rank / r", "const_ratio", "test_mse"]
-    table = [[kind, depth, "/".join(str(m["train.steps"]) for m in g), spread(m["train_mse"] for m in g), regimes(g),
-              conv(g), spread(m["span_ood_fidelity"] for m in g), spread(m["perturb_fidelity"] for m in g),
-              spread(m["rank_frac"] for m in g), spread(m["const_ratio"] for m in g), spread(m["test_mse"] for m in g)]
-             for (kind, depth), g in picked.items()]
+    kinds = sorted({r["model.kind"] for r in rows})
+    per_kind = {kind: matched([r for r in rows if r["model.kind"] == kind]) for kind in kinds}
     last = max(r["train.steps"] for r in rows)
     at_end = grouped([r for r in rows if r["train.steps"] == last], ("model.kind", "model.depth"))
     end_table = [[kind, depth, spread(m["train_mse"] for m in g), regimes(g), conv(g),
                   spread(m["span_ood_fidelity"] for m in g), spread(m["rank_frac"] for m in g)]
                  for (kind, depth), g in at_end.items()]
     path = common.save_figure(depth_figure(rows, target), workdir, "failure_depth", writer)
-    writer.table("depth_matched", head, table)
+    writer.table("depth_matched", MATCHED_HEAD, matched_rows(picked))
     first = rows[0]
     lines += ["## 3. Depth at matched train loss", "",
               f"ReLU `mlp` and residual `resmlp_ln` AEs, width {first['model.width']}, "
               f"code {first['model.code_size']}, "
               f"Adam {first['train.learning_rate']:g} constant, batch {first['train.batch_size']}, snapshots at "
-              f"{sorted({r['train.steps'] for r in rows})} steps. Target train MSE {target:.4g} (the highest of the "
-              f"nets' lowest seed-mean train MSE: every net reached it); per net and seed the snapshot whose train "
-              f"MSE is closest to it.", "", common.md_table(head, table), "", f"![depth](figures/{path.name})", "",
-              f"At equal steps ({last}), for comparison:", "",
+              f"{sorted({r['train.steps'] for r in rows})} steps. Per net and seed the snapshot whose train MSE is "
+              f"closest (in ratio) to a target: the highest of the nets' lowest seed-mean train MSE, a loss every "
+              f"net compared reached.", "",
+              f"### All nets at train MSE {target:.4g}", "", common.md_table(MATCHED_HEAD, matched_rows(picked)), ""]
+    for kind, (t, p) in per_kind.items():
+        lines += [f"### `{kind}` alone at train MSE {t:.4g}", "", common.md_table(MATCHED_HEAD, matched_rows(p)), ""]
+    lines += [f"![depth](figures/{path.name})", "", f"At equal steps ({last}), for comparison:", "",
               common.md_table(["kind", "depth", "train_mse", "regimes", "converged", "span_ood_fidelity",
                                "jac_rank / r"], end_table), ""]
-    return {"target": target, "picked": picked}
+    return {"all": (target, picked), **per_kind}
 
 
 def depth_figure(rows: list[dict], target: float) -> Figure:
@@ -268,15 +283,17 @@ def verdicts(linear: dict, length: dict, depth: dict) -> list[str]:
                            for (lr, t), g in length.items() if t == longest)
         out.append(f"**ReLU, code = D copies**: at {longest} steps {at_end}. Every seed identity and converged at "
                    f"(lr, steps) = {', '.join(f'({lr:g}, {t})' for lr, t in copies) if copies else 'none tried'}.")
-    if depth:
-        for kind in sorted({k[0] for k in depth["picked"]}):
-            ds = sorted(d for k, d in depth["picked"] if k == kind)
-            lo, hi = depth["picked"][(kind, ds[0])], depth["picked"][(kind, ds[-1])]
+    for name, (target, picked) in depth.items():
+        for kind in sorted({k[0] for k in picked}):
+            ds = sorted(d for k, d in picked if k == kind)
+            if len(ds) < 2:
+                continue
+            lo, hi = picked[(kind, ds[0])], picked[(kind, ds[-1])]
             f_lo, f_hi = [m["span_ood_fidelity"] for m in lo], [m["span_ood_fidelity"] for m in hi]
             sign = "higher" if np.mean(f_hi) > np.mean(f_lo) else "lower"
-            out.append(f"**Depth ({kind})** at matched train MSE {depth['target']:.3g}: depth {ds[-1]} has {sign} "
-                       f"span_ood_fidelity than depth {ds[0]} ({spread(f_hi)} vs {spread(f_lo)}), "
-                       f"{'beyond' if apart(f_lo, f_hi) else 'within'} the seed spread.")
+            out.append(f"**Depth ({kind}{', all nets matched' if name == 'all' else ''})** at train MSE "
+                       f"{target:.3g}: depth {ds[-1]} has {sign} span_ood_fidelity than depth {ds[0]} ({spread(f_hi)} "
+                       f"vs {spread(f_lo)}), {'beyond' if apart(f_lo, f_hi) else 'within'} the seed spread.")
     return out
 
 
@@ -296,7 +313,10 @@ def main(argv: list[str]) -> Path:
     if len(argv) < 2:
         raise ConfigError("usage: python -m experiments.failure_cases.analyze WORKDIR [WORKDIR ...]")
     dirs = [Path(a) for a in argv[1:]]
-    records = [dict(m.record, workdir=d) for d in dirs for m in store.load(d)]
+    # A member run in two workdirs (the same config) counts once: the later workdir's.
+    unique = {json.dumps({k: v for k, v in m.record["config"].items() if not k.startswith("wandb.")},
+                         sort_keys=True, default=str): dict(m.record, workdir=d) for d in dirs for m in store.load(d)}
+    records = list(unique.values())
     if not records:
         raise ConfigError(f"{', '.join(map(str, dirs))}: no finished (ok) member to analyse")
     name = records[0]["config"].get("name") or "failure_cases"

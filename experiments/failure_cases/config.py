@@ -11,19 +11,20 @@ Every member carries `failure.part`, which `analyze.py` splits on:
   Adam 2e-3, batch 64) trained 1.5k to 24k steps, and at Adam 5e-4 and 1e-2 for 6k and 24k steps.
 - `depth`: "too much encoder/decoder capacity copies": ReLU MLPs (`mlp`) and residual MLPs (`resmlp_ln`,
   registered by `variant.py`: skip connections and layer norm) of depth 1, 2, 4, 8 at width 128, code 64,
-  snapshots at 200, 500, 1200, 3000 and 6000 steps; `analyze.py` compares depths at matched train loss
-  (per net the snapshot closest to a common target).
+  snapshots at 200, 500, 1200, 3000 and 6000 steps, and (`:early`) 50 and 100 steps, since shallow nets
+  pass the matched loss before 200 steps; `analyze.py` compares depths at matched train loss (per net
+  and seed the snapshot closest to a common target).
 
-`:linear`, `:length`, `:depth` run one part each (the same members as the full sweep, each in its own
-workdir; `analyze.py` takes several workdirs); `:smoke` runs 4 small groups, one or two per part (about a
-minute on two idle cores).
+`:linear`, `:length`, `:depth`, `:early` run one part each (the same members as the full sweep, each in
+its own workdir; `analyze.py` takes several); `:smoke` runs 4 small groups, one or two per part (about
+a minute on two idle cores).
 """
 
 from ae_jax import config as config_lib
 from ae_jax.config import product, sweep
 from experiments.failure_cases import variant
 
-PARTS = ("linear", "length", "depth")
+PARTS = ("linear", "length", "depth", "early")
 SEEDS = [0, 1, 2]
 
 LINEAR_CODES = [64, 128]
@@ -36,6 +37,7 @@ DEPTHS = [1, 2, 4, 8]
 DEPTH_KINDS = ["mlp", variant.KINDS[1]]
 DEPTH_WIDTH = 128
 DEPTH_STEPS = [200, 500, 1200, 3000, 6000]
+DEPTH_EARLY = [50, 100]  # `:early`: shallow nets pass the matched loss before 200 steps
 
 
 def get_config(arg=None):
@@ -81,6 +83,12 @@ def length(smoke=False):
             + _part("length", sweep("train.learning_rate", LENGTH_LRS), sweep("train.steps", LENGTH_LR_STEPS)))
 
 
+def early(smoke=False):
+    """More `depth` members: the same nets' first 50 and 100 steps."""
+    return _part("depth", sweep("model.kind", DEPTH_KINDS), sweep("model.depth", DEPTHS),
+                 sweep("model.width", [DEPTH_WIDTH]), sweep("train.steps", DEPTH_EARLY))
+
+
 def depth(smoke=False):
     if smoke:
         return _part("depth", sweep("model.kind", DEPTH_KINDS), sweep("model.depth", [2]),
@@ -92,5 +100,6 @@ def depth(smoke=False):
 def get_sweep(arg=None):
     parts = config_lib.check_arg(arg, PARTS + ("smoke",), __file__)
     smoke = "smoke" in parts
-    chosen = [p for p in parts if p != "smoke"] or list(PARTS)
-    return [m for p in chosen for m in {"linear": linear, "length": length, "depth": depth}[p](smoke)]
+    chosen = [p for p in parts if p != "smoke"] or [p for p in PARTS if not (smoke and p == "early")]
+    parts_of = {"linear": linear, "length": length, "depth": depth, "early": early}
+    return [m for p in chosen for m in parts_of[p](smoke)]
