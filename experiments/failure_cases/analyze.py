@@ -202,14 +202,15 @@ def matched(rows: list[dict]) -> tuple[float, dict[tuple, list[dict]]]:
 
 
 MATCHED_HEAD = ["kind", "depth", "steps picked", "train_mse", "regimes", "converged", "span_ood_fidelity",
-                "perturb_fidelity", "jac_rank / r", "const_ratio", "attractor_fraction", "test_mse"]
+                "perturb_fidelity", "jac_rank / r", "dead code units", "const_ratio", "attractor_fraction", "test_mse"]
 
 
-def matched_rows(picked: dict[tuple, list[dict]]) -> list[list]:
+def matched_rows(picked: dict[tuple, list[dict]], units: dict) -> list[list]:
     return [[kind, depth, "/".join(str(m["train.steps"]) for m in g), spread(m["train_mse"] for m in g), regimes(g),
              conv(g), spread(m["span_ood_fidelity"] for m in g), spread(m["perturb_fidelity"] for m in g),
-             spread(m["rank_frac"] for m in g), spread(m["const_ratio"] for m in g),
-             spread(m["attractor_fraction"] for m in g), spread(m["test_mse"] for m in g)]
+             spread(m["rank_frac"] for m in g), spread(units[m["member"]][0] for m in g),
+             spread(m["const_ratio"] for m in g), spread(m["attractor_fraction"] for m in g),
+             spread(m["test_mse"] for m in g)]
             for (kind, depth), g in picked.items()]
 
 
@@ -222,8 +223,9 @@ def depth_section(workdir: Path, rows: list[dict], writer, lines: list[str]) -> 
     end_table = [[kind, depth, spread(m["train_mse"] for m in g), regimes(g), conv(g),
                   spread(m["span_ood_fidelity"] for m in g), spread(m["rank_frac"] for m in g)]
                  for (kind, depth), g in at_end.items()]
+    units, _ = code_units([m for _, p in [(target, picked), *per_kind.values()] for g in p.values() for m in g])
     path = common.save_figure(depth_figure(rows, target), workdir, "failure_depth", writer)
-    writer.table("depth_matched", MATCHED_HEAD, matched_rows(picked))
+    writer.table("depth_matched", MATCHED_HEAD, matched_rows(picked, units))
     first = rows[0]
     lines += ["## 3. Depth at matched train loss", "",
               f"ReLU `mlp` and residual `resmlp_ln` AEs, width {first['model.width']}, "
@@ -231,10 +233,10 @@ def depth_section(workdir: Path, rows: list[dict], writer, lines: list[str]) -> 
               f"Adam {first['train.learning_rate']:g} constant, batch {first['train.batch_size']}, snapshots at "
               f"{sorted({r['train.steps'] for r in rows})} steps. Per net and seed the snapshot whose train MSE is "
               f"closest (in ratio) to a target: the highest of the nets' lowest seed-mean train MSE, a loss every "
-              f"net compared reached.", "",
-              f"### All nets at train MSE {target:.4g}", "", common.md_table(MATCHED_HEAD, matched_rows(picked)), ""]
+              f"net compared reached. Dead code units: never positive on the training set.", "",
+              f"### All nets at train MSE {target:.4g}", "", common.md_table(MATCHED_HEAD, matched_rows(picked, units)), ""]
     for kind, (t, p) in per_kind.items():
-        lines += [f"### `{kind}` alone at train MSE {t:.4g}", "", common.md_table(MATCHED_HEAD, matched_rows(p)), ""]
+        lines += [f"### `{kind}` alone at train MSE {t:.4g}", "", common.md_table(MATCHED_HEAD, matched_rows(p, units)), ""]
     lines += [f"![depth](figures/{path.name})", "", f"At equal steps ({last}), for comparison:", "",
               common.md_table(["kind", "depth", "train_mse", "regimes", "converged", "span_ood_fidelity",
                                "jac_rank / r"], end_table), ""]
