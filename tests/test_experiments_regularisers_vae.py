@@ -86,10 +86,25 @@ def test_vae_smoke_units_fall_with_beta_and_the_linear_vae_meets_its_closed_form
             assert m["active_units"] == 0
     assert [analyze.linear_closed_form(ds, 16, b, 0.01)["active_train"] for b, _ in linear] == [10, 3, 0]
 
+    # The per-unit statistics the analysis draws recount the library's metric exactly, and the exact
+    # expected loss of every learned linear VAE is at or above the closed form's (its global optimum).
+    table = analyze.cells(records)
+    analyze.add_unit_stats(table, tmp_path)
+    for (fam, latent, beta), rows in table.items():
+        row = rows[0]
+        assert int((row["units"]["var"] > 0.01).sum()) == row["active_units"], (fam, beta)
+        assert abs(row["units"]["kl"].sum() - row["kl"]) < 1e-3 * max(row["kl"], 1.0), (fam, beta)
+        assert 0 <= row["informative"] <= latent
+        if fam == "linear":
+            cf_params = analyze.closed_form_params({"code": {"kernel": np.zeros((64, latent))}},
+                                                   np.asarray(ds.x_train), beta)
+            assert row["exact_loss"] >= analyze.expected_linear_loss(cf_params, ds.x_train, beta) - 1e-4, beta
+
     out = analyze.main(["analyze.py", str(tmp_path)])
     text = out.read_text()
     assert "## The linear VAE against its closed form" in text and "## Verdict" in text
-    for fig in ("vae_active_units", "vae_kl", "vae_samples"):
+    assert "## Active units against informative units" in text and "loss gap (learned - closed)" in text
+    for fig in ("vae_active_units", "vae_kl", "vae_units", "vae_samples"):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
 
 
@@ -129,6 +144,8 @@ def test_linear_vae_closed_form_is_a_stationary_point_of_the_library_loss():
     kept = (np.asarray(good["out"]["kernel"]) ** 2).sum(1) > 0
     assert 0 < kept.sum() < 5  # some directions switched off, the latent size does not bind
     loss_good, grad_good = _mean_loss_grad_norm(plan, good, x, beta)
+    # the analysis's exact expectation of the loss equals the Monte Carlo mean of the library's own loss
+    assert abs(analyze.expected_linear_loss(good, x, beta) - loss_good) < 0.01 * loss_good
     loss_bad, grad_bad = _mean_loss_grad_norm(plan, bad, x, beta)
     assert grad_good < 0.05 < 0.5 < grad_bad, (grad_good, grad_bad)
     assert loss_good < loss_bad
