@@ -32,7 +32,7 @@ TITLE = {"digits": "digits, Bernoulli decoder, ReLU 256", "manifold": "4-sphere 
          "linear": "linear VAE on digits, Gaussian decoder"}
 FAMILIES = ("digits", "manifold", "linear")
 SATURATION_SLACK = 2  # active units at the largest latent may exceed those at the next one by this much
-KL_SHARE = 0.9  # "informative units": the fewest units holding this share of the total KL
+KL_RELATIVE = 0.1  # "informative units": per-unit KL at least this fraction of the largest unit's
 KL_FLOOR = 0.1  # nats: below this total KL the code carries nothing and no unit counts as informative
 TOP_VARIANCES = 4  # per-unit variances listed beside the count
 
@@ -128,11 +128,11 @@ def unit_stats(m: store.Member, x: np.ndarray) -> dict:
 
 
 def informative(kl: np.ndarray) -> int:
-    """The fewest units holding KL_SHARE of the total KL (0 when the total is below KL_FLOOR)."""
-    total = kl.sum()
-    if total < KL_FLOOR:
+    """Units whose KL is at least KL_RELATIVE of the largest unit's (0 when the total is below KL_FLOOR):
+    a count relative to the code's own scale, with no absolute variance threshold."""
+    if kl.sum() < KL_FLOOR:
         return 0
-    return int(np.searchsorted(np.cumsum(np.sort(kl)[::-1]) / total, KL_SHARE) + 1)
+    return int((kl >= KL_RELATIVE * kl.max()).sum())
 
 
 def add_unit_stats(table: dict, workdir: Path) -> None:
@@ -210,7 +210,8 @@ def plot_units(table: dict, threshold: float) -> Figure:
         axes[0, j].legend(fontsize=7)
         axes[1, j].hist(np.log10(np.maximum(kl, 1e-6)), bins=40, color="C1")
         axes[1, j].set(xlabel="log10 KL_i (nats, test)", ylabel="units",
-                       title=f"{row['informative']} units hold {KL_SHARE:.0%} of the KL ({kl.sum():.2f} nats)")
+                       title=f"{row['informative']} units with KL >= {KL_RELATIVE:g} x the largest "
+                             f"(total {kl.sum():.2f} nats)")
     fig.suptitle("Per unit: the thresholded count against what each unit carries")
     return fig
 
@@ -317,7 +318,7 @@ def linear_section(table: dict, closed: dict, ds: data_lib.Dataset, writer, line
 
 def units_section(table: dict, writer, lines: list[str]) -> None:
     """The thresholded count beside what each unit carries, for every cell."""
-    head = ["family", "latent", "beta", "active (> threshold)", f"units holding {KL_SHARE:.0%} of the KL",
+    head = ["family", "latent", "beta", "active (> threshold)", f"informative (KL >= {KL_RELATIVE:g} x largest)",
             f"top {TOP_VARIANCES} unit variances (seed 0)", "KL (nats)"]
     rows = []
     for (fam, latent, beta), rs in sorted(table.items()):
@@ -325,9 +326,9 @@ def units_section(table: dict, writer, lines: list[str]) -> None:
                      ", ".join(f"{v:.2g}" for v in rs[0]["units"]["var"][:TOP_VARIANCES]), cell(rs, "kl")])
     writer.table("units", head, rows)
     lines += ["## Active units against informative units", "",
-              f"`active`: Burda et al.'s count (Cov_x E_q[z_i] above the threshold). `informative`: the fewest "
-              f"units whose per-unit KL (test) sums to {KL_SHARE:.0%} of the total, a count without a variance "
-              f"threshold (0 when the total KL is below {KL_FLOOR:g} nats). Histograms of both for one member per family: figures/vae_units.png.", "",
+              f"`active`: Burda et al.'s count (Cov_x E_q[z_i] above the threshold). `informative`: units whose "
+              f"KL (test) is at least {KL_RELATIVE:g} x the largest unit's, a count relative to the code's own "
+              f"scale (0 when the total KL is below {KL_FLOOR:g} nats). Histograms of both for one member per family: figures/vae_units.png.", "",
               common.md_table(head, rows), ""]
 
 
