@@ -9,8 +9,8 @@ and the whole-map penalty (Alain & Bengio 2014), at code 4x on digits (64-256-64
 Each at weights 0 (the plain AE of that architecture), 0.01, 0.1, 1, seeds 0-2. Adam 3e-3 with a cosine
 decay, 6000 steps of batch 128, linear output (squared error) for every arm, so the losses compare.
 `analyze.py` adds what `results.jsonl` lacks: encoder and decoder weight norms and the whole map's
-Jacobian singular values on the data span. `:smoke` runs the three arms at weights 0 and 0.1, one seed,
-800 steps.
+Jacobian singular values on the data span. `:smoke` runs the three arms at weight 0.1 and the two weight-0
+baselines, one seed, 800 steps.
 """
 
 from ae_jax import config as config_lib
