@@ -90,7 +90,7 @@ def _topk(spec, pre_BK, heads, masks) -> Arrays:
 def _tie_decoder(spec, params, first_decoder: str):
     """Gao et al. 2024: W_dec = W_enc^T at init keeps early top-k codes from dying."""
     enc_kernel = params["code"]["kernel"]
-    if params[first_decoder]["kernel"].shape == enc_kernel.T.shape:
+    if "kernel" in params[first_decoder] and params[first_decoder]["kernel"].shape == enc_kernel.T.shape:
         params = {**params, first_decoder: {**params[first_decoder], "kernel": enc_kernel.T}}
     return params
 

@@ -105,6 +105,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.output = "linear"  # linear (squared error) | sigmoid (Bernoulli cross-entropy)
     c.model.channels = (16, 32)
     c.model.kernel_size = 3
+    c.model.tied = False  # mlp depth 0: decoder weight = encoder weight transposed, own biases (Rifai et al.)
     c.model.matmul_precision = "highest"  # highest (float32) | default (the accelerator's fast path, e.g. TF32) | ...
 
     c.train = ml_collections.ConfigDict()
@@ -315,6 +316,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
            and all(isinstance(ch, int) and ch >= 1 for ch in c.model.channels),
            "model.channels", f"must be a non-empty tuple of positive integers, got {c.model.channels!r}")
     _int(c, "model.kernel_size", 1, 15)
+    _check(isinstance(c.model.tied, bool), "model.tied", f"must be True or False, got {c.model.tied!r}")
+    if c.model.tied:
+        _check(c.model.kind == "mlp" and c.model.depth == 0, "model.tied",
+               f"tied weights need model.kind='mlp' and model.depth=0, got {c.model.kind!r} at depth {c.model.depth}")
 
     _int(c, "train.steps", 1)
     _int(c, "train.batch_size", 1)

@@ -1,4 +1,4 @@
-"""Building blocks the model kinds share: activations by name and a convolution that vmaps well."""
+"""Building blocks the model kinds share: activations by name, a tied dense layer and a convolution that vmaps well."""
 
 from typing import Callable
 
@@ -16,6 +16,18 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "softplus": nn.softplus,
     "leaky_relu": nn.leaky_relu,
 }
+
+
+class TiedDense(nn.Module):
+    """x W^T + b with W another layer's kernel (tied weights, Rifai et al. 2011): only the bias is its own,
+    so the gradients of both uses of W add up in the one matrix."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x_BK: jax.Array, kernel_DK: jax.Array) -> jax.Array:
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return x_BK @ kernel_DK.T + bias
 
 
 def _same_padding(n: int, k: int, stride: int) -> tuple[int, int]:

@@ -26,7 +26,7 @@ import ml_collections
 
 from ae_jax.code_stages import CODE_STAGES, code_noise, masked
 from ae_jax.errors import ConfigError
-from ae_jax.layers import ACTIVATIONS, PatchConv
+from ae_jax.layers import ACTIVATIONS, PatchConv, TiedDense
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -45,6 +45,7 @@ class ModelSpec:
     code_stage: str = "plain"  # a key of CODE_STAGES
     stage_args: tuple = ()  # the stage's static settings, ((name, value), ...), from its `static(config)`
     matmul_precision: str = "highest"  # config.MATMUL_PRECISIONS
+    tied: bool = False  # decoder weight = the code layer's kernel transposed (mlp, depth 0)
 
     @property
     def input_dim(self) -> int:
@@ -81,6 +82,7 @@ def model_spec(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) 
         code_stage=stage,
         stage_args=tuple(CODE_STAGES[stage].static(config)),
         matmul_precision=config.model.matmul_precision,
+        tied=bool(config.model.tied),
     )
     MODEL_KINDS[spec.kind].check(spec, config)
     return spec
@@ -123,14 +125,27 @@ def _mlp_setup(m):
     m.enc_hidden = [nn.Dense(s.width, name=f"enc_{i}") for i in range(s.depth)]
     m.dec_hidden = [nn.Dense(s.width, name=f"dec_{i}") for i in range(s.depth)]
     m.code = nn.Dense(s.code_size, name="code")
-    m.out = nn.Dense(s.input_dim, name="out")
+    m.out = (TiedDense if s.tied else nn.Dense)(s.input_dim, name="out")
 
 
 def _mlp_decode(m, code_BK, masks):
     h = code_BK
     for layer in m.dec_hidden:
         h = masked(m.act(layer(h)), masks, "hidden")
+    if m.spec.tied:  # the decoder reads the code layer's kernel: one matrix, both gradients
+        return m.out(h, m.code.variables["params"]["kernel"])
     return m.out(h)
+
+
+def _mlp_check(spec, config):
+    if spec.tied and spec.depth != 0:
+        raise ConfigError(f"config.model.tied: tied weights need model.depth=0 (one layer each way), "
+                          f"got depth {spec.depth}")
+
+
+def _untied_only(spec, config):
+    if spec.tied:
+        raise ConfigError(f"config.model.tied: only model.kind='mlp' (depth 0) has tied weights, got {spec.kind!r}")
 
 
 def _image(m, x_BD):
@@ -163,6 +178,7 @@ def _conv_decode(m, code_BK, masks):
 
 
 def _conv_check(spec, config):
+    _untied_only(spec, config)
     _needs_image(spec, config)
     stride = 2 ** len(spec.channels)
     if spec.input_shape[0] % stride or spec.input_shape[1] % stride:
@@ -193,6 +209,7 @@ def _fullconv_decode(m, code_BK, masks):
 
 
 def _fullconv_check(spec, config):
+    _untied_only(spec, config)
     _needs_image(spec, config)
     if spec.code_stage != "plain" or config.sparsity.kind != "none":
         # Its code is a feature map, not a vector of code_size units: the code metrics assume the latter.
@@ -202,7 +219,7 @@ def _fullconv_check(spec, config):
 # A model kind is one `ModelKind` and one line here; `config.model.kind` takes its name.
 MODEL_KINDS: dict[str, ModelKind] = {
     "mlp": ModelKind(setup=_mlp_setup, hidden=lambda m, x, masks: _hidden_stack(m, x, masks),
-                     pre_code=lambda m, h: m.code(h), decode=_mlp_decode),
+                     pre_code=lambda m, h: m.code(h), decode=_mlp_decode, check=_mlp_check),
     # stride-2 convolutions down to a dense code, transposed convolutions back up; no `width`
     "conv": ModelKind(setup=_conv_setup,
                       hidden=lambda m, x, masks: _hidden_stack(m, _image(m, x), masks).reshape((x.shape[0], -1)),

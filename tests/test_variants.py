@@ -203,6 +203,48 @@ def test_topk_starts_with_the_decoder_tied_to_the_encoder_transpose(kind, depth)
     assert not np.allclose(plain[first_dec]["kernel"], plain["code"]["kernel"].T)
 
 
+# ----------------------------------------------------------------------------- tied weights
+
+
+def test_tied_decoder_is_the_encoder_transpose_after_training_and_one_matrix_gets_both_gradients(digits):
+    """Rifai et al.'s tied CAE: no decoder kernel exists, the trained decoder's weight is the trained encoder's
+    transpose, and the gradient on the one matrix is the sum of an untied twin's encoder and decoder
+    gradients (decoder transposed) at the same weights."""
+    c = make_config(**{"model.tied": True, "model.activation": "sigmoid", "model.code_size": 24,
+                       "contractive.weight": 0.1, "train.steps": 40, "train.batch_size": 64})
+    plan = plan_of(c, digits)
+    state, _ = train.fit(plan, np.array([3]), hparams(c), digits.x_train)
+    params = member(state.params, 0)
+    assert set(params["out"]) == {"bias"}
+    w = np.asarray(params["code"]["kernel"])
+    assert np.abs(w - np.asarray(member(train.init_params(plan, np.array([3]), np.array([[24, 256]])), 0)
+                                 ["code"]["kernel"])).max() > 1e-3  # training moved it
+    unit = models.decode_logits(plan.spec, params, jnp.eye(24)) - models.decode_logits(plan.spec, params,
+                                                                                       jnp.zeros((1, 24)))
+    np.testing.assert_allclose(unit, w.T, atol=1e-6)
+
+    untied_spec = dataclasses.replace(plan.spec, tied=False)
+    untied = {**params, "out": {"kernel": jnp.asarray(w.T), "bias": params["out"]["bias"]}}
+    x = jnp.asarray(digits.x_train[:64])
+    hp = {k: jnp.float32(v[0]) for k, v in hparams(c).items()}
+
+    def grads(spec, p):
+        loss = lambda q: objectives.loss_fn(q, {}, None, x, jax.random.key(0), hp, spec=spec, obj=plan.obj,
+                                            lo_D=x.min(0), hi_D=x.max(0))[0]
+        return jax.grad(loss)(p)
+
+    g_tied, g_untied = grads(plan.spec, params), grads(untied_spec, untied)
+    np.testing.assert_allclose(g_tied["code"]["kernel"],
+                               g_untied["code"]["kernel"] + g_untied["out"]["kernel"].T, rtol=1e-4, atol=1e-6)
+    assert np.abs(g_untied["out"]["kernel"]).max() > 1e-3  # the decoder's share is not negligible
+
+
+@pytest.mark.parametrize("over", [{"model.depth": 1}, {"model.kind": "conv"}, {"model.kind": "fullconv"}])
+def test_tied_weights_are_refused_where_they_cannot_apply(over):
+    with pytest.raises(config_lib.ConfigError, match=r"^config\.model\.tied: "):
+        make_config(**{"model.tied": True, **over})
+
+
 def test_vae_diagnostics_use_the_mean_path():
     c = make_config(**{"model.code_size": 6, "model.depth": 1, "model.width": 16, "vae.enabled": True,
                        "model.output": "sigmoid"})
@@ -272,6 +314,7 @@ PACK_CASES = {
                        "sparsity.weight": 0.1, "model.code_activation": "sigmoid"},
     "gaussian+vae+contractive": {"noise.kind": "gaussian", "noise.level": 0.1, "vae.enabled": True,
                                  "vae.beta": 0.5, "model.output": "sigmoid", "contractive.weight": 0.1},
+    "tied+contractive": {"model.tied": True, "model.activation": "sigmoid", "contractive.weight": 0.1},
     "conv+topk+aux": {"model.kind": "conv", "model.channels": (4,), "model.kernel_size": 2,
                       "sparsity.kind": "topk", "sparsity.k": 3,
                       "sparsity.aux_k": 4, "sparsity.dead_steps": 3, "model.activation": "tanh"},
@@ -280,6 +323,7 @@ TERMS = {
     "mask+l1+contractive(deep)": {"loss/sparsity", "loss/contractive"},
     "salt_pepper+kl": {"loss/sparsity"},
     "gaussian+vae+contractive": {"loss/kl", "loss/contractive"},
+    "tied+contractive": {"loss/contractive"},
     "conv+topk+aux": {"loss/aux"},
 }
 # How each term enters loss/total: its traced weight.

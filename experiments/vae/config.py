@@ -1,34 +1,38 @@
 """python -m ae_jax.sweep --config=experiments/vae/config.py --workdir=runs/vae && python -m experiments.vae.analyze runs/vae
 
 Active units of (beta-)VAEs against latent size and beta (Kingma & Welling 2013; Burda, Grosse &
-Salakhutdinov 2015; Lucas et al. 2019). Three families, one sweep:
+Salakhutdinov 2015; Lucas et al. 2019), seeds 0-2 for every cell. Three families, one sweep:
   digits    Bernoulli decoder (sigmoid output, cross-entropy), one hidden ReLU layer of 256 per side,
-            latent 2, 8, 32, 128 x beta 0.25, 1, 4, 8;
+            latent 8, 32, 128 x beta 0.25, 1, 4; Adam 1e-3 with a cosine decay, 6000 steps of batch 128;
   manifold  a 4-sphere in R^32 (standardised, data rank 5, intrinsic dimension 4), Gaussian decoder
-            N(f(z), I/2) (squared error), one hidden ReLU layer of 128, the same latent x beta grid;
+            N(f(z), I/2) (squared error), one hidden ReLU layer of 128, latent 8, 32 x beta 0.25, 1, 4,
+            the same optimiser;
   linear    the linear VAE of Lucas et al. on digits (depth 0, linear encoder and decoder, Gaussian
-            decoder N(f(z), I/2)), latent 4, 16, 64 x beta 0.06, 0.25, 1, 4: its active units have a
-            closed form, the number of covariance eigenvalues above beta / 2 (README, `analyze.py`).
-Adam 1e-3, batch 128, 4000 steps. The linear VAE runs Adam 3e-2 for 6000 steps: a direction whose
-eigenvalue sits just below beta / 2 collapses slowly, and at 3e-3 (or with a cosine decay) 2000 steps
-left five such units above the threshold at beta 0.25, latent 16 (closed form 10, learned 15).
-`active_units` counts units with Cov_x E_q[z] > vae.active_threshold = 0.01 on the test set. `:smoke` is the linear VAE at latent 16 x
-beta 0.25, 1, 4 (2000 steps) and the digits VAE (width 64) at latent 16 x beta 0.5, 4 (400 steps).
+            decoder N(f(z), I/2)), latent 16, 64 x beta 0.06, 0.25, 1, 4, trained to convergence: Adam 3e-3
+            with a cosine decay, full batch (all 1347 training examples), 12000 steps. Its optimum has a
+            closed form (probabilistic PCA with noise variance beta / 2; README, `analyze.py`), and Adam
+            3e-2 with minibatches left dozens of collapsed units jittering above the active threshold.
+`active_units` counts units with Cov_x E_q[z] > vae.active_threshold = 0.01 on the test set; `analyze.py`
+shows each unit's variance and KL beside the count. `:smoke` is the linear VAE at latent 16 x beta
+0.25, 1, 4 (full batch, 2000 steps) and the digits VAE (width 64) at latent 16 x beta 0.5, 4 (400 steps).
 """
 
 from ae_jax import config as config_lib
 from ae_jax.config import product, sweep
 
-LATENTS = [2, 8, 32, 128]
-BETAS = [0.25, 1.0, 4.0, 8.0]
-LINEAR_LATENTS = [4, 16, 64]
+LATENTS = [8, 32, 128]
+MANIFOLD_LATENTS = [8, 32]
+BETAS = [0.25, 1.0, 4.0]
+LINEAR_LATENTS = [16, 64]
 LINEAR_BETAS = [0.06, 0.25, 1.0, 4.0]
+SEEDS = [0, 1, 2]
+N_TRAIN = 1347  # digits' training examples (test_fraction 0.25): the linear VAE's full batch
 
 DIGITS = {"data.name": "digits", "model.depth": 1, "model.width": 256, "model.output": "sigmoid"}
 MANIFOLD = {"data.name": "manifold", "data.scale": "standardize", "model.depth": 1, "model.width": 128,
             "model.output": "linear"}
 LINEAR = {"data.name": "digits", "model.depth": 0, "model.activation": "linear", "model.output": "linear",
-          "train.learning_rate": 3e-2, "train.steps": 6000}
+          "train.learning_rate": 3e-3, "train.steps": 12000, "train.batch_size": N_TRAIN}
 
 
 def get_config(arg=None):
@@ -41,10 +45,11 @@ def get_config(arg=None):
     c.data.manifold.intrinsic_dim = 4
     c.data.manifold.ambient_dim = 32
     c.model.activation = "relu"
-    c.train.steps = 4000
+    c.train.steps = 6000
     c.train.batch_size = 128
     c.train.learning_rate = 1e-3
-    c.train.log_every = 500
+    c.train.schedule = "cosine"
+    c.train.log_every = 250
     # One program per latent size: packing latent 2 into a latent-128 program costs 4x its own compute,
     # and on a shared CPU the compute, not the compile, is what takes the time.
     c.train.pack_ratio = 0.0
@@ -63,10 +68,11 @@ def get_config(arg=None):
 def get_sweep(arg=None):
     config_lib.check_arg(arg, ("smoke",), __file__)
     if arg == "smoke":
-        linear = dict(LINEAR, **{"train.steps": 2000, "train.log_every": 500})
+        linear = dict(LINEAR, **{"train.steps": 2000, "train.log_every": 100})
         return (product([linear], sweep("model.code_size", [16]), sweep("vae.beta", [0.25, 1.0, 4.0]))
                 + product([dict(DIGITS, **{"model.width": 64})], sweep("model.code_size", [16]),
                           sweep("vae.beta", [0.5, 4.0])))
-    return (product([DIGITS], sweep("model.code_size", LATENTS), sweep("vae.beta", BETAS))
-            + product([MANIFOLD], sweep("model.code_size", LATENTS), sweep("vae.beta", BETAS))
-            + product([LINEAR], sweep("model.code_size", LINEAR_LATENTS), sweep("vae.beta", LINEAR_BETAS)))
+    seeds = sweep("seed", SEEDS)
+    return (product([LINEAR], sweep("model.code_size", LINEAR_LATENTS), sweep("vae.beta", LINEAR_BETAS), seeds)
+            + product([DIGITS], sweep("model.code_size", LATENTS), sweep("vae.beta", BETAS), seeds)
+            + product([MANIFOLD], sweep("model.code_size", MANIFOLD_LATENTS), sweep("vae.beta", BETAS), seeds))
