@@ -56,7 +56,14 @@ def over_members(fn, in_axes: tuple, mesh: jax.sharding.Mesh | None):
         return mapped
     spec = lambda ax: P() if ax is None else P(*[None] * ax, AXIS)
     # No collective inside: every device maps its own members over its replica of the data.
-    return jax.shard_map(mapped, mesh=mesh, in_specs=tuple(spec(ax) for ax in in_axes), out_specs=P(AXIS))
+    per_device = jax.shard_map(mapped, mesh=mesh, in_specs=tuple(spec(ax) for ax in in_axes), out_specs=P(AXIS))
+
+    def over(*args):
+        ax, arg = next((ax, arg) for ax, arg in zip(in_axes, args) if ax is not None)
+        # Unpadded member counts (a direct call, not `fit`) run on one device: the same numbers.
+        split = jax.tree.leaves(arg)[0].shape[ax] % mesh.size == 0
+        return (per_device if split else mapped)(*args)
+    return over
 
 
 def padded_size(m: int, mesh: jax.sharding.Mesh | None) -> int:
