@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ae_jax import regime
+from ae_jax import regime, sharding
 
 # The attractor radius is attractor_radius * noise_std * sqrt(D), but never more than this fraction of
 # the median distance from a held-out example to its nearest training example (over up to
@@ -419,7 +419,8 @@ def _train_pass(reconstruct: Callable, params_M: Any, end_MAD: np.ndarray, train
 
 def _pad_members(tree: Any, n_members: int) -> tuple[int, Any]:
     """(batch, tree with members padded to whole batches by repeating the last one)."""
-    batch = min(MEMBER_BATCH, n_members)
+    # One member at a time on the CPU: a vmapped batch's reductions round by its size (sharding.member_invariant).
+    batch = 1 if sharding.member_invariant() else min(MEMBER_BATCH, n_members)
     pad = -n_members % batch
     if pad:
         # Repeating the last member keeps one traced body: a remainder batch would be a second compile.

@@ -197,14 +197,15 @@ def train_streamed(state: TrainState, hp: dict, data: Data, x_SBD: jax.Array, *,
 
 @functools.lru_cache(maxsize=64)
 def compile_plan(plan: Plan):
-    """The group's two programs: vmapped init, and a vmapped chunk of steps (the one `jit` of training).
+    """The group's two programs: vmapped init, and a chunk of steps over the members (the one `jit` of
+    training; `sharding.over_members` says why members are mapped, not vmapped, on the CPU).
 
     The member axis is the leading axis of `state` and `hp`; data is shared (in_axes None). The state
     is donated: each chunk updates it in place.
     """
     init = jax.jit(jax.vmap(functools.partial(init_state, plan=plan)))
-    chunk = jax.jit(jax.vmap(functools.partial(train_chunk, plan=plan), in_axes=(0, 0, None)),
-                    donate_argnums=0)
+    chunk = jax.jit(sharding.over_members(functools.partial(train_chunk, plan=plan), (0, 0, None),
+                                          sharding.member_mesh()), donate_argnums=0)
     return init, chunk
 
 
@@ -215,9 +216,10 @@ def compile_stream(plan: Plan):
 
     The state is donated; the batch is not: no output has its shape, so XLA could not reuse it.
     """
-    steps = jax.jit(jax.vmap(functools.partial(train_streamed, plan=plan), in_axes=(0, 0, None, 1)),
+    mesh = sharding.member_mesh()
+    steps = jax.jit(sharding.over_members(functools.partial(train_streamed, plan=plan), (0, 0, None, 1), mesh),
                     donate_argnums=0)
-    return steps, jax.jit(jax.vmap(chunk_means))
+    return steps, jax.jit(sharding.over_members(chunk_means, (0,), mesh))
 
 
 def _start(plan: Plan, seeds_M, hp_M, x_train, sizes_M):
