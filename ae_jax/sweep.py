@@ -335,7 +335,13 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
         dk = data_key(m.config)
         if dk not in datasets:
             datasets[dk] = data_lib.load(m.config.data)
-    groups = group_members(members, datasets)  # model_spec checks (conv shapes) happen here
+    # Groups (their padded sizes and objective) are formed from the whole sweep on these datasets and
+    # only then cut to this run's members, so a member trains the same program in a shard, an --only run
+    # or the full sweep (model_spec checks, e.g. conv shapes, happen here).
+    chosen = {m.index for m in members}
+    groups = [dataclasses.replace(g, members=[m for m in g.members if m.index in chosen])
+              for g in group_members([m for m in everyone if data_key(m.config) in datasets], datasets)]
+    groups = [g for g in groups if g.members]
     if dry_run:
         print(f"sweep {sweep_name}: {len(members)} members in {len(groups)} compiled groups")
         for g in groups:

@@ -217,3 +217,15 @@ def test_members_differing_below_six_digits_keep_distinct_names():
     """`:g` names would call 1e-3 and 1.0000001e-3 the same member and refuse the sweep."""
     members = sweep.expand(config_lib.base_config(), axis("train.learning_rate", [1e-3, 1.0000001e-3]))
     assert [m.name for m in members] == ["learning_rate=0.001", "learning_rate=0.0010000001"]
+
+
+def test_a_shard_or_only_run_pads_its_members_to_the_whole_sweeps_bucket(tmp_path, capsys):
+    """Groups form over the whole sweep before a shard (or --only) takes its members, so a packed member
+    trains the same program (bucket sizes, objective) in a shard as in the full sweep."""
+    cfg = tiny()
+    cfg.train.pack_ratio = 4.0  # codes 5 and 8 share one bucket, padded to 8
+    members = axis("model.code_size", [5, 8])
+    for kwargs in ({}, {"shard": (0, 2)}, {"only": "code_size=5"}):
+        sweep.run_sweep(cfg, members, tmp_path / "wd", dry_run=True, report=False, **kwargs)
+        out = capsys.readouterr().out
+        assert "code<=8" in out and "code<=5" not in out, (kwargs, out)
