@@ -58,6 +58,10 @@ def test_depth_verdict_rule_and_bad_argument():
     assert analyze.claim(table)[0] == "reproduced"
     table[(0, 8, 16)] = cell(0.1, "structured")
     assert analyze.claim(table)[0] == "partly reproduced"
+    table[(0, 8, 16)] = cell(0.0, "memorizing")
+    table[(0, 1, 256)] = cell(0.9, "memorizing")  # every net memorises: not an effect of depth
+    assert analyze.claim(table)[0] == "partly reproduced"
+    table[(0, 1, 256)] = cell(0.9, "identity")
     table[(0, 8, 16)] = cell(0.0, "memorizing", spread=0.35)  # its seeds overlap the shallow net's
     assert analyze.claim(table)[0] == "partly reproduced"  # a difference within the seed spread does not count
     table[(0, 8, 16)] = cell(0.1, "structured")

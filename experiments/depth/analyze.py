@@ -138,7 +138,9 @@ def trends(table: dict[tuple, dict], n: int) -> dict:
 
 
 def claim(table: dict[tuple, dict]) -> tuple[str, list[str]]:
-    """docs/science.md's depth row, judged per training-set size; returns (verdict, one line per finding)."""
+    """docs/science.md's depth row, judged per training-set size; returns (verdict, one line per finding).
+    Reproduced needs depth to lower jac_rank / r at every width and width to raise it at every depth (beyond
+    the seed spread), and the deepest narrowest net to be `memorizing` where the shallowest widest is not."""
     sizes, depths, widths = axes_of(table)
     if len(depths) < 2 or len(widths) < 2 or any((n, d, w) not in table for n in sizes for d in depths
                                                    for w in widths):
@@ -160,7 +162,8 @@ def claim(table: dict[tuple, dict]) -> tuple[str, list[str]]:
             f"identity cells: {t['ident_cells'] or 'none'}; converged members {t['converged']}/{t['members']}.")
         depth_ok &= t["depth_lowers_rank"] == t["n_widths"]
         width_ok &= t["width_raises_rank"] == t["n_depths"]
-        memo_ok |= dn["regime"] == "memorizing"
+        # memorisation counts as a depth / narrowness effect only where the shallow wide net does not memorise
+        memo_ok |= dn["regime"] == "memorizing" and sw["regime"] != "memorizing"
     if depth_ok and width_ok and memo_ok:
         verdict = "reproduced"
     elif depth_ok or width_ok:
@@ -169,7 +172,7 @@ def claim(table: dict[tuple, dict]) -> tuple[str, list[str]]:
         verdict = "not reproduced"
     lines.append(f"Depth lowers jac_rank / r beyond the seed spread at every width and size: {depth_ok}; width "
                  f"raises it beyond the spread at every depth and size: {width_ok}; the deepest narrowest net is "
-                 f"`memorizing` at some size: {memo_ok}.")
+                 f"`memorizing` where the shallowest widest is not, at some size: {memo_ok}.")
     return verdict, lines
 
 
