@@ -78,4 +78,4 @@ def get_sweep(arg=None):
     fashion = product(sweep("data.name", ["fashion_mnist"]),
                       zipped(sweep("data.n_train", FASHION_N_TRAIN), sweep("train.batch_size", FASHION_N_TRAIN)),
                       sweep("model.depth", [2]), net, sweep("seed", SEEDS))
-    return digits + fashion
+    return fashion + digits  # the n << D block first: it is the one the paper describes
