@@ -3,11 +3,12 @@
 Radhakrishnan, Belkin & Uhler (PNAS 2020), "Overparameterized neural networks implement associative
 memory": a wide, deep fully connected autoencoder trained to (near) zero loss on a few images stores
 them as attractors of the map f: the Jacobian of f at each training image has spectral radius below 1,
-and iterating f from a corrupted image carries it back to the training image. Here: the first 1, 2, 10
-or 100 training digits (8x8), leaky-ReLU MLPs (every layer but the output) with depth 1 or 2 hidden
-layers per side plus the code layer, all as wide as the code: width 256 or 512 (4 or 6 weight
-layers; the paper's nets are wider and deeper, scaled down for a CPU). Adam 1e-3 with cosine decay,
-3000 steps of batch n_train (sampled with replacement). The sweep keeps every member's parameters;
+and iterating f from a corrupted image carries it back to the training image. The paper's regime is n
+much smaller than D: here the first 1 or 10 training digits (8x8, D = 64) and the first 10 or 30
+Fashion-MNIST images (28x28, D = 784), leaky-ReLU MLPs (every layer but the output) with hidden layers
+as wide as the code, 512: depth 1 or 2 hidden layers per side plus the code layer on digits (4 or 6
+weight layers), depth 2 on Fashion-MNIST (the paper's nets are wider and deeper, scaled down for a
+CPU). Adam 1e-3 with cosine decay, 3000 steps of batch n_train (sampled with replacement), seeds 0, 1, 2. The sweep keeps every member's parameters;
 `analyze.py` loads them back, measures the spectral radius at every training image, iterates f from
 Gaussian-noised and pixel-masked training images (the `attractors` block below), and compares with the
 library's recorded `attractor_fraction` and `regime`: `analysis.md`, `attractors.json`,
@@ -20,9 +21,11 @@ import ml_collections
 from ae_jax import config as config_lib
 from ae_jax.config import product, sweep, zipped
 
-N_TRAIN = [1, 2, 10, 100]
+N_TRAIN = [1, 10]  # digits, D = 64
+FASHION_N_TRAIN = [10, 30]  # Fashion-MNIST, D = 784: n << D
 DEPTHS = [1, 2]
-WIDTHS = [256, 512]
+WIDTH = 512
+SEEDS = [0, 1, 2]
 
 
 def get_config(arg=None):
@@ -36,7 +39,7 @@ def get_config(arg=None):
     c.train.learning_rate = 1e-3
     c.train.steps = 3000
     c.train.log_every = 250
-    c.train.pack_ratio = 4.0  # widths 256 and 512 share one program per (depth, n_train)
+    c.train.pack_ratio = 4.0
     c.diagnostics.jac_points = 20
     c.diagnostics.ood_samples = 500
     c.diagnostics.probe = False
@@ -68,6 +71,11 @@ def get_sweep(arg=None):
     if arg == "smoke":
         return product(zipped(sweep("data.n_train", [1, 10]), sweep("train.batch_size", [1, 10])),
                        sweep("model.depth", [1]), zipped(sweep("model.width", [256]), sweep("model.code_size", [256])))
-    return product(zipped(sweep("data.n_train", N_TRAIN), sweep("train.batch_size", N_TRAIN)),
-                   sweep("model.depth", DEPTHS),
-                   zipped(sweep("model.width", WIDTHS), sweep("model.code_size", WIDTHS)))
+    net = [{"model.width": WIDTH, "model.code_size": WIDTH}]
+    digits = product(sweep("data.name", ["digits"]),
+                     zipped(sweep("data.n_train", N_TRAIN), sweep("train.batch_size", N_TRAIN)),
+                     sweep("model.depth", DEPTHS), net, sweep("seed", SEEDS))
+    fashion = product(sweep("data.name", ["fashion_mnist"]),
+                      zipped(sweep("data.n_train", FASHION_N_TRAIN), sweep("train.batch_size", FASHION_N_TRAIN)),
+                      sweep("model.depth", [2]), net, sweep("seed", SEEDS))
+    return fashion + digits  # the n << D block first: it is the one the paper describes

@@ -17,6 +17,7 @@ and the Jacobian J of f at the (first) training example x, with u = x / |x| and 
 beside the library's own diagnostics and `regime` from each member's record (not recomputed).
 """
 
+import collections
 import functools
 import json
 import sys
@@ -103,8 +104,9 @@ def measure(m: store.Member, data: data_lib.Dataset) -> dict:
     jac = np.asarray(jacobian(models.MeanPath(m.spec), (m.params, m.masks), jnp.asarray(x0)), np.float64)
     return dict(
         name=m.name, kind=c.model.kind, depth=c.model.depth, layers=layers(c.model.depth),
-        width=c.model.width, n_train=len(data.x_train), steps=m.metrics["steps"],
-        final_loss=m.metrics["final_recon"], train_mse=m.metrics["train_mse"],
+        width=c.model.width, n_train=len(data.x_train), seed=c.seed, steps=m.metrics["steps"],
+        final_loss=m.metrics["final_total"], train_mse=m.metrics["train_mse"],
+        converged=bool(m.metrics.get("converged")),
         **{f"{name}/{k}": v for name in probes
            for k, v in correlations(outputs[name], probes[name], data.x_train).items()},
         **jacobian_gains(jac, x0),
@@ -114,10 +116,42 @@ def measure(m: store.Member, data: data_lib.Dataset) -> dict:
     )
 
 
+SPREAD_KEYS = ("final_loss", "digits/corr_in", "digits/corr_train", "digits/base", "noise/corr_in",
+               "noise/corr_train", "noise/base", "gain_x", "off_trace", "off_norm")
+LIBRARY_MEANS = ("attractor_fraction", "const_ratio", "ood_fidelity", "span_ood_fidelity")
+
+
+def cells(results: list[dict]) -> list[dict]:
+    """One dict per (n_train, kind, layers) over its seeds: each SPREAD_KEYS entry the seed mean with
+    `KEY_min` / `KEY_max`, the library's numbers as seed means, regimes counted, `converged` and
+    `memorising` the number of seeds that converged / output the training example for noise."""
+    grouped = collections.defaultdict(list)
+    for r in results:
+        grouped[(r["n_train"], r["kind"], r["layers"])].append(r)
+    out = []
+    for (n, kind, depth), rs in sorted(grouped.items()):
+        cell = dict(n_train=n, kind=kind, layers=depth, n=len(rs), steps=sorted({r["steps"] for r in rs}),
+                    converged=sum(r["converged"] for r in rs), memorising=sum(memorises(r) for r in rs),
+                    regimes=collections.Counter(r["library"].get("regime", "—") for r in rs))
+        for k in SPREAD_KEYS:
+            v = np.array([r[k] for r in rs], float)
+            cell.update({k: float(v.mean()), f"{k}_min": float(v.min()), f"{k}_max": float(v.max())})
+        cell.update({k: float(np.mean([r["library"].get(k, np.nan) for r in rs])) for k in LIBRARY_MEANS})
+        out.append(cell)
+    return out
+
+
+def spread(cell: dict, key: str, digits: int = 2) -> str:
+    """`mean (min-max)` over the seeds of a cell."""
+    f = common.fmt
+    return f"{f(cell[key], digits)} ({f(cell[key + '_min'], digits)}-{f(cell[key + '_max'], digits)})"
+
+
 def plot_outputs(results: list[dict], probes: dict[str, np.ndarray], x_train: np.ndarray, shape) -> Figure:
     """Rows: the inputs, then one row per depth; columns: the training example, then unseen inputs.
-    Top block fully connected, bottom block convolutional (single-example members only)."""
-    single = [r for r in results if r["n_train"] == 1]
+    Top block fully connected, bottom block convolutional (single-example members of the first seed only)."""
+    first = min(r["seed"] for r in results)
+    single = [r for r in results if r["n_train"] == 1 and r["seed"] == first]
     kinds = [k for k in KIND_LABEL if any(r["kind"] == k for r in single)]
     depths = sorted({r["layers"] for r in single})
     inputs = [x_train[0]] + [z for name in probes for z in probes[name][:SHOW]]
@@ -148,28 +182,34 @@ def plot_outputs(results: list[dict], probes: dict[str, np.ndarray], x_train: np
 
 
 def plot_correlation(results: list[dict]) -> Figure:
+    """Seed means of corr(f(z), z) and corr(f(z), train) against L, with the seed min-max as error bars."""
+    table = cells(results)
     fig = Figure(figsize=(11, 5.2), layout="constrained")
     axes = fig.subplots(1, 2)
     styles = {1: "-", 2: "--", 10: "-.", 100: ":"}
     for ax, probe in zip(axes, ("digits", "noise")):
         for j, kind in enumerate(KIND_LABEL):
             for n in sorted({r["n_train"] for r in results}):
-                rs = sorted((r for r in results if r["kind"] == kind and r["n_train"] == n), key=lambda r: r["layers"])
+                rs = sorted((c for c in table if c["kind"] == kind and c["n_train"] == n), key=lambda c: c["layers"])
                 if not rs:
                     continue
                 xs = [r["layers"] for r in rs]
                 lw = 2.0 if n == 1 else 1.0
-                ax.plot(xs, [r[f"{probe}/corr_in"] for r in rs], styles.get(n, "-"), color=f"C{2 * j}", marker="o",
-                        ms=3, lw=lw, label=f"{KIND_LABEL[kind]} n={n}: corr(f(z), z)")
-                ax.plot(xs, [r[f"{probe}/corr_train"] for r in rs], styles.get(n, "-"), color=f"C{2 * j + 1}",
-                        marker="s", ms=3, lw=lw, label=f"{KIND_LABEL[kind]} n={n}: corr(f(z), train)")
-        ones = [r[f"{probe}/base"] for r in results if r["n_train"] == 1]
+                for key, marker, colour, what in (("corr_in", "o", f"C{2 * j}", "z"),
+                                                  ("corr_train", "s", f"C{2 * j + 1}", "train")):
+                    k = f"{probe}/{key}"
+                    mean = np.array([r[k] for r in rs])
+                    err = [mean - [r[k + "_min"] for r in rs], [r[k + "_max"] for r in rs] - mean]
+                    ax.errorbar(xs, mean, yerr=err, fmt=styles.get(n, "-"), color=colour, marker=marker, ms=3, lw=lw,
+                                capsize=2, label=f"{KIND_LABEL[kind]} n={n}: corr(f(z), {what})")
+        ones = [r[f"{probe}/base"] for r in table if r["n_train"] == 1]
         if ones:
             ax.axhline(np.mean(ones), color="grey", lw=0.8, ls=":", label="corr(z, train), n=1")
         ax.set(xlabel="layers L", ylabel="correlation", ylim=(-0.2, 1.05),
                title=f"unseen {'test digits' if probe == 'digits' else 'uniform noise'} z")
     fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize=7)
-    fig.suptitle("Identity (output ~ input) or memorisation (output ~ training example), by depth")
+    fig.suptitle("Identity (output ~ input) or memorisation (output ~ training example), by depth "
+                 "(seed mean, bars: min-max)")
     return fig
 
 
@@ -179,47 +219,51 @@ def memorises(r: dict) -> bool:
 
 
 def claim(results: list[dict]) -> tuple[str, list[str]]:
-    """The README's claim, checked on the single-example members: (verdict, one line per part)."""
-    one = {(r["kind"], r["layers"]): r for r in results if r["n_train"] == 1}
+    """The README's claim, checked on the single-example cells, every seed: (verdict, one line per part)."""
+    one = {(c["kind"], c["layers"]): c for c in cells(results) if c["n_train"] == 1}
     fc = [one[k] for k in sorted(one) if k[0] == "mlp"]
     cnn = [one[k] for k in sorted(one) if k[0] == "fullconv"]
     if not fc or not cnn:
         return "not measured (needs FC and CNN members with one training example)", []
     parts = []
     f1 = fc[0]
-    ok1 = f1["layers"] == 1 and f1["gain_x"] > 0.9 and abs(f1["off_trace"]) < 0.2 and f1["off_norm"] > 0.2
-    parts.append((ok1, f"FC L={f1['layers']}: gain along the example {f1['gain_x']:.3f}, off it trace "
-                       f"{f1['off_trace']:.3f} and norm {f1['off_norm']:.3f} (identity on x, random elsewhere: "
-                       f"{'yes' if ok1 else 'no'})"))
-    deep_fc = [r for r in fc if r["layers"] > 1]
-    ok2 = bool(deep_fc) and all(memorises(r) for r in deep_fc)
-    parts.append((ok2, "FC L>1 output the training example for noise inputs: " + (", ".join(
-        f"L={r['layers']} {r['noise/corr_train']:.2f} vs {r['noise/corr_in']:.2f}" for r in deep_fc) or "no member")))
-    shallow = [r for r in cnn if not memorises(r)]
-    ok3 = not memorises(cnn[0]) and memorises(cnn[-1])
-    parts.append((ok3, f"CNN copies the input up to L={max((r['layers'] for r in shallow), default=0)} and "
-                       f"outputs the training image at L={cnn[-1]['layers']}: " + ", ".join(
-                           f"L={r['layers']} in {r['noise/corr_in']:.2f} / train {r['noise/corr_train']:.2f}"
-                           for r in cnn)))
+    ok1 = (f1["layers"] == 1 and f1["gain_x_min"] > 0.9 and max(-f1["off_trace_min"], f1["off_trace_max"]) < 0.2
+           and f1["off_norm_min"] > 0.2)
+    parts.append((ok1, f"FC L={f1['layers']} ({f1['n']} seeds): gain along the example {spread(f1, 'gain_x', 3)}, "
+                       f"off it trace {spread(f1, 'off_trace', 3)} and norm {spread(f1, 'off_norm', 3)} (identity "
+                       f"on x, random elsewhere, in every seed: {'yes' if ok1 else 'no'})"))
+    deep_fc = [c for c in fc if c["layers"] > 1]
+    ok2 = bool(deep_fc) and all(c["memorising"] == c["n"] for c in deep_fc)
+    parts.append((ok2, "FC L>1 output the training example for noise inputs (seeds doing so; corr with train vs "
+                       "with the input): " + (", ".join(
+                           f"L={c['layers']} {c['memorising']}/{c['n']}, {spread(c, 'noise/corr_train')} vs "
+                           f"{spread(c, 'noise/corr_in')}" for c in deep_fc) or "no member")))
+    shallow = [c for c in cnn if c["memorising"] == 0]
+    ok3 = cnn[0]["memorising"] == 0 and cnn[-1]["memorising"] == cnn[-1]["n"]
+    parts.append((ok3, f"CNN copies the input in every seed up to L={max((c['layers'] for c in shallow), default=0)}"
+                       f" and outputs the training image in every seed at L={cnn[-1]['layers']}: " + ", ".join(
+                           f"L={c['layers']} in {spread(c, 'noise/corr_in')} / train {spread(c, 'noise/corr_train')}"
+                           f" ({c['memorising']}/{c['n']} memorising)" for c in cnn)))
     n_ok = sum(ok for ok, _ in parts)
     verdict = "reproduced" if n_ok == len(parts) else ("partly reproduced" if n_ok else "not reproduced")
     return verdict, [text for _, text in parts]
 
 
 def table(results: list[dict]) -> tuple[list[str], list[list]]:
-    head = ["kind", "L", "n", "steps", "final loss", "digits: corr in / train (base)", "noise: corr in / train (base)",
-            "gain_x", "off_trace", "off_norm", "regime", "attractor", "const_ratio", "ood_fid", "span_ood_fid",
-            "jac_rank / r"]
+    head = ["kind", "L", "n", "regimes", "converged", "steps", "final train loss", "digits: corr in / train (base)",
+            "noise: corr in", "noise: corr train (base)", "gain_x", "off_trace", "off_norm", "attractor",
+            "const_ratio", "ood_fid", "span_ood_fid"]
     rows = []
-    for r in sorted(results, key=lambda r: (r["n_train"], r["kind"], r["layers"])):
-        lib = r["library"]
-        rows.append([KIND_LABEL[r["kind"]], r["layers"], r["n_train"], r["steps"], f"{r['final_loss']:.2e}",
-                     f"{r['digits/corr_in']:.2f} / {r['digits/corr_train']:.2f} ({r['digits/base']:.2f})",
-                     f"{r['noise/corr_in']:.2f} / {r['noise/corr_train']:.2f} ({r['noise/base']:.2f})",
-                     f"{r['gain_x']:.3f}", f"{r['off_trace']:.3f}", f"{r['off_norm']:.3f}", lib.get("regime", "—"),
-                     common.fmt(lib.get("attractor_fraction"), 2), common.fmt(lib.get("const_ratio"), 2),
-                     common.fmt(lib.get("ood_fidelity"), 2), common.fmt(lib.get("span_ood_fidelity"), 2),
-                     f"{common.fmt(lib.get('jac_rank'), 3)} / {lib.get('data_rank', '—')}"])
+    for c in sorted(cells(results), key=lambda c: (c["n_train"], c["kind"], c["layers"])):
+        rows.append([KIND_LABEL[c["kind"]], c["layers"], c["n_train"],
+                     ", ".join(f"{k} {v}/{c['n']}" for k, v in c["regimes"].most_common()),
+                     f"{c['converged']}/{c['n']}", "/".join(map(str, c["steps"])),
+                     f"{c['final_loss']:.2e} ({c['final_loss_min']:.1e}-{c['final_loss_max']:.1e})",
+                     f"{c['digits/corr_in']:.2f} / {c['digits/corr_train']:.2f} ({c['digits/base']:.2f})",
+                     spread(c, "noise/corr_in"), f"{spread(c, 'noise/corr_train')} ({c['noise/base']:.2f})",
+                     spread(c, "gain_x", 3), f"{c['off_trace']:.3f}", spread(c, "off_norm", 3),
+                     common.fmt(c["attractor_fraction"], 2), common.fmt(c["const_ratio"], 2),
+                     common.fmt(c["ood_fidelity"], 2), common.fmt(c["span_ood_fidelity"], 2)])
     return head, rows
 
 
@@ -257,11 +301,13 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
     lines += [f"# {name}: identity or memorisation from a single training example", "",
               f"{setting(members)} Analysis wall time {clock}.", "",
               *[f"![{p.stem}](figures/{p.name})" for p in paths], "",
-              "corr in / train: mean correlation of f(z) with z / with the nearest training example, over 100 unseen "
-              "z; base = the nearest-example correlation of z itself (what the identity scores on 'train'). "
-              "gain_x, off_trace, off_norm: the Jacobian at the training example along / off its direction. "
-              "final loss: the recorded `final_recon` (per-example sum of squares, mean of the last logging chunk); "
-              "regime ... jac_rank: the library's metrics from `results.jsonl`.", "",
+              "Every cell: seed mean, the seed min-max in brackets. corr in / train: mean correlation of f(z) with z "
+              "/ with the nearest training example, over 100 unseen z; base = the nearest-example correlation of z "
+              "itself (what the identity scores on 'train'). gain_x, off_trace, off_norm: the Jacobian at the "
+              "training example along / off its direction. final train loss: the recorded `final_total` "
+              "(per-example sum of squares, mean of the last logging chunk); converged: seeds whose loss had "
+              "stopped falling (`regime.converged`); regimes, attractor ... span_ood_fid: the library's metrics "
+              "from `results.jsonl` (seed means).", "",
               common.md_table(head, rows), "",
               f"Verdict: **{verdict}**", "", *[f"- {p}" for p in parts]]
 

@@ -1,12 +1,13 @@
 """python -m ae_jax.sweep --config=experiments/identity_crisis/config.py --workdir=runs/identity_crisis && python -m experiments.identity_crisis.analyze runs/identity_crisis
 
 Zhang, Bengio, Hardt, Mozer & Singer (ICLR 2020), "Identity Crisis": autoencoders trained on ONE
-digit (and on 2, 10, 100 via `data.n_train`), fully connected (`mlp`, width 256) against fully
-convolutional (`fullconv`: stride-1 3x3 SAME convolutions with 32 channels, no dense layer), with
+digit (and on 10 via `data.n_train`: FC at L = 1, 5, 11, CNN at L = 1, 5), fully connected (`mlp`,
+width 256) against fully convolutional (`fullconv`: stride-1 3x3 SAME convolutions with 32 channels, no dense layer), with
 L = 2 * depth + 1 = 1, 3, ..., 11 layers. The code layer is linear and as wide as the hidden layers,
 so it and the next layer compose into one layer: L counts the weight layers of the map, with a ReLU
 between consecutive ones (L = 1 is a linear map). Adam 1e-3 with cosine decay, 3000 steps of
-batch min(n_train, 10) (sampled with replacement).
+batch n_train (sampled with replacement), seeds 0, 1, 2 (the initialisation; the training digits stay the
+first n of the split).
 The sweep keeps every member's parameters; `analyze.py` loads them back and measures, for unseen test
 digits and uniform-noise images, the correlation of the output with the input (identity) and with the
 nearest training example (memorisation), the Jacobian gain on the training example's direction and off
@@ -18,9 +19,12 @@ it, beside the library's recorded diagnostics and `regime`: `analysis.md`, `iden
 from ae_jax import config as config_lib
 from ae_jax.config import product, sweep, zipped
 
-DEPTHS = [0, 1, 2, 3, 4, 5]  # L = 1, 3, 5, 7, 9, 11 layers
-FEW_DEPTHS = [0, 2, 5]  # n_train > 1: L = 1, 5, 11
-N_TRAIN = [2, 10, 100]
+DEPTHS = [0, 1, 2, 3, 5]  # L = 1, 3, 5, 7, 11 layers
+# n_train = 10: FC at L = 1, 5, 11, CNN at L = 1, 5 (the 11-layer CNN at batch 10 alone would cost more CPU
+# than every other member together)
+FEW_DEPTHS = {"mlp": [0, 2, 5], "fullconv": [0, 2]}
+N_TRAIN = [10]
+SEEDS = [0, 1, 2]
 WIDTH = {"mlp": 256, "fullconv": 32}  # hidden units / channels; the code layer has as many
 
 
@@ -53,16 +57,18 @@ def get_config(arg=None):
 
 
 def _kinds(depths):
+    """Both model kinds at `depths` (a list, or {kind: list})."""
+    per_kind = depths if isinstance(depths, dict) else {kind: depths for kind in WIDTH}
     return [{**d, "model.kind": kind, "model.width": w, "model.code_size": w}
-            for kind, w in WIDTH.items() for d in sweep("model.depth", depths)]
+            for kind, w in WIDTH.items() for d in sweep("model.depth", per_kind[kind])]
 
 
 def get_sweep(arg=None):
     config_lib.check_arg(arg, ("smoke",), __file__)
     if arg == "smoke":
         return product(sweep("data.n_train", [1]), _kinds([0, 2]))
-    one = product(zipped(sweep("data.n_train", [1]), sweep("train.batch_size", [1])), _kinds(DEPTHS))
-    # batch min(n, 10): a batch of 100 made the 11-layer CNN alone cost ~13 TFLOP, over budget on 2 cores
-    few = product(zipped(sweep("data.n_train", N_TRAIN), sweep("train.batch_size", [min(n, 10) for n in N_TRAIN])),
-                  _kinds(FEW_DEPTHS))
+    one = product(zipped(sweep("data.n_train", [1]), sweep("train.batch_size", [1])), _kinds(DEPTHS),
+                  sweep("seed", SEEDS))
+    few = product(zipped(sweep("data.n_train", N_TRAIN), sweep("train.batch_size", N_TRAIN)), _kinds(FEW_DEPTHS),
+                  sweep("seed", SEEDS))
     return one + few

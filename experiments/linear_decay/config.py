@@ -5,7 +5,7 @@ on 64-d digits) with L2 weight decay lambda learns PCA with each principal direc
 (1 - lambda / eigenvalue)_+, where, for this library's loss (per-example sum of squares averaged over
 the batch + lambda * (||W_enc||^2 + ||W_dec||^2), biases free), the eigenvalues are those of the
 train covariance normalised by N (see the README for the derivation). The sweep trains the four
-lambdas as one vmapped program (Adam 1e-2, cosine decay, 8000 steps of batch 256); `analyze.py`
+lambdas x seeds 0, 1, 2 as one vmapped program (Adam 1e-2, cosine decay, 8000 steps of batch 256); `analyze.py`
 compares the singular values of W_enc W_dec with the closed form: `figures/linear_decay.png` and
 `analysis.md`. `:smoke` runs two lambdas for 1500 steps with lighter diagnostics (seconds).
 """
@@ -15,6 +15,7 @@ from ae_jax.config import product, sweep
 
 LAMBDAS = [0.01, 0.03, 0.1, 0.3]
 SMOKE_LAMBDAS = [0.05, 0.2]
+SEEDS = [0, 1, 2]
 
 
 def get_config(arg=None):
@@ -42,4 +43,4 @@ def get_config(arg=None):
 def get_sweep(arg=None):
     config_lib.check_arg(arg, ("smoke",), __file__)
     lambdas = SMOKE_LAMBDAS if arg == "smoke" else LAMBDAS
-    return product(sweep("train.weight_decay", lambdas), sweep("seed", [0]))
+    return product(sweep("train.weight_decay", lambdas), sweep("seed", [0] if arg == "smoke" else SEEDS))

@@ -132,9 +132,10 @@ def measure(members: list[store.Member]) -> list[dict]:
         man, x, probe = geometry[key]
         rows.append(dict(
             member=m.name, kind=man_cfg.kind, d=man_cfg.intrinsic_dim, ambient=man_cfg.ambient_dim,
-            data_noise=man_cfg.noise, code=c.model.code_size,
+            data_noise=man_cfg.noise, code=c.model.code_size, seed=c.seed,
             dae=float(c.noise.level) if c.noise.kind != "none" else 0.0,
             steps=m.metrics["steps"], final_loss=m.metrics["final_total"],
+            converged=bool(m.metrics.get("converged")),
             span_residual=man.span_residual, sphere_fit_residual=man.fit_residual, radius=man.radius,
             clean_dist=float(man.distance(x).mean()), probe_points=len(x),
             noise_floor=man_cfg.noise ** 2 * (man_cfg.ambient_dim - man_cfg.intrinsic_dim) / man_cfg.ambient_dim,
@@ -160,13 +161,13 @@ def claim(rows: list[dict]) -> tuple[str, list[str]]:
                    bool(structured) and len(pull_ok) == len(structured), floor_ok]
         lines.append(
             f"- {kind}, d = {d}: jac_rank within {RANK_TOL:g} of d for {len(rank_ok)}/{len(structured)} "
-            f"structured members (DAE with code >= {d + extra}; plain with {d + extra} <= code <= {2 * d}); "
+            f"structured members (every seed) (DAE with code >= {d + extra}; plain with {d + extra} <= code <= {2 * d}); "
             f"isotropic probes pulled in (ratio <= {PULLED:g}) for {len(pull_ok)}/{len(structured)}; "
             + (f"plain test_mse below d: min {min(below):.3g} vs code >= 2d: max {max(above):.3g} "
                f"(floor x{min(below) / max(above):.0f}, needs >= {FLOOR_FACTOR:g})" if below and above
                else "no plain members both below d and at >= 2d: the error floor is not measured")
             + "".join(f"; {'misses' if i == 0 else 'and'}: {'DAE' if r['dae'] else 'plain'} code {r['code']} "
-                      f"(jac_rank {r['jac_rank']:.2f}, pull {r['pull_ratio/isotropic']:.2f})"
+                      f"seed {r['seed']} (jac_rank {r['jac_rank']:.2f}, pull {r['pull_ratio/isotropic']:.2f})"
                       for i, r in enumerate(r for r in structured if r not in rank_ok or r not in pull_ok)))
     share = sum(passed) / len(passed)
     verdict = "reproduced" if share == 1 else "partly reproduced" if share >= 0.5 else "not reproduced"
@@ -180,8 +181,36 @@ def groups(rows: list[dict]) -> dict[tuple, list[dict]]:
     return out
 
 
+SPREAD_KEYS = ("jac_rank", "test_mse", "pca_mse", "pull_ratio/isotropic", "pull_ratio/normal", "dist_f_clean",
+               "denoise_gain", "attractor_fraction", "const_ratio", "final_loss")
+
+
+def cells(rows: list[dict]) -> list[dict]:
+    """One dict per (kind, d, code, DAE level) over its seeds: each SPREAD_KEYS entry the seed mean, with
+    `KEY_min` / `KEY_max`; `regimes` counted, `converged` the number of converged seeds, `n` the seeds."""
+    grouped = collections.defaultdict(list)
+    for r in rows:
+        grouped[(r["kind"], r["d"], r["code"], r["dae"])].append(r)
+    out = []
+    for key, rs in sorted(grouped.items()):
+        cell = {k: rs[0][k] for k in ("kind", "d", "code", "dae", "ambient", "noise_floor", "data_rank")}
+        for k in SPREAD_KEYS:
+            v = np.array([r[k] for r in rs], float)
+            cell.update({k: float(v.mean()), f"{k}_min": float(v.min()), f"{k}_max": float(v.max())})
+        cell.update(n=len(rs), converged=sum(r["converged"] for r in rs), steps=sorted({r["steps"] for r in rs}),
+                    regimes=collections.Counter(r["regime"] for r in rs))
+        out.append(cell)
+    return out
+
+
+def spread(cell: dict, key: str, digits: int = 3) -> str:
+    """`mean (min-max)` over the seeds of a cell."""
+    f = common.fmt
+    return f"{f(cell[key], digits)} ({f(cell[key + '_min'], 2)}-{f(cell[key + '_max'], 2)})"
+
+
 def plot(rows: list[dict]) -> dict[str, Figure]:
-    """{stem: figure}: jac_rank, test_mse and pull ratio against code size, one panel per kind."""
+    """{stem: figure}: seed means of jac_rank, test_mse and pull ratio against code size, one panel per kind."""
     kinds = sorted({r["kind"] for r in rows}, reverse=True)
     dims = sorted({r["d"] for r in rows})
     specs = {"manifold_jac_rank": ("jac_rank", "jac_rank (span gains > 0.5)"),
@@ -221,29 +250,34 @@ def plot(rows: list[dict]) -> dict[str, Figure]:
     return figs
 
 
-TABLE_HEAD = ["kind", "d", "code", "DAE s", "jac_rank", "test_mse", "PCA-k", "pull iso", "pull normal",
-              "dist f(clean)", "denoise_gain", "attractor", "regime"]
+TABLE_HEAD = ["kind", "d", "code", "DAE s", "regimes", "converged", "jac_rank", "test_mse", "PCA-k", "pull iso",
+              "pull normal", "dist f(clean)", "denoise_gain", "attractor", "final train loss", "steps"]
 
 
-def table_rows(rows: list[dict]) -> list[list[str]]:
+def table_rows(table: list[dict]) -> list[list[str]]:
     f = common.fmt
-    return [[r["kind"], r["d"], r["code"], f"{r['dae']:g}", f"{r['jac_rank']:.2f}", f(r["test_mse"], 3),
-             f(r["pca_mse"], 3), f"{r['pull_ratio/isotropic']:.3f}", f"{r['pull_ratio/normal']:.3f}",
-             f"{r['dist_f_clean']:.3f}", f"{r['denoise_gain']:.3f}", f"{r['attractor_fraction']:.2f}", r["regime"]]
-            for r in sorted(rows, key=lambda r: (r["kind"] != "sphere", r["d"], r["dae"], r["code"]))]
+    return [[c["kind"], c["d"], c["code"], f"{c['dae']:g}",
+             ", ".join(f"{k} {v}/{c['n']}" for k, v in c["regimes"].most_common()), f"{c['converged']}/{c['n']}",
+             spread(c, "jac_rank"), spread(c, "test_mse"), f(c["pca_mse"], 3), spread(c, "pull_ratio/isotropic"),
+             f"{c['pull_ratio/normal']:.3f}", f"{c['dist_f_clean']:.3f}", f"{c['denoise_gain']:.3f}",
+             f"{c['attractor_fraction']:.2f}", spread(c, "final_loss"), "/".join(map(str, c["steps"]))]
+            for c in sorted(table, key=lambda c: (c["kind"] != "sphere", c["d"], c["dae"], c["code"]))]
 
 
 def glance(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """Per (kind, d): jac_rank and pull ratio of the tightest working bottleneck, the largest plain code
-    and the largest DAE code, and the plain error floor below d."""
+    """Per (kind, d), seed means with the jac_rank's seed min-max: jac_rank and pull ratio of the tightest
+    working bottleneck, the largest plain code and the largest DAE code; the plain error floor below d over
+    every seed (the smallest test_mse below d against the largest at >= 2d)."""
     top = max(r["code"] for r in rows)
     head = ["kind", "d", "data rank", "plain code d (+1 sphere): rank / pull", f"plain code {top}: rank / pull",
             f"DAE code {top}: rank / pull", "plain test_mse code < d (min) / code >= 2d (max)", "noise floor"]
     out = []
+    table = cells(rows)
     for (kind, d), group in sorted(groups(rows).items(), reverse=True):
-        at = {(r["code"], r["dae"] > 0): r for r in group}
+        at = {(c["code"], c["dae"] > 0): c for c in table if (c["kind"], c["d"]) == (kind, d)}
         tight = at.get((d + (kind == "sphere"), False))
-        rp = lambda r: "—" if r is None else f"{r['jac_rank']:.2f} / {r['pull_ratio/isotropic']:.2f}"  # noqa: E731
+        rp = lambda c: ("—" if c is None else  # noqa: E731
+                        f"{spread(c, 'jac_rank', 3)} / {c['pull_ratio/isotropic']:.2f}")
         below = min((r["test_mse"] for r in group if r["code"] < d and r["dae"] == 0), default=np.nan)
         above = max((r["test_mse"] for r in group if r["code"] >= 2 * d and r["dae"] == 0), default=np.nan)
         out.append([kind, d, group[0]["data_rank"], rp(tight), rp(at.get((top, False))), rp(at.get((top, True))),
@@ -263,7 +297,8 @@ def markdown(name: str, c: ml_collections.ConfigDict, rows: list[dict], figures:
         f"# {name}: autoencoders on d-dimensional manifolds in R^{rows[0]['ambient']}", "",
         f"ReLU MLP, depth {c.model.depth}, width {c.model.width}; {c.train.optimizer} {c.train.learning_rate:g}, "
         f"{'/'.join(map(str, steps))} steps of batch {c.train.batch_size}; data noise std {rows[0]['data_noise']:g}; "
-        f"{len(rows)} members.{skipped} Probes: {rows[0]['probe_points']} noise-free test points "
+        f"{len(rows)} members ({len(cells(rows))} cells x seeds {sorted({r['seed'] for r in rows})}, "
+        f"{sum(r['converged'] for r in rows)} converged).{skipped} Probes: {rows[0]['probe_points']} noise-free test points "
         f"+ e, ||e|| = {PROBE_NORM:g}; pull = mean distance to the manifold after f / before.", "",
         *[f"![{Path(p).stem}]({p})" for p in figures], "",
         "Manifold estimates from the noise-free train points (kind, d, s_(k+1)/s_1 of the clean data, max "
@@ -273,8 +308,11 @@ def markdown(name: str, c: ml_collections.ConfigDict, rows: list[dict], figures:
                          f"{cd:.1e}"] for k, d, a, b, rad, cd in geo]),
         "",
         "## At a glance", "", common.md_table(*glance(rows)), "",
-        "## Every member", "",
-        common.md_table(TABLE_HEAD, table_rows(rows)), "",
+        "## Every cell", "",
+        "Seed means, the seed min-max in brackets; `converged`: seeds whose loss had stopped falling "
+        "(`regime.converged`); `final train loss`: the last logged training loss (squared error summed over "
+        "the coordinates, mean over the batch).", "",
+        common.md_table(TABLE_HEAD, table_rows(cells(rows))), "",
         "## The claim", "", *lines, "", f"Verdict: **{verdict}**."]
 
 
@@ -285,10 +323,10 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
     check_members(members)
     rows = measure(members)
     (Path(workdir) / "manifold.json").write_text(json.dumps(rows, indent=1))
-    paths = [common.save_figure(fig, workdir, stem, writer) for stem, fig in plot(rows).items()]
+    paths = [common.save_figure(fig, workdir, stem, writer) for stem, fig in plot(cells(rows)).items()]
     lines += markdown(name, members[0].config, rows, [f"figures/{p.name}" for p in paths],
                       [m for m in everyone if m.status != "ok"])
-    writer.table("members", TABLE_HEAD, table_rows(rows))
+    writer.table("cells", TABLE_HEAD, table_rows(cells(rows)))
     writer.summary({"verdict": claim(rows)[0]})
     return rows
 
