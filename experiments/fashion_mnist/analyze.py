@@ -36,7 +36,7 @@ def kind(c: dict) -> str:
     if c.get("model.activation") == "linear":
         return "linear"
     # the tsne part's AEs: plain ones are its Gaussian corruption at level 0, so they share one program
-    if "usecases.tsne_points" in c and c["noise.kind"] == "gaussian" and c["model.code_size"] < config.D:
+    if "usecases.tsne_points" in c and c["noise.kind"] == "gaussian" and c["model.code_size"] == config.TSNE_CODE:
         return "tsne"
     if c["noise.kind"] != "none" and c["noise.level"] > 0 or c["sparsity.kind"] != "none":
         return "regularised"
