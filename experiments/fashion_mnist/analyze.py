@@ -94,7 +94,7 @@ def overcomplete(records: list[dict]) -> tuple[list[str], dict]:
     for (depth, code), ms in cells.items():
         for m in ms:
             m["rank_frac"] = m["jac_rank"] / m["data_rank"]
-        rows.append([depth, code, f"{code / ms[0]['input_dim']:g}", len(ms)] + training(ms) + [
+        rows.append([depth, code, f"{code / ms[0]['input_dim']:.3g}", len(ms)] + training(ms) + [
             regimes(ms), span(stat(ms, "rank_frac")), span(stat(ms, "span_ood_fidelity")),
             span(stat(ms, "perturb_fidelity")), span(stat(ms, "test_mse"), 3), common.fmt(ms[0]["pca_mse"], 3)])
     zero = {code: ms for (depth, code), ms in cells.items() if depth == 0}

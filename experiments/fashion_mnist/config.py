@@ -43,7 +43,7 @@ LINEAR = {"model.activation": "linear", "model.depth": 0, "train.schedule": "cos
 PACK = {16: 8.0, 64: 8.0, 256: 6.0, D: 6.0}
 # Each regulariser at the strength experiments/regularisers found to move digits off the identity.
 REGULARISERS = {
-    "plain": {},
+    "plain": {"noise.kind": "gaussian", "noise.level": 0.0},  # level 0: plain, in the Gaussian DAE's program
     "gaussian": {"noise.kind": "gaussian", "noise.level": 0.2},
     "mask": {"noise.kind": "mask", "noise.level": 0.5},
     "l1": {"sparsity.kind": "l1", "sparsity.weight": 0.01},
