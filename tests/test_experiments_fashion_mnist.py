@@ -26,7 +26,7 @@ def cfg():
 
 
 def test_parts_are_what_the_readme_says(cfg):
-    for part, n in (("overcomplete", 24), ("regularisers", 15), ("tsne", 6), ("vae", 12)):
+    for part, n in (("overcomplete", 24), ("regularisers", 15), ("tsne", 6), ("vae", 12), ("linear", 9)):
         config, overrides, _ = sweep.load_config_file(f"{CONFIG}:{part}")
         assert len(overrides) == n, part
         for o in overrides:
@@ -103,3 +103,12 @@ def test_smoke_end_to_end(run, tmp_path):
     for section in ("## Overcomplete", "## Linear AE against PCA-k", "## Regularisers", "## VAE", "## t-SNE"):
         assert section in text, section
     assert (workdir / "figures" / "tsne.png").exists() and (workdir / "figures" / "fashion_mnist_overcomplete.png").exists()
+
+
+def test_overcomplete_trend_must_exceed_the_seed_spread(run):
+    rows = []
+    for code, ranks in ((16, (5.0, 6.0, 7.0)), (64, (6.5, 20.0, 30.0)), (3136, (650.0, 660.0, 670.0))):
+        rows += [record({"model.code_size": code}, jac_rank=r, span_ood_fidelity=r / 700) for r in ranks]
+    assert not run.overcomplete(rows)[1]["trend"]  # code 64's worst seed is below code 16's best
+    rows[3] = record({"model.code_size": 64}, jac_rank=8.0, span_ood_fidelity=8.0 / 700)
+    assert run.overcomplete(rows)[1]["trend"]
