@@ -45,7 +45,7 @@ def record(config: dict, **metrics) -> dict:
             "vae.enabled": False, "vae.beta": 1.0, "data.n_train": 100}
     m = {"steps": 100, "final_total": 1.0, "converged": True, "regime": "structured", "input_dim": 784,
          "data_rank": 700, "jac_rank": 70.0, "span_ood_fidelity": 0.1, "perturb_fidelity": 0.1, "test_mse": 0.02,
-         "pca_mse": 0.01, "kept_dims": 10.0, "denoise_gain": 0.5, "perturb_gain": 0.3}
+         "pca_mse": 0.01, "kept_dims": 10.0, "denoise_gain": 0.5, "noise_gain": 0.4, "perturb_gain": 0.3}
     return {"config": dict(base, **config), "metrics": dict(m, **metrics)}
 
 

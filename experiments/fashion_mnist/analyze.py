@@ -164,12 +164,14 @@ def linear(records: list[dict]) -> tuple[list[str], dict]:
 def regularisers(records: list[dict]) -> tuple[list[str], dict]:
     cells = grouped(records, regulariser)
     head = ["regulariser (code 3136)", "seeds"] + TRAIN_HEAD + [
-        "regimes", "jac_rank", "kept_dims", "denoise_gain", "span_ood_fidelity", "perturb_gain", "test MSE", "l0"]
+        "regimes", "jac_rank", "kept_dims", "denoise_gain", "noise_gain", "span_ood_fidelity", "perturb_gain",
+        "test MSE", "l0"]
     rows = []
     for name, ms in cells.items():
         l0 = span(stat(ms, "l0"), 3) if all("l0" in m for m in ms) else "—"
         rows.append([name, len(ms)] + training(ms) + [
             regimes(ms), span(stat(ms, "jac_rank"), 3), span(stat(ms, "kept_dims"), 3), span(stat(ms, "denoise_gain")),
+            span(stat(ms, "noise_gain")),
             span(stat(ms, "span_ood_fidelity")), span(stat(ms, "perturb_gain")), span(stat(ms, "test_mse"), 3), l0])
     lines, verdicts = [common.md_table(head, rows), ""], {}
     plain = cells.get("plain")
