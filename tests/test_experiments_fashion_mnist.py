@@ -3,6 +3,7 @@ and `:smoke` end to end (sweep, then `python -m experiments.fashion_mnist.analyz
 dataset is installed."""
 
 import importlib
+import os
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,9 @@ def test_regulariser_counts_as_pulled_off_only_beyond_the_seed_spread(run):
     assert ver["pulled_off"] == {"gaussian 0.2": True, "l1 0.01": False}
 
 
+@pytest.mark.skipif(os.environ.get("AE_JAX_SLOW_TESTS") != "1",
+                    reason="the 784-d smoke takes minutes on 2 cores: set AE_JAX_SLOW_TESTS=1 (the reader's own "
+                           "end-to-end test on the real dataset is in tests/test_fashion_mnist.py)")
 @pytest.mark.skipif(bool(fashion_mnist.missing_files()) and not fashion_mnist.builder().is_prepared(),
                     reason=f"Fashion-MNIST is neither installed nor prepared ({fashion_mnist.INSTALL}, as root)")
 def test_smoke_end_to_end(run, tmp_path):
