@@ -435,9 +435,20 @@ def _group_stats(reconstruct: Callable, params_M: Any, arrays: dict[str, jax.Arr
     return jax.lax.map(lambda p: _member_stats(reconstruct, p, arrays, n_snap), params_M, batch_size=batch)
 
 
+@functools.partial(jax.jit, static_argnames=("reconstruct", "n_snap"))
+def _one_member_stats(reconstruct: Callable, params: Any, arrays: dict[str, jax.Array], n_snap: int) -> dict:
+    return _member_stats(reconstruct, params, arrays, n_snap)
+
+
 def _stats(reconstruct: Callable, params_M: Any, arrays: dict[str, jax.Array], n_members: int,
            n_snap: int) -> dict:
     """Host copies of every member's statistics, members padded to whole batches."""
+    if sharding.member_invariant():
+        # One member per call on the CPU, sliced outside the program, so the program never sees the group
+        # (sharding.member_invariant); a lax.map over members around the chunk maps hung XLA:CPU.
+        each = [jax.device_get(_one_member_stats(reconstruct, jax.tree.map(lambda a, m=m: a[m], params_M),
+                                                 arrays, n_snap)) for m in range(n_members)]
+        return jax.tree.map(lambda *v: np.stack(v), *each)
     batch, params_M = _pad_members(params_M, n_members)
     stats = jax.device_get(_group_stats(reconstruct, params_M, arrays, batch, n_snap))
     return jax.tree.map(lambda v: v[:n_members], stats)
