@@ -52,6 +52,9 @@ def over_members(fn, in_axes: tuple, mesh: jax.sharding.Mesh | None):
             return fn(*(arg if ax is None else next(it) for arg, ax in zip(args, in_axes)))
         return jax.lax.map(one, stacked)
 
+    # the jitted program keeps the member function's name (compilation-cache entries, profiles)
+    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "over_members")
+    mapped.__name__ = name
     if mesh is None:
         return mapped
     spec = lambda ax: P() if ax is None else P(*[None] * ax, AXIS)
@@ -63,6 +66,7 @@ def over_members(fn, in_axes: tuple, mesh: jax.sharding.Mesh | None):
         # Unpadded member counts (a direct call, not `fit`) run on one device: the same numbers.
         split = jax.tree.leaves(arg)[0].shape[ax] % mesh.size == 0
         return (per_device if split else mapped)(*args)
+    over.__name__ = name
     return over
 
 
