@@ -26,7 +26,7 @@ import ml_collections
 
 from ae_jax.code_stages import CODE_STAGES, code_noise, masked
 from ae_jax.errors import ConfigError
-from ae_jax.layers import ACTIVATIONS, PatchConv, TiedDense
+from ae_jax.layers import ACTIVATIONS, PatchConv, TiedDense, dense
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
@@ -122,10 +122,10 @@ def _hidden_stack(m, h, masks):
 
 def _mlp_setup(m):
     s = m.spec
-    m.enc_hidden = [nn.Dense(s.width, name=f"enc_{i}") for i in range(s.depth)]
-    m.dec_hidden = [nn.Dense(s.width, name=f"dec_{i}") for i in range(s.depth)]
-    m.code = nn.Dense(s.code_size, name="code")
-    m.out = (TiedDense if s.tied else nn.Dense)(s.input_dim, name="out")
+    m.enc_hidden = [dense(s.width, f"enc_{i}") for i in range(s.depth)]
+    m.dec_hidden = [dense(s.width, f"dec_{i}") for i in range(s.depth)]
+    m.code = dense(s.code_size, "code")
+    m.out = TiedDense(s.input_dim, name="out") if s.tied else dense(s.input_dim, "out")
 
 
 def _mlp_decode(m, code_BK, masks):
@@ -165,8 +165,8 @@ def _conv_setup(m):
                     for i, ch in enumerate(reversed(s.channels))]
     h, w, _ = s.input_shape
     m.bottom = (h // 2 ** len(s.channels), w // 2 ** len(s.channels), s.channels[-1])
-    m.dec_in = nn.Dense(math.prod(m.bottom), name="dec_in")
-    m.code = nn.Dense(s.code_size, name="code")
+    m.dec_in = dense(math.prod(m.bottom), "dec_in")
+    m.code = dense(s.code_size, "code")
     m.out = PatchConv(s.input_shape[-1], s.kernel_size, name="out")
 
 
@@ -262,7 +262,7 @@ class Autoencoder(nn.Module):
         s = self.spec
         self.act = ACTIVATIONS[s.activation]
         MODEL_KINDS[s.kind].setup(self)
-        self.heads = {name: nn.Dense(s.code_size, name=name) for name in CODE_STAGES[s.code_stage].heads}
+        self.heads = {name: dense(s.code_size, name) for name in CODE_STAGES[s.code_stage].heads}
 
     def hidden(self, x_BD: jax.Array, masks=None) -> jax.Array:
         """The encoder's last hidden representation (the input itself at depth 0), flat."""
@@ -310,7 +310,9 @@ class CodePath:
 
 def init_params(spec: ModelSpec, key: jax.Array) -> Any:
     """Fresh parameters, then the code stage's own initialisation (e.g. top-k's tied decoder)."""
-    params = Autoencoder(spec).init(key, jnp.zeros((1, spec.input_dim)))["params"]
+    # lazy_init runs only what the parameters need (not the forward pass), so called outside jit it costs
+    # one cached program per leaf shape (layers.KERNEL_INIT) instead of a compile per spec.
+    params = Autoencoder(spec).lazy_init(key, jax.ShapeDtypeStruct((1, spec.input_dim), jnp.float32))["params"]
     stage = CODE_STAGES[spec.code_stage]
     if stage.init is not None:
         params = stage.init(spec, params, MODEL_KINDS[spec.kind].first_decoder(spec))

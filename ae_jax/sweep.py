@@ -232,10 +232,12 @@ def _run_group(group: Group, dataset: data_lib.Dataset, workdir: Path, results, 
         for j, run in enumerate(runs):
             member_log.log_chunk(run, plan, chunk, {k: float(v[j]) for k, v in values.items() if k in own[j]})
 
+    # the members' initial parameters: where training starts, and probe_acc_init's reference
+    initial = train.init_params(plan, seeds, sizes)
     try:
         state, curves = train.fit(plan, seeds, hp, x_train, sizes, on_chunk=progress.chunk if progress else None,
                                   on_metrics=live, checkpoint=ckpt,
-                                  checkpoint_seconds=members[0].config.train.checkpoint_seconds)
+                                  checkpoint_seconds=members[0].config.train.checkpoint_seconds, params_M=initial)
         jax.block_until_ready(state.params)
     except BaseException:
         for run in runs:  # unfinished: a rerun continues the same runs (their ids are fixed)
@@ -245,11 +247,9 @@ def _run_group(group: Group, dataset: data_lib.Dataset, workdir: Path, results, 
     trivial = trivial_recon_loss(plan.spec, dataset.x_train)
 
     spec = plan.spec
-    # probe_acc_init's reference: the very parameters each member started from (same seed and sizes)
-    initial = (train.init_params(plan, seeds, sizes), state.masks)
     metrics = diagnostics.evaluate(
         models.MeanPath(spec), models.CodePath(spec), (state.params, state.masks), dataset.x_train, dataset.x_test, dataset.y_train, dataset.y_test,
-        sizes[:, 0].tolist(), first.diagnostics, seed=first.diagnostics.seed, init_params_M=initial)
+        sizes[:, 0].tolist(), first.diagnostics, seed=first.diagnostics.seed, init_params_M=(initial, state.masks))
     diverged_at = np.asarray(state.diverged_at)
     records, write_s = [], 0.0
     for i, m in enumerate(members):

@@ -105,26 +105,18 @@ def _with_learning_rate(opt_state, learning_rate):
     return opt_state._replace(hyperparams=hyper)
 
 
-@functools.lru_cache(maxsize=256)
-def _compile_init(spec: ModelSpec, group: ModelSpec):
-    """The vmapped initialisation of members of `spec`'s sizes, padded to `group`'s: compiled once."""
-    like = jax.eval_shape(functools.partial(models.init_params, group), jax.random.key(0))
-    init = jax.vmap(lambda seed: models.pad_params(
-        models.init_params(spec, jax.random.fold_in(jax.random.key(seed), 0)), like))
-    # Runs once per fit: backend O1 halves its compile time and gave bit-identical params.
-    return jax.jit(init, compiler_options={"xla_backend_optimization_level": 1})
-
-
 def init_params(plan: Plan, seeds_M: np.ndarray, sizes_M: np.ndarray) -> Any:
-    """Each member initialised at its own (code size, width), zero-padded to the group's largest."""
+    """Each member initialised at its own (code size, width), zero-padded on the host to the group's largest.
+
+    Member by member outside jit: `models.init_params` then runs one cached program per leaf shape, so a
+    sweep compiles each distinct layer shape once instead of an init program per (size, group)."""
     like = jax.eval_shape(functools.partial(models.init_params, plan.spec), jax.random.key(0))
     stacked = jax.tree.map(lambda a: np.zeros((len(seeds_M),) + a.shape, a.dtype), like)
-    for code_size, width in sorted({tuple(s) for s in sizes_M.tolist()}):
-        idx = np.flatnonzero((sizes_M[:, 0] == code_size) & (sizes_M[:, 1] == width))
+    for i, (seed, (code_size, width)) in enumerate(zip(np.asarray(seeds_M).tolist(), np.asarray(sizes_M).tolist())):
         spec = dataclasses.replace(plan.spec, code_size=int(code_size), width=int(width))
-        own = jax.device_get(_compile_init(spec, plan.spec)(jnp.asarray(seeds_M[idx], jnp.uint32)))
+        own = jax.device_get(models.init_params(spec, jax.random.fold_in(jax.random.key(np.uint32(seed)), 0)))
         for leaf_all, leaf_own in zip(jax.tree.leaves(stacked), jax.tree.leaves(own)):
-            leaf_all[idx] = leaf_own
+            leaf_all[(i,) + tuple(slice(0, n) for n in leaf_own.shape)] = leaf_own
     return stacked
 
 
@@ -222,23 +214,26 @@ def compile_stream(plan: Plan):
     return steps, jax.jit(sharding.over_members(chunk_means, (0,), mesh))
 
 
-def _start(plan: Plan, seeds_M, hp_M, x_train, sizes_M):
-    """(mesh, initial state, hp, data) of a group, members padded to the mesh and sharded over it."""
+def _start(plan: Plan, seeds_M, hp_M, x_train, sizes_M, params_M=None):
+    """(mesh, initial state, hp, data) of a group, members padded to the mesh and sharded over it;
+    `params_M`, if given, are the members' `init_params` (computed once by a caller that needs them too)."""
     init, _ = compile_plan(plan)
     m = len(seeds_M)
     if sizes_M is None:
         sizes_M = np.tile([plan.spec.code_size, plan.spec.width], (m, 1))
     mesh = sharding.member_mesh()
-    seeds_M, sizes_M, hp_M = sharding.pad_members(
+    if params_M is None:
+        params_M = init_params(plan, seeds_M, sizes_M)
+    seeds_M, sizes_M, hp_M, params_M = sharding.pad_members(
         (np.asarray(seeds_M, np.uint32), np.asarray(sizes_M, np.int32),
-         {k: np.asarray(v, np.float32) for k, v in hp_M.items()}), sharding.padded_size(m, mesh))
+         {k: np.asarray(v, np.float32) for k, v in hp_M.items()}, params_M), sharding.padded_size(m, mesh))
     if isinstance(x_train, stream.Streamed):
         data = sharding.replicate(Data(None, jnp.asarray(x_train.lo_D), jnp.asarray(x_train.hi_D)), mesh)
     else:
         x = jnp.asarray(x_train)
         data = sharding.replicate(Data(x, x.min(0), x.max(0)), mesh)
     hp = sharding.shard_members(hp_M, mesh)
-    params = sharding.shard_members(init_params(plan, seeds_M, sizes_M), mesh)
+    params = sharding.shard_members(params_M, mesh)
     return mesh, init(params, *sharding.shard_members((seeds_M, hp, sizes_M), mesh)), hp, data
 
 
@@ -266,7 +261,7 @@ def warm(plan: Plan, n_members: int, x_shape: tuple[int, int]) -> None:
 
 def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: np.ndarray | stream.Streamed,
         sizes_M: np.ndarray | None = None, on_chunk=None, on_metrics=None, checkpoint=None,
-        checkpoint_seconds: float = 60.0) -> tuple[TrainState, dict[str, np.ndarray]]:
+        checkpoint_seconds: float = 60.0, params_M: Any = None) -> tuple[TrainState, dict[str, np.ndarray]]:
     """Train all members of a group; returns the final states and curves {name: (M, n_chunks)}.
 
     `x_train` is an (N, D) array, put on the device whole, or a `stream.Streamed` source whose batches
@@ -279,11 +274,11 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
     brought to the host only after chunk i+1 is dispatched, so the device never waits on the host.
     `checkpoint` (a `checkpoint.GroupCheckpoint`) resumes from its latest save and is saved at most
     every `checkpoint_seconds` (0: after every chunk); chunks are deterministic, so a resumed group
-    ends bit-identical to an uninterrupted one.
+    ends bit-identical to an uninterrupted one. `params_M`: the members' `init_params`, if already made.
     """
     init, chunk = compile_plan(plan)
     m = len(seeds_M)
-    mesh, state, hp, data = _start(plan, seeds_M, hp_M, x_train, sizes_M)
+    mesh, state, hp, data = _start(plan, seeds_M, hp_M, x_train, sizes_M, params_M)
     seeds_M = sharding.pad_members(np.asarray(seeds_M, np.uint32), sharding.padded_size(m, mesh))
     streamed = isinstance(x_train, stream.Streamed)
     start, curves = 0, collections.defaultdict(list)
