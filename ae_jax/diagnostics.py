@@ -440,13 +440,13 @@ def _one_member_stats(reconstruct: Callable, params: Any, arrays: dict[str, jax.
     return _member_stats(reconstruct, params, arrays, n_snap)
 
 
-def _stats(reconstruct: Callable, params_M: Any, arrays: dict[str, jax.Array], n_members: int,
-           n_snap: int) -> dict:
+def _stats(reconstruct: Callable, params_M: Any, host_params_M: Any, arrays: dict[str, jax.Array],
+           n_members: int, n_snap: int) -> dict:
     """Host copies of every member's statistics, members padded to whole batches."""
     if sharding.member_invariant():
         # One member per call on the CPU, sliced outside the program, so the program never sees the group
         # (sharding.member_invariant); a lax.map over members around the chunk maps hung XLA:CPU.
-        each = [jax.device_get(_one_member_stats(reconstruct, jax.tree.map(lambda a, m=m: a[m], params_M),
+        each = [jax.device_get(_one_member_stats(reconstruct, jax.tree.map(lambda a, m=m: a[m], host_params_M),
                                                  arrays, n_snap)) for m in range(n_members)]
         return jax.tree.map(lambda *v: np.stack(v), *each)
     batch, params_M = _pad_members(params_M, n_members)
@@ -497,9 +497,11 @@ def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np
     n_members = jax.tree.leaves(params_M)[0].shape[0]
     if len(code_sizes) != n_members:
         raise ValueError(f"evaluate: {len(code_sizes)} code sizes for {n_members} members")
-    # on device once: the probe's per-member calls would otherwise re-send host arrays every time
+    # One member's parameters are sliced on the host (slicing device arrays compiles a program per leaf
+    # shape); the stacked ones go to the device once, for the programs that index members themselves.
+    host_params_M = jax.device_get(params_M)
     arrays, params_M, init_params_M = jax.device_put((probes["arrays"], params_M, init_params_M))
-    stats = _stats(reconstruct, params_M, arrays, n_members, probes["n_snap"])
+    stats = _stats(reconstruct, params_M, host_params_M, arrays, n_members, probes["n_snap"])
     ends = np.concatenate([stats["att_end"], stats["snap_end"]], axis=1)  # one pass over the train set
     train_se_M, end_d2_MA = _train_pass(reconstruct, params_M, ends, probes["train_x"],
                                         probes["train_w"], probes["arrays"]["mu"], n_members)
@@ -563,7 +565,7 @@ def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np
             if init_params_M is not None:
                 metrics["probe_acc_init"] = probe(init_params_M)
             metrics["probe_acc_raw"] = raw_probe_accuracy(x_train, y_train, x_test, y_test)
-        member_f = _chunked(reconstruct, jax.tree.map(lambda p: p[m], params_M))
+        member_f = _chunked(reconstruct, jax.tree.map(lambda p: p[m], host_params_M))
         for name, metric in MAP_METRICS.items():
             metrics[name] = _finite(metric(member_f, x_train, x_test))
         metrics["data_rank"] = int(r)

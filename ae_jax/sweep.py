@@ -7,12 +7,9 @@ hyperparameters (`train.traced_keys()`, the seed) vary inside it. Results land i
 member at a time as each group finishes; running the same command again skips finished members.
 """
 
-import concurrent.futures
 import dataclasses
 import fnmatch
 import importlib.util
-import json
-import math
 import os
 import sys
 import time
@@ -21,19 +18,11 @@ from typing import Any, Sequence
 
 import jax
 import ml_collections
-import numpy as np
 
-from ae_jax import checkpoint, code_metrics, config as config_lib, data as data_lib, diagnostics, models, objectives
-from ae_jax import member_log, regime, store, stream, train, workdir as workdir_lib
+from ae_jax import config as config_lib, data as data_lib, stream, train, workdir as workdir_lib
 from ae_jax.errors import ConfigError
-
-
-@dataclasses.dataclass
-class Member:
-    index: int
-    name: str
-    overrides: dict[str, Any]
-    config: ml_collections.ConfigDict
+from ae_jax import workers as workers_lib
+from ae_jax.groups import Group, Member, data_key, diagnostics_specs, group_members, run_group
 
 
 # ----------------------------------------------------------------------------- expansion
@@ -113,191 +102,6 @@ def expand(config: ml_collections.ConfigDict, sweep: Sequence[dict]) -> list[Mem
     return members
 
 
-# ----------------------------------------------------------------------------- grouping
-
-
-def data_key(c: ml_collections.ConfigDict) -> str:
-    return json.dumps(c.data.to_dict(), sort_keys=True)
-
-
-@dataclasses.dataclass
-class Group:
-    plan: train.Plan
-    data: str
-    members: list[Member]
-
-
-def group_members(members: Sequence[Member], datasets: dict[str, data_lib.Dataset]) -> list[Group]:
-    """Members with equal static settings share a group; a group computes the contractive penalty if
-    any of its members weights it, so a zero-weight member still shares the program."""
-    groups: dict[Any, Group] = {}
-    for m in members:
-        dk = data_key(m.config)
-        # Terms switched on by their weight alone stay out of the key: a zero-weight member shares the
-        # program of its weighted group mates (objectives.group_objective).
-        plan = train.plan_of(m.config, datasets[dk].shape)
-        plan = dataclasses.replace(plan, obj=objectives.objective_spec(m.config, weighted=False))
-        ratio = m.config.train.pack_ratio
-        if ratio:
-            bucket = lambda n: math.ceil(math.log(n) / math.log(ratio) - 1e-9)
-            packed = dataclasses.replace(plan.spec, code_size=0, width=0)
-            plan = dataclasses.replace(plan, spec=packed)
-            key_sizes = (bucket(m.config.model.code_size), bucket(m.config.model.width))
-        else:
-            key_sizes = ()
-        diag = json.dumps(m.config.diagnostics.to_dict(), sort_keys=True)
-        key = (plan, key_sizes, dk, diag, m.config.vae.active_threshold)
-        groups.setdefault(key, Group(plan, dk, [])).members.append(m)
-    out = []
-    for g in groups.values():
-        if g.plan.spec.code_size == 0:  # packed: the program is built for the largest member
-            g.plan = dataclasses.replace(g.plan, spec=dataclasses.replace(
-                g.plan.spec, code_size=max(m.config.model.code_size for m in g.members),
-                width=max(m.config.model.width for m in g.members)))
-        g.plan = dataclasses.replace(g.plan, obj=objectives.group_objective([m.config for m in g.members]))
-        out.append(g)
-    return out
-
-
-# ----------------------------------------------------------------------------- running a group
-
-
-# A finite loss this many times the trivial predictors' has diverged all the same (Adam at a huge learning
-# rate stays finite while the map is garbage); an untrained net sits near 1-10x of it.
-DIVERGED_ABOVE_TRIVIAL = 100.0
-
-
-def trivial_recon_loss(spec: models.ModelSpec, x_train: np.ndarray) -> float:
-    """The training loss (per example, as loss/recon) of the worse of two trivial maps: the train mean for
-    every input, and the blank output (0, or 1/2 for a sigmoid output). The second keeps the yardstick
-    positive when the mean is exact (one training example)."""
-    x = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
-    mu = x.mean(0)
-    if spec.output == "sigmoid":
-        bce = lambda p: float(-(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(1).mean())
-        return max(bce(np.clip(mu, 1e-7, 1 - 1e-7)), bce(np.full_like(mu, 0.5)))
-    return max(float(((x - mu) ** 2).sum(1).mean()), float((x ** 2).sum(1).mean()))
-
-
-def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir: Path, results,
-              progress=None, timings: dict | None = None, identity: dict | None = None,
-              label: str | None = None) -> list[dict]:
-    """Train, diagnose and record every member of one group; returns their result records.
-
-    `timings`, if given, accumulates wall seconds under `train_s` (compile included), `diagnostics_s`
-    and `write_s` (results.jsonl, W&B, checkpoint clean-up). `identity` (the workdir's sweep identity)
-    fixes the members' W&B run ids; `label` (default the sweep name) names their W&B group."""
-    with models.matmul_precision(group.plan.spec):  # diagnostics' own matmuls too, not just the model's
-        return _run_group(group, dataset, workdir, results, progress, timings if timings is not None else {},
-                          identity or {}, label or sweep_name)
-
-
-def _group_inputs(group: Group, dataset: data_lib.Dataset):
-    """(seeds, traced hyperparameters, own sizes, loader name, training input) of a group's members."""
-    members = group.members
-    seeds = np.array([m.config.seed for m in members], np.uint32)
-    hp = train.hparams_of([m.config for m in members])
-    sizes = np.array([[m.config.model.code_size, m.config.model.width] for m in members], np.int32)
-    loader, x_train = stream.training_input(members[0].config.data, dataset)  # data.* is the same group-wide
-    return seeds, hp, sizes, loader, x_train
-
-
-def warm_group(group: Group, dataset: data_lib.Dataset) -> None:
-    """Compile a group's training program before its turn (run in a thread while the previous group
-    trains and is diagnosed): on a CPU a small training program keeps one core busy, and compiling is
-    most of a sweep's wall time. A streamed group is left alone (its batches come from the host)."""
-    _, x_train = stream.training_input(group.members[0].config.data, dataset)
-    if not isinstance(x_train, stream.Streamed):
-        with models.matmul_precision(group.plan.spec):
-            train.warm(group.plan, len(group.members), np.shape(x_train))
-
-
-def _own_terms(c: ml_collections.ConfigDict) -> set[str]:
-    """The member's own loss curves: a group mate's weighted term is computed for it too, at weight 0."""
-    return {"loss/recon", "loss/total", "grad/norm"} | {
-        objectives.LOSS_TERMS[n].log or f"loss/{n}" for n, _ in objectives.objective_spec(c).terms}
-
-
-def _run_group(group: Group, dataset: data_lib.Dataset, workdir: Path, results, progress, timings: dict,
-               identity: dict, label: str) -> list[dict]:
-    plan, members = group.plan, group.members
-    first = members[0].config
-    seeds, hp, sizes, loader, x_train = _group_inputs(group, dataset)
-    t0 = time.time()
-    ckpt = checkpoint.GroupCheckpoint(checkpoint.group_dir(workdir, plan, [m.name for m in members]))
-    own = [_own_terms(m.config) for m in members]
-    runs = [member_log.open_run(m.config, m.name, label, workdir, identity) for m in members]
-
-    def live(chunk: int, values: dict[str, np.ndarray]) -> None:  # each member's curve while it trains
-        for j, run in enumerate(runs):
-            member_log.log_chunk(run, plan, chunk, {k: float(v[j]) for k, v in values.items() if k in own[j]})
-
-    # the members' initial parameters: where training starts, and probe_acc_init's reference
-    initial = train.init_params(plan, seeds, sizes)
-    try:
-        state, curves = train.fit(plan, seeds, hp, x_train, sizes, on_chunk=progress.chunk if progress else None,
-                                  on_metrics=live, checkpoint=ckpt,
-                                  checkpoint_seconds=members[0].config.train.checkpoint_seconds, params_M=initial)
-        jax.block_until_ready(state.params)
-    except BaseException:
-        for run in runs:  # unfinished: a rerun continues the same runs (their ids are fixed)
-            run.close()
-        raise
-    train_s = time.time() - t0
-    trivial = trivial_recon_loss(plan.spec, dataset.x_train)
-
-    spec = plan.spec
-    metrics = diagnostics.evaluate(
-        models.MeanPath(spec), models.CodePath(spec), (state.params, state.masks), dataset.x_train, dataset.x_test, dataset.y_train, dataset.y_test,
-        sizes[:, 0].tolist(), first.diagnostics, seed=first.diagnostics.seed, init_params_M=(initial, state.masks))
-    diverged_at = np.asarray(state.diverged_at)
-    records, write_s = [], 0.0
-    for i, m in enumerate(members):
-        params_i, masks_i = jax.tree.map(lambda a: a[i], (state.params, state.masks))
-        extra = code_metrics.member_code_metrics(spec, params_i, masks_i, int(sizes[i, 0]), dataset.x_test,
-                                                 m.config)
-        final = {k.replace("loss/", "final_"): float(v[i, -1]) for k, v in curves.items()
-                 if k in own[i] and k.startswith("loss/")}
-        status = "diverged" if diverged_at[i] >= 0 else "ok"
-        if status == "ok" and not final["final_recon"] <= DIVERGED_ABOVE_TRIVIAL * trivial:
-            status = "diverged"  # finite, but the map is garbage: no regime, not in the phase diagram
-        # whether the loss had stopped falling by the end (regime.converged: the documented criterion)
-        metrics[i]["converged"] = regime.converged(curves["loss/total"][i])
-        record = {
-            "member": m.index,
-            "name": m.name,
-            "overrides": m.overrides,
-            "status": status,
-            "metrics": {**metrics[i], **extra, **final, "steps": int(np.asarray(state.step)[i])},
-            "config": config_lib.flatten(m.config.to_dict()),
-        }
-        if status == "diverged":
-            record["diverged_at"] = int(diverged_at[i]) if diverged_at[i] >= 0 else None
-            record["metrics"]["regime"] = None
-            record["metrics"]["trivial_loss"] = trivial
-        t_write = time.time()
-        if m.config.train.save_params:  # before its result line: a recorded member can always be loaded
-            store.save_member(workdir, m.index, spec, params_i, masks_i)
-        # W&B first: a member without its results line is retrained and re-logged into the same run
-        member_log.finish_run(runs[i], m.name, m.config, record, plan, params_i, masks_i, dataset, workdir)
-        if runs[i].run_id:
-            record["wandb_run_id"], record["wandb_dir"] = runs[i].run_id, runs[i].folder
-        results.append(record)
-        records.append(record)
-        write_s += time.time() - t_write
-    t_write = time.time()
-    ckpt.remove()
-    write_s += time.time() - t_write
-    eval_s = time.time() - t0 - train_s - write_s
-    for key, value in (("train_s", train_s), ("diagnostics_s", eval_s), ("write_s", write_s)):
-        timings[key] = timings.get(key, 0.0) + value
-    ok = [r["metrics"]["test_mse"] for r in records if r["status"] == "ok"]
-    print(f"  {plan.spec.kind} depth={spec.depth} code<={spec.code_size} width<={spec.width}: {len(members)} "
-          f"members x {plan.steps} steps, train {train_s:.1f}s ({loader} loader), diagnostics {eval_s:.1f}s, "
-          f"mean test_mse {np.mean(ok) if ok else float('nan'):.4g} over {len(ok)} ok", flush=True)
-    return records
-
-
 # ----------------------------------------------------------------------------- the command
 
 
@@ -315,7 +119,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir: str | Path,
               sweep_name: str = "sweep", only: str = "", dry_run: bool = False,
               report: bool = True, shard: tuple[int, int] = (0, 1), timings: dict | None = None,
-              label: str | None = None) -> list[dict]:
+              label: str | None = None, workers: int = 1) -> list[dict]:
     """Everything the CLI does, callable from tests and notebooks; returns the new result records.
 
     `timings`, if given, accumulates the groups' wall seconds (see `run_group`). `label` names the W&B
@@ -323,6 +127,9 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
 
     `shard=(i, n)` runs only members with index = i mod n, so n independent jobs (a Slurm array, or
     the processes of `jax.distributed`) split one sweep into one workdir without clashes.
+
+    `workers` > 1 spreads the groups over that many local processes (`ae_jax.workers`; 0: one per core on
+    a CPU, one on an accelerator); a member's numbers are the same either way.
     """
     everyone = expand(config, sweep)
     members = [m for m in everyone if m.index % shard[1] == shard[0]]
@@ -339,8 +146,9 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
     # only then cut to this run's members, so a member trains the same program in a shard, an --only run
     # or the full sweep (model_spec checks, e.g. conv shapes, happen here).
     chosen = {m.index for m in members}
-    groups = [dataclasses.replace(g, members=[m for m in g.members if m.index in chosen])
-              for g in group_members([m for m in everyone if data_key(m.config) in datasets], datasets)]
+    whole = group_members([m for m in everyone if data_key(m.config) in datasets], datasets)
+    groups = [dataclasses.replace(g, members=[m for m in g.members if m.index in chosen], diag_spec=d)
+              for g, d in zip(whole, diagnostics_specs(whole))]
     groups = [g for g in groups if g.members]
     if dry_run:
         print(f"sweep {sweep_name}: {len(members)} members in {len(groups)} compiled groups")
@@ -358,28 +166,36 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
     identity = workdir_lib.sweep_identity(
         sweep_name, [(m.name, config_lib.flatten(m.config.to_dict())) for m in everyone])
     with workdir_lib.open_workdir(workdir, identity, shard) as results:
-        done = results.finished_names()
-        todo = [g for g in ([dataclasses.replace(g, members=[m for m in g.members if m.name not in done])
+        recorded = results.finished_names()
+        todo = [g for g in ([dataclasses.replace(g, members=[m for m in g.members if m.name not in recorded])
                              for g in groups]) if g.members]
         skipped = len(members) - sum(len(g.members) for g in todo)
         print(f"sweep {sweep_name}: {len(members)} members in {len(groups)} compiled groups; "
               f"{skipped} already finished; workdir {workdir}", flush=True)
         progress = workdir_lib.Progress(sum(g.plan.n_chunks for g in todo))
         records, t0, n_todo = [], time.time(), sum(len(g.members) for g in todo)
-        ahead = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile-ahead")
-        warmed = {}
-        for k, g in enumerate(todo, 1):
-            if k < len(todo):  # the next group compiles while this one trains
-                warmed[k] = ahead.submit(warm_group, todo[k], datasets[todo[k].data])
-            if k - 1 in warmed:
-                _settle(warmed.pop(k - 1))
-            records += run_group(g, datasets[g.data], sweep_name, workdir, results, progress, timings,
-                                 identity=identity, label=label or sweep_name)
+        n_workers = min(workers or workers_lib.auto_workers(len(todo)), len(todo))
+
+        groups_done = []
+
+        def done(k: int, group_records: list[dict]) -> None:
+            records.extend(group_records)
+            groups_done.append(k)
             left = (time.time() - t0) / len(records) * (n_todo - len(records)) if records else 0.0
-            print(f"group {k} of {len(todo)} done: {len(records)} of {n_todo} members trained this run, "
-                  f"{time.time() - t0:.0f}s so far, about {left:.0f}s left", flush=True)
+            print(f"group {len(groups_done)} of {len(todo)} done: {len(records)} of {n_todo} members trained this "
+                  f"run, {time.time() - t0:.0f}s so far, about {left:.0f}s left", flush=True)
+
+        if n_workers > 1:
+            print(f"sweep {sweep_name}: {len(todo)} groups on {n_workers} worker processes", flush=True)
+            job = dict(workdir=str(workdir), sweep_name=sweep_name, identity=identity, label=label or sweep_name,
+                       compilation_cache=jax.config.jax_compilation_cache_dir)
+            workers_lib.run_parallel(todo, n_workers, job, progress, done, timings)
+        else:
+            order = iter(range(len(todo)))
+            run_one = lambda g, dataset: run_group(g, dataset, sweep_name, workdir, results, progress, timings,
+                                                   identity=identity, label=label or sweep_name)
+            workers_lib.train_groups(todo, datasets, lambda: next(order, None), run_one, done, ahead=True)
         progress.close()
-        ahead.shutdown(wait=True, cancel_futures=True)
         finished = results.finished_names(reload=True)
         complete = {m.name for m in everyone} <= finished
         if not complete:  # an --only or --shard run, or members left to a rerun
@@ -394,14 +210,6 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
         path = report_lib.write_report(workdir)
         print(f"report: {path}", flush=True)
     return records
-
-
-def _settle(future: concurrent.futures.Future) -> None:
-    """Wait for a group's compile-ahead; its failure is the group's own to report when it runs."""
-    try:
-        future.result()
-    except Exception:  # noqa: BLE001 - the real run raises it again, with its context
-        pass
 
 
 def run_label(sweep_name: str, file_config: ml_collections.ConfigDict, config: ml_collections.ConfigDict) -> str:
@@ -428,6 +236,15 @@ def default_compilation_cache() -> str:
     """$AE_JAX_COMPILATION_CACHE if set ('' turns the cache off, as the test suite does), else a per-user
     folder. The setting is process-wide in JAX, so an in-process caller must be able to opt out."""
     return os.environ.get("AE_JAX_COMPILATION_CACHE", str(Path.home() / ".cache" / "ae_jax" / "xla"))
+
+
+def default_workers() -> int:
+    """$AE_JAX_WORKERS if set, else 0 (one worker per core on a CPU)."""
+    text = os.environ.get("AE_JAX_WORKERS", "0")
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"$AE_JAX_WORKERS: expected an integer, got {text!r}") from None
 
 
 def usage(fv, config_path: str | None) -> str:
@@ -484,6 +301,10 @@ def main(argv: Sequence[str]) -> int:
     flags.DEFINE_string("coordinator", None, "host:port of process 0 (jax.distributed)", flag_values=fv)
     flags.DEFINE_integer("num_processes", None, "number of processes (jax.distributed)", flag_values=fv)
     flags.DEFINE_integer("process_id", None, "this process (jax.distributed)", flag_values=fv)
+    flags.DEFINE_integer("workers", None,
+                         "local worker processes the shape groups are spread over (0: one per core on a CPU, "
+                         "one on an accelerator; default from $AE_JAX_WORKERS); results do not depend on it",
+                         flag_values=fv)
     flags.DEFINE_string("compilation_cache", default_compilation_cache(),
                         "JAX's persistent compilation cache (per user; '' disables; default from "
                         "$AE_JAX_COMPILATION_CACHE): a repeated or resumed sweep does not recompile",
@@ -513,6 +334,9 @@ def main(argv: Sequence[str]) -> int:
         if not fv.workdir and not fv.dry_run:
             raise ConfigError("--workdir: required")
         shard = parse_shard(fv.shard) if fv.shard else (0, 1)
+        workers = default_workers() if fv.workers is None else fv.workers
+        if workers < 0:
+            raise ConfigError(f"--workers: must be 0 (one per core) or more, got {workers}")
         if fv.distributed:
             shard = distributed_shard(fv.coordinator, fv.num_processes, fv.process_id)
         if in_main_thread:  # after jax.distributed, which installs its own SIGTERM handler
@@ -522,7 +346,8 @@ def main(argv: Sequence[str]) -> int:
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
         traces = sum(train.TRACE_COUNTS.values())
         run_sweep(fv.config, sweep, fv.workdir, sweep_name=name, only=fv.only, dry_run=fv.dry_run,
-                  report=fv.report, shard=shard, label=run_label(name, base, fv.config))
+                  report=fv.report, shard=shard, label=run_label(name, base, fv.config),
+                  workers=1 if fv.distributed else workers)
         if not fv.dry_run:
             print(f"training programs traced: {sum(train.TRACE_COUNTS.values()) - traces} "
                   f"(compiled or loaded from {fv.compilation_cache or 'nowhere: cache off'})", flush=True)

@@ -324,8 +324,11 @@ class Progress:
             self._bar = tqdm(total=total, unit="chunk", dynamic_ncols=True, leave=False)
 
     def chunk(self, i: int, n: int) -> None:
+        self.advance(1)
+
+    def advance(self, chunks: int) -> None:
         if self._bar is not None:
-            self._bar.update(1)
+            self._bar.update(chunks)
 
     def close(self) -> None:
         if self._bar is not None:

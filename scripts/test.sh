@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export JAX_PLATFORMS=cpu
+# One process per sweep command: pytest already runs two workers on two cores (tests/test_workers.py
+# checks the worker processes a command starts by default on a multi-core CPU).
+export AE_JAX_WORKERS=1
 # The modules that test how the engine shards members over devices run on 4 forced host devices; the
 # rest on 1 (sharding costs every compiled program ~35% more CPU on 2 cores, tests/conftest.py). The
 # CLI on 4 devices is also checked against 1 device in tests/test_reliability.py.
