@@ -122,7 +122,8 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
               label: str | None = None, workers: int = 1) -> list[dict]:
     """Everything the CLI does, callable from tests and notebooks; returns the new result records.
 
-    `timings`, if given, accumulates the groups' wall seconds (see `run_group`). `label` names the W&B
+    `timings`, if given, accumulates the groups' wall seconds (see `run_group`; summed over the groups, so
+    with several workers they add up to more than the wall time) and gets `workers`. `label` names the W&B
     group of the members' runs (default: the sweep name; the CLI adds the `--config.KEY=VALUE` flags).
 
     `shard=(i, n)` runs only members with index = i mod n, so n independent jobs (a Slurm array, or
@@ -175,6 +176,8 @@ def run_sweep(config: ml_collections.ConfigDict, sweep: Sequence[dict], workdir:
         progress = workdir_lib.Progress(sum(g.plan.n_chunks for g in todo))
         records, t0, n_todo = [], time.time(), sum(len(g.members) for g in todo)
         n_workers = min(workers or workers_lib.auto_workers(len(todo)), len(todo))
+        if timings is not None:
+            timings["workers"] = max(n_workers, 1)
 
         groups_done = []
 

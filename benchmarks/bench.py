@@ -38,7 +38,7 @@ def main(argv=None, prog: str = "python -m benchmarks.bench") -> int:
     parser.add_argument("--parts", default="engine,peak,memory,fashion,quickstart,wandb",
                         help="comma-separated parts to run (default: all, which every contract key needs)")
     parser.add_argument("--quickstart_cores", type=int, help="cores each side of the quickstart part is "
-                        "pinned to (default 1)")
+                        "pinned to; the sweep runs one worker process per core (default: all)")
     parser.add_argument("--quickstart_steps", type=int, help="train.steps of the quickstart part (default: "
                         "the config's)")
     parser.add_argument("--quickstart_only", help="run only the quickstart members matching this glob")
@@ -88,7 +88,7 @@ def main(argv=None, prog: str = "python -m benchmarks.bench") -> int:
 def _with_quickstart_flags(parser: argparse.ArgumentParser, args, sizes):
     import dataclasses
 
-    cores = args.quickstart_cores or sizes.quickstart_cores
+    cores = args.quickstart_cores or sizes.quickstart_cores or len(os.sched_getaffinity(0))
     if not 1 <= cores <= len(os.sched_getaffinity(0)):
         parser.error(f"--quickstart_cores: {cores}: this process may use 1 to {len(os.sched_getaffinity(0))}")
     if args.quickstart_steps is not None and args.quickstart_steps < 1:

@@ -45,7 +45,7 @@ class Sizes:
     quickstart_arg: str = ""
     quickstart_steps: int = 0  # 0: the config's own
     quickstart_only: str = ""  # a member-name glob, as `--only` takes
-    quickstart_cores: int = 1  # each side runs pinned to this many cores
+    quickstart_cores: int = 0  # each side runs pinned to this many cores (0: all this process may use)
     # The Fashion-MNIST-sized case (benchmarks/fashion.py): 784-d input, compute-bound widths.
     fashion_members: int = 16
     fashion_width: int = 512

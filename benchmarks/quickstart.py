@@ -75,7 +75,7 @@ def quickstart_job(job: dict) -> dict:
         workdir = Path(tmp) / "quickstart"
         t0 = time.time()
         records = sweep_lib.run_sweep(config, grid, workdir, sweep_name=config.name, only=job["only"],
-                                      report=False, timings=timings)
+                                      report=False, timings=timings, workers=job["workers"])
         t1 = time.time()
         report_lib.write_report(workdir)
         done = time.time()
@@ -111,32 +111,42 @@ def run_quickstart(sizes, use_torch: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         x_path = str(Path(tmp) / "x_train.npy")
         spawned = time.time()
+        workers = len(cpus) if jax.default_backend() == "cpu" else 1  # what `--workers=0` chooses on these cores
         ours = run_child({"kind": "quickstart", "arg": sizes.quickstart_arg, "steps": sizes.quickstart_steps,
-                          "only": sizes.quickstart_only, "x": x_path}, cpus=cpus, platform=jax.default_backend(),
+                          "only": sizes.quickstart_only, "x": x_path, "workers": workers}, cpus=cpus,
+                         platform=jax.default_backend(),
                          env={"AE_JAX_COMPILATION_CACHE": "", "JAX_COMPILATION_CACHE_DIR": "",
                               "WANDB_MODE": "disabled"})
         torch_side = (run_child({"kind": "torch_members", "x": x_path, "members": ours["members"],
-                                 "threads": len(cpus), "device": torch_device()}, cpus=cpus)
+                                 "threads": 0, "device": torch_device()}, cpus=cpus)
                       if use_torch else None)
     t, compile_s = ours["timings"], ours["compile_s"]
+    workers = int(t.get("workers", 1))  # at most one per group
     end_to_end = ours["done"] - spawned
+    # With W worker processes the groups' phases overlap: train_s, diagnostics_s and write_s are summed over
+    # the groups (core-seconds, W of them per second of wall time), and the compile spans, which JAX reports
+    # in the process that compiles, are only seen with one worker.
+    alone = workers == 1
     split = {
         "startup_s": ours["started"] - spawned,  # the interpreter and the imports of JAX and ae_jax
-        "compile_s": compile_s["train"],  # the training programs, inside train.fit
-        "train_s": t["train_s"] - compile_s["train"],
-        "diagnostics_s": t["diagnostics_s"],  # their own compiles included (diagnostics_compile_s)
-        "diagnostics_compile_s": compile_s["diagnostics"],
-        "write_s": t["write_s"],
+        "compile_s": compile_s["train"] if alone else None,  # the training programs, inside train.fit
+        "train_s": t["train_s"] - compile_s["train"] if alone else None,
+        "train_with_compile_core_s": t["train_s"],
+        "diagnostics_core_s": t["diagnostics_s"],  # their own compiles included (diagnostics_compile_s)
+        "diagnostics_compile_s": compile_s["diagnostics"] if alone else None,
+        "write_core_s": t["write_s"],
         "report_s": ours["report_s"],
+        "workers": workers,
     }
-    parts = ("startup_s", "compile_s", "train_s", "diagnostics_s", "write_s", "report_s")
-    # Config expansion, data loading, grouping, the workdir lock; and rounding of the clocks.
-    split["other_s"] = end_to_end - sum(split[k] for k in parts)
+    # Config expansion, data loading, grouping, the workdir lock, starting the workers; and rounding.
+    busy = (t["train_s"] + t["diagnostics_s"] + t["write_s"]) / workers
+    split["other_s"] = end_to_end - split["startup_s"] - busy - split["report_s"]
     steps = sum(m["steps"] for m in ours["members"])
     out = {
         "quickstart_end_to_end_s": end_to_end,
         "quickstart_split": split,
-        "quickstart_diagnostics_fraction": t["diagnostics_s"] / end_to_end,
+        # the share of the cores' time (W cores for the whole run) that went to diagnostics
+        "quickstart_diagnostics_fraction": t["diagnostics_s"] / (workers * end_to_end),
         "quickstart_over_pytorch": None,
         "quickstart_over_pytorch_end_to_end": None,
         "quickstart_over_pytorch_train_only": None,
@@ -144,15 +154,17 @@ def run_quickstart(sizes, use_torch: bool) -> dict:
             "config": f"configs/quickstart.py{':' + sizes.quickstart_arg if sizes.quickstart_arg else ''}"
                       + (f", train.steps={sizes.quickstart_steps}" if sizes.quickstart_steps else "")
                       + (f", --only='{sizes.quickstart_only}'" if sizes.quickstart_only else ""),
-            "members": len(ours["members"]), "member_steps": steps, "cores": ours["cores"],
+            "members": len(ours["members"]), "member_steps": steps, "cores": ours["cores"], "workers": workers,
             "test_mse_mean": ours["test_mse_mean"], "other_compile_s": compile_s["other"],
         },
     }
     if torch_side is not None:
         torch_s = sum(torch_side["per_member_s"])
-        out.update(quickstart_over_pytorch=torch_s / t["train_s"],
+        # our training on W cores: its core-seconds, compile included, over W (the groups train side by side)
+        out.update(quickstart_over_pytorch=torch_s / (t["train_s"] / workers),
                    quickstart_over_pytorch_end_to_end=torch_s / end_to_end,
-                   quickstart_over_pytorch_train_only=torch_s / split["train_s"])
+                   quickstart_over_pytorch_train_only=torch_s / split["train_s"] if alone else None)
         out["quickstart"].update(torch_s=torch_s, torch_ms_per_step=1e3 * torch_s / steps,
-                                 torch_threads=torch_side["threads"], torch_cores=torch_side["cores"])
+                                 torch_threads=torch_side["threads"], torch_cores=torch_side["cores"],
+                                 torch_thread_probe=torch_side.get("thread_probe"))
     return out

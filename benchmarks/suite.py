@@ -52,9 +52,9 @@ def run(sizes: Sizes, with_torch: bool = True, parts: tuple[str, ...] = PARTS) -
         out.update({k: v for k, v in qs.items() if k.startswith("quickstart_")})
         out["quickstart"] = qs["quickstart"]
         settings["quickstart"] = (
-            "a fresh process runs ae_jax.sweep.run_sweep + report.write_report (persistent compile cache off, "
-            "W&B disabled); then a fresh process trains the same members with the PyTorch peer one after "
-            f"another; both pinned to the same {sizes.quickstart_cores} core(s)")
+            "a fresh process runs ae_jax.sweep.run_sweep (one worker process per core) + report.write_report "
+            "(persistent compile cache off, W&B disabled); then a fresh process trains the same members with the "
+            f"PyTorch peer one after another; both pinned to the same {sizes.quickstart_cores} core(s)")
     if "wandb" in parts:
         wb = wandb_cost.run_wandb_cost(sizes)
         out.update(live_logging_overhead=wb["live_logging_overhead"], wandb_sweep_overhead=wb["wandb_sweep_overhead"])

@@ -55,8 +55,12 @@ def members_job(job: dict) -> dict:
     x = np.load(job["x"])
     threads, device = job["threads"], job["device"]
     first = job["members"][0]
+    probe = None
+    if not threads:  # the faster of 1 and all threads, on the largest member
+        big = max(job["members"], key=lambda m: sum(a * b for a, b in zip(m["dims"], m["dims"][1:])))
+        threads, probe = torch_threads(x, big["dims"], 50, big["batch"], device)
     torch_train(x, first["dims"], 2, first["batch"], 1e-3, 0, threads, device)  # first-call costs, once
     per_member = [torch_train(x, m["dims"], m["steps"], m["batch"], m["lr"], m["seed"], threads, device)
                   for m in job["members"]]
-    return {"per_member_s": per_member, "threads": torch.get_num_threads(),
+    return {"per_member_s": per_member, "threads": torch.get_num_threads(), "thread_probe": probe,
             "cores": len(os.sched_getaffinity(0)), "torch": torch.__version__}
