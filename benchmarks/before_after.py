@@ -1,7 +1,7 @@
 """A sweep command end to end at two commits, side by side: `python -m benchmarks.before_after --before=REV`.
 
 Checks REV out into a temporary git worktree and runs the same `python -m ae_jax.sweep` command (default:
-the quickstart, W&B disabled, persistent compile cache off, report written) there and in this checkout,
+the quickstart, W&B disabled, an empty persistent compilation cache, report written) there and in this checkout,
 alternately, each in a fresh process pinned to the same cores; prints one JSON object with the wall times,
 their ratio, the load average, and how far the two runs' metrics are apart (member by member).
 """
@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def timed_sweep(tree: Path, config: str, workdir: Path, cpus: list[int], extra: list[str]) -> float:
     """Seconds from starting Python to the report written, for `tree`'s code."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "AE_JAX_COMPILATION_CACHE": "", "WANDB_MODE": "disabled",
-           "PYTHONPATH": str(tree)}
+    # cold: an empty persistent compilation cache, as on a user's first run
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "AE_JAX_COMPILATION_CACHE": str(workdir) + "-xla-cache",
+           "WANDB_MODE": "disabled", "PYTHONPATH": str(tree)}
     env.pop("AE_JAX_WORKERS", None)  # each commit's own default
     cmd = [sys.executable, "-m", "ae_jax.sweep", f"--config={config}", f"--workdir={workdir}",
            "--config.wandb.mode=disabled", *extra]

@@ -63,7 +63,9 @@ def quickstart_job(job: dict) -> dict:
             spans[_phase_of_caller()].append((start, end))
 
     monitoring.register_event_time_span_listener(on_span)
-    # Cold: this process has compiled nothing, and the persistent cache is off (run_sweep never turns it on).
+    # Cold: this process has compiled nothing and the persistent cache starts empty, as on a user's first
+    # run (the sweep command keeps it on by default; worker processes share it, so a program one of them
+    # compiled is loaded by the others).
     assert not jax.config.jax_compilation_cache_dir, jax.config.jax_compilation_cache_dir
     config, grid = load_quickstart(job["arg"])
     config.wandb.mode = "disabled"
@@ -72,6 +74,8 @@ def quickstart_job(job: dict) -> dict:
         config.train.log_every = min(config.train.log_every, job["steps"])
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        jax.config.update("jax_compilation_cache_dir", str(Path(tmp) / "xla"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # as the sweep command sets it
         workdir = Path(tmp) / "quickstart"
         t0 = time.time()
         records = sweep_lib.run_sweep(config, grid, workdir, sweep_name=config.name, only=job["only"],

@@ -58,14 +58,18 @@ def test_quick_run_prints_one_json_object_with_every_key():
         # Against the same members: the peer trained as many as the quickstart did.
         assert positive(result["quickstart"]["torch_ms_per_step"])
     split = result["quickstart_split"]
-    assert set(split) == {"startup_s", "compile_s", "train_s", "diagnostics_s", "diagnostics_compile_s",
-                          "write_s", "report_s", "other_s"}
+    assert set(split) == {"startup_s", "compile_s", "train_s", "train_with_compile_core_s", "diagnostics_core_s",
+                          "diagnostics_compile_s", "write_core_s", "report_s", "workers", "other_s"}
+    # one member is one group, so one worker process, which lets the compile spans be seen
+    assert split["workers"] == 1
     assert all(positive(v) for k, v in split.items() if k != "other_s"), split
     # The parts are disjoint slices of the end-to-end wall time (other_s is what is left over).
     assert split["other_s"] > -0.05 * result["quickstart_end_to_end_s"], split
-    assert split["diagnostics_compile_s"] <= split["diagnostics_s"]
+    assert split["diagnostics_compile_s"] <= split["diagnostics_core_s"]
+    assert split["compile_s"] + split["train_s"] == pytest.approx(split["train_with_compile_core_s"])
     qs = result["quickstart"]
-    assert qs["members"] == 1 and qs["member_steps"] == common.QUICK.quickstart_steps and qs["cores"] == 1
+    assert qs["members"] == 1 and qs["member_steps"] == common.QUICK.quickstart_steps
+    assert qs["cores"] == len(os.sched_getaffinity(0)) and qs["workers"] == 1
     # the offline side really logged: every member's curve, chunk by chunk
     chunks = common.QUICK.wandb_members * common.QUICK.wandb_steps // common.QUICK.wandb_log_every
     assert result["timings_s"]["wandb_chunk_logs"] == [chunks] * common.QUICK.repeats
