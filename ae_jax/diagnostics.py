@@ -22,13 +22,11 @@ input coordinate's train range max - min):
                   parameters: what the architecture gives before any training) and `probe_acc_raw` (on
                   the raw inputs: what the identity map gives).
 Beyond the contract, every member also gets each metric in MAP_METRICS (a plug-in registry: one function of
-the map and the data); `idempotence` tells a projection (0) from a shrinkage ((1 - a)^2). `pca` is the one
-eigendecomposition of the training data the library uses.
+the map and the data); `idempotence` tells a projection (0) from a shrinkage ((1 - a)^2). The closed forms
+they are measured against (`pca`, the PCA-k controls, the probe) live in `ae_jax/closed_forms.py`.
 """
 
 import functools
-import hashlib
-import warnings
 from typing import Any, Callable, Sequence
 
 import jax
@@ -37,6 +35,9 @@ import ml_collections
 import numpy as np
 
 from ae_jax import regime, sharding
+from ae_jax.closed_forms import finite as _finite, safe_ratio as _ratio
+from ae_jax.closed_forms import (cached, effective_rank, fingerprint, pca, pca_fvu, pca_mse, probe_accuracy,  # noqa: F401
+                                 raw_probe_accuracy, span_projector)  # (re-exported: the metrics' closed forms)
 
 # The attractor radius is attractor_radius * noise_std * sqrt(D), but never more than this fraction of
 # the median distance from a held-out example to its nearest training example (over up to
@@ -47,147 +48,15 @@ ATTRACTOR_SPACING_POINTS = 512
 # Identity perturbations: std PERTURB_FRACTION x the coordinate's train range, so every coordinate is
 # probed at the scale the data spans there (not at its variance, and not at one absolute level).
 PERTURB_FRACTION = 0.1
-# effective_rank: the fewest principal directions that leave at most this fraction of the train variance.
-EFFECTIVE_RANK_TAIL = 0.01
 
 JAC_GAIN = 0.5  # a span direction "passes" when its singular value exceeds this (contract)
 EXAMPLE_CHUNK = 2048  # rows per forward pass, bounds activation memory on large datasets
 MEMBER_BATCH = 8  # members vmapped together inside lax.map; bounds Jacobian memory
 JAC_POINT_BATCH = 25  # Jacobian points vmapped together (each costs r forward-mode passes) ...
 JAC_TANGENTS = 2048  # ... but at most this many tangents at once, so MNIST-sized spans stay in memory
-PROBE_MAX_ITER = 200  # lbfgs on standardised codes converges in ~40 iterations on digits
-PROBE_MAX_TRAIN = 10_000  # a fixed subset keeps the probe at seconds on MNIST-sized data
-_CACHE_SIZE = 4
 
 Metrics = dict[str, float | int | str]
-
-
-# ----------------------------------------------------------------------------- closed forms (numpy)
-
-def _fingerprint(*arrays: np.ndarray) -> tuple:
-    """A cheap content key: shape, dtype and a hash of the bytes."""
-    key = []
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        key.append((a.shape, a.dtype.str, hashlib.blake2b(a.reshape(-1).view(np.uint8), digest_size=16).digest()))
-    return tuple(key)
-
-
-def _cached(store: dict, key: tuple, make: Callable[[], Any]) -> Any:
-    if key not in store:
-        if len(store) >= _CACHE_SIZE:
-            store.pop(next(iter(store)))
-        store[key] = make()
-    return store[key]
-
-
-_TRAIN_CACHE: dict = {}
-_PCA_CACHE: dict = {}
-_PROBE_CACHE: dict = {}
-_RAW_PROBE_CACHE: dict = {}
-
-
-def pca(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(mu_D, eigenvalues_D, eigenvectors_DD, rank) of the train data in float64; use this, not your own.
-
-    Eigenvalues are those of the biased covariance (1/N) sum (x - mu)(x - mu)^T, descending and >= 0;
-    eigenvector i is column i (orthonormal). rank is numpy.linalg.matrix_rank of the centred data at the
-    input dtype's precision: directions beyond it are ones where the train data is exactly constant.
-    Cached on the array's content; treat the returned arrays as read-only."""
-    def make():
-        x = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
-        mu = x.mean(0)
-        xc = x - mu
-        # Gram eigenvalues cost N D^2 once; their float64 noise (~1e-8 of s_max after the square root)
-        # sits far below the float32 rank tolerance used below.
-        evals, evecs = np.linalg.eigh(xc.T @ xc)
-        evals, evecs = evals[::-1].clip(0.0), evecs[:, ::-1]
-        s = np.sqrt(evals)
-        dtype = np.asarray(x_train).dtype
-        eps = np.finfo(dtype if dtype.kind == "f" else np.float64).eps
-        tol = s[0] * max(x.shape) * eps if s.size else 0.0  # numpy.linalg.matrix_rank's default
-        for a in (mu, evals, evecs):
-            a.setflags(write=False)
-        return mu, evals / max(len(x), 1), evecs, int(np.sum(s > tol))
-    return _cached(_TRAIN_CACHE, _fingerprint(x_train), make)
-
-
-def effective_rank(x_train: np.ndarray) -> int:
-    """The fewest principal directions whose PCA leaves at most EFFECTIVE_RANK_TAIL of the train variance."""
-    _, evals, _, r = pca(x_train)
-    total = evals[:r].sum()
-    if r == 0 or total <= 0:
-        return 0
-    tail = total - np.cumsum(evals[:r])  # tail[k - 1]: variance PCA-k leaves out
-    return int(np.argmax(tail <= EFFECTIVE_RANK_TAIL * total) + 1)
-
-
-def span_projector(x_train: np.ndarray) -> tuple[np.ndarray, int]:
-    """(P_DD, r): the orthogonal projector onto the span of the centred train data and its rank."""
-    _, _, evecs, r = pca(x_train)
-    u = evecs[:, :r]
-    return u @ u.T, r
-
-
-def _pca_residual(x_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
-    """residual[k]: the test set's squared distance to PCA-k's reconstruction, summed, for k = 0..D."""
-    mu, _, evecs, _ = pca(x_train)
-
-    def make():
-        xc = np.asarray(x_test, np.float64) - mu
-        coef2 = ((xc @ evecs) ** 2).sum(0)
-        # residual[k] = energy outside the top k components; all k at once so every code size is O(1)
-        kept = np.concatenate([[0.0], np.cumsum(coef2)])
-        return np.maximum(kept[-1] - kept, 0.0)
-
-    return _cached(_PCA_CACHE, _fingerprint(x_train, x_test), make)
-
-
-def pca_mse(x_train: np.ndarray, x_test: np.ndarray, k: int) -> float:
-    """Test MSE per entry of PCA with k components fitted on train (the linear AE optimum)."""
-    residual = _pca_residual(x_train, x_test)
-    n, d = np.shape(x_test)
-    return float(residual[int(min(max(k, 0), d))] / (n * d))
-
-
-def pca_fvu(x_train: np.ndarray, x_test: np.ndarray, k: float) -> float:
-    """Test FVU (energy about the train mean) of PCA-k; a fractional k interpolates linearly between
-    PCA-floor(k) and PCA-ceil(k), so a soft count of kept directions gets a soft control."""
-    residual = _pca_residual(x_train, x_test)
-    k = float(min(max(k, 0.0), len(residual) - 1))
-    lo = int(np.floor(k))
-    hi = min(lo + 1, len(residual) - 1)
-    value = residual[lo] + (k - lo) * (residual[hi] - residual[lo])
-    return _ratio(value, residual[0])
-
-
-def probe_accuracy(c_train: np.ndarray, y_train: np.ndarray, c_test: np.ndarray, y_test: np.ndarray) -> float:
-    """Test accuracy of a logistic regression on standardised features; nan if features are non-finite."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
-
-    c_train, c_test = np.asarray(c_train, np.float64), np.asarray(c_test, np.float64)
-    if not (np.all(np.isfinite(c_train)) and np.all(np.isfinite(c_test))):
-        return float("nan")
-    if len(c_train) > PROBE_MAX_TRAIN:
-        keep = np.random.default_rng(0).choice(len(c_train), PROBE_MAX_TRAIN, replace=False)
-        c_train, y_train = c_train[keep], np.asarray(y_train)[keep]
-    if len(np.unique(y_train)) < 2:
-        return float(np.mean(np.asarray(y_test) == np.asarray(y_train)[0]))
-    scaler = StandardScaler().fit(c_train)
-    # One BLAS thread: these small lbfgs problems ran 10x slower with threads competing for 2 cores.
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        # An unconverged probe after PROBE_MAX_ITER is still a fair, deterministic comparison.
-        warnings.simplefilter("ignore")
-        clf = LogisticRegression(max_iter=PROBE_MAX_ITER).fit(scaler.transform(c_train), y_train)
-        return float(clf.score(scaler.transform(c_test), y_test))
-
-
-def raw_probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
-    """`probe_accuracy` on the raw inputs, once per data set (every member of a sweep shares it)."""
-    key = _fingerprint(x_train, np.asarray(y_train), x_test, np.asarray(y_test))
-    return _cached(_RAW_PROBE_CACHE, key, lambda: probe_accuracy(x_train, y_train, x_test, y_test))
+_PROBE_CACHE: dict = {}  # make_probes' inputs, by data content and settings
 
 
 # ----------------------------------------------------------------------------- pluggable map metrics
@@ -240,8 +109,8 @@ def make_probes(x_train: np.ndarray, x_test: np.ndarray, diag_cfg: ml_collection
     """The inputs every member is evaluated on (seeded, shared by all members) and their host constants."""
     cfg = (float(diag_cfg.noise_std), int(diag_cfg.jac_points), int(diag_cfg.ood_samples),
            int(diag_cfg.attractor_points), int(diag_cfg.attractor_iters), float(diag_cfg.attractor_radius))
-    key = _fingerprint(x_train, x_test) + (cfg, int(seed), EXAMPLE_CHUNK, PERTURB_FRACTION)
-    return _cached(_PROBE_CACHE, key, lambda: _make_probes(x_train, x_test, *cfg, seed))
+    key = fingerprint(x_train, x_test) + (cfg, int(seed), EXAMPLE_CHUNK, PERTURB_FRACTION)
+    return cached(_PROBE_CACHE, key, lambda: _make_probes(x_train, x_test, *cfg, seed))
 
 
 def _make_probes(x_train, x_test, s, jac_points, ood_samples, attractor_points, attractor_iters,
@@ -462,16 +331,6 @@ def _member_codes(encode: Callable, params_M: Any, m: jax.Array, x_CBD: jax.Arra
 
 
 # ----------------------------------------------------------------------------- evaluate
-
-def _finite(v: float) -> float:
-    v = float(v)
-    return v if np.isfinite(v) else float("nan")
-
-
-def _ratio(num: float, den: float) -> float:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return _finite(np.float64(num) / np.float64(den))
-
 
 @functools.partial(jax.jit, static_argnames=("reconstruct",))
 def _apply(reconstruct: Callable, params: Any, x_BD: jax.Array) -> jax.Array:

@@ -22,7 +22,7 @@ import ml_collections
 from ae_jax import config as config_lib, data as data_lib, stream, train, workdir as workdir_lib
 from ae_jax.errors import ConfigError
 from ae_jax import workers as workers_lib
-from ae_jax.groups import Group, Member, data_key, diagnostics_specs, group_members, run_group
+from ae_jax.groups import Member, data_key, diagnostics_specs, group_members, run_group
 
 
 # ----------------------------------------------------------------------------- expansion
