@@ -215,7 +215,7 @@ def compile_stream(plan: Plan):
 
 
 def _start(plan: Plan, seeds_M, hp_M, x_train, sizes_M, params_M=None):
-    """(mesh, initial state, hp, data) of a group, members padded to the mesh and sharded over it;
+    """(mesh, initial state, hp, data, padded seeds) of a group, members padded to the mesh and sharded over it;
     `params_M`, if given, are the members' `init_params` (computed once by a caller that needs them too)."""
     init, _ = compile_plan(plan)
     m = len(seeds_M)
@@ -234,7 +234,7 @@ def _start(plan: Plan, seeds_M, hp_M, x_train, sizes_M, params_M=None):
         data = sharding.replicate(Data(x, x.min(0), x.max(0)), mesh)
     hp = sharding.shard_members(hp_M, mesh)
     params = sharding.shard_members(params_M, mesh)
-    return mesh, init(params, *sharding.shard_members((seeds_M, hp, sizes_M), mesh)), hp, data
+    return mesh, init(params, *sharding.shard_members((seeds_M, hp, sizes_M), mesh)), hp, data, seeds_M
 
 
 def warm(plan: Plan, n_members: int, x_shape: tuple[int, int]) -> None:
@@ -278,8 +278,7 @@ def fit(plan: Plan, seeds_M: np.ndarray, hp_M: dict[str, np.ndarray], x_train: n
     """
     init, chunk = compile_plan(plan)
     m = len(seeds_M)
-    mesh, state, hp, data = _start(plan, seeds_M, hp_M, x_train, sizes_M, params_M)
-    seeds_M = sharding.pad_members(np.asarray(seeds_M, np.uint32), sharding.padded_size(m, mesh))
+    mesh, state, hp, data, seeds_M = _start(plan, seeds_M, hp_M, x_train, sizes_M, params_M)
     streamed = isinstance(x_train, stream.Streamed)
     start, curves = 0, collections.defaultdict(list)
     restored = checkpoint.restore(state) if checkpoint is not None else None
