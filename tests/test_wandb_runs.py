@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ae_jax import config as config_lib, diagnostics, member_log, sweep
+from ae_jax import config as config_lib, diagnostics, groups, member_log, sweep
 
 
 def small(**overrides):
@@ -56,7 +56,7 @@ def test_a_finite_adam_blow_up_is_diverged_without_a_regime(tmp_path, lr):
     records = sweep.run_sweep(small(**{"train.learning_rate": lr}), [{}], tmp_path, report=False)
     r = records[0]
     assert r["status"] == "diverged" and r["metrics"]["regime"] is None
-    assert r["metrics"]["final_recon"] > sweep.DIVERGED_ABOVE_TRIVIAL * r["metrics"]["trivial_loss"]
+    assert r["metrics"]["final_recon"] > groups.DIVERGED_ABOVE_TRIVIAL * r["metrics"]["trivial_loss"]
 
 
 def test_a_killed_and_resumed_sweep_leaves_one_offline_run_per_member(tmp_path, fresh):
