@@ -26,7 +26,9 @@ the map and the data); `idempotence` tells a projection (0) from a shrinkage ((1
 they are measured against (`pca`, the PCA-k controls, the probe) live in `ae_jax/closed_forms.py`.
 """
 
+import contextlib
 import functools
+import time
 from typing import Any, Callable, Sequence
 
 import jax
@@ -332,6 +334,28 @@ def _member_codes(encode: Callable, params_M: Any, m: jax.Array, x_CBD: jax.Arra
 
 # ----------------------------------------------------------------------------- evaluate
 
+
+class _Clock:
+    """Wall seconds per named part, added into `timings` (nothing when it is None)."""
+
+    def __init__(self, timings: dict | None):
+        self.timings, self._part, self._t0 = timings, None, 0.0
+
+    def start(self, part: str) -> None:
+        self._part, self._t0 = part, time.perf_counter()
+
+    def stop(self) -> None:
+        if self.timings is not None:
+            self.timings[self._part] = self.timings.get(self._part, 0.0) + time.perf_counter() - self._t0
+
+    @contextlib.contextmanager
+    def __call__(self, part: str):
+        self.start(part)
+        try:
+            yield
+        finally:
+            self.stop()
+
 @functools.partial(jax.jit, static_argnames=("reconstruct",))
 def _apply(reconstruct: Callable, params: Any, x_BD: jax.Array) -> jax.Array:
     return reconstruct(params, x_BD)
@@ -348,10 +372,16 @@ def _chunked(reconstruct: Callable, params: Any) -> Callable[[np.ndarray], np.nd
 
 def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np.ndarray, x_test: np.ndarray,
              y_train: np.ndarray | None, y_test: np.ndarray | None, code_sizes: Sequence[int],
-             diag_cfg: ml_collections.ConfigDict, seed: int = 0, init_params_M: Any = None) -> list[Metrics]:
+             diag_cfg: ml_collections.ConfigDict, seed: int = 0, init_params_M: Any = None,
+             timings: dict | None = None) -> list[Metrics]:
     """One flat, JSON-ready metrics dict per member of a same-shape group (docs/regime.md lists the keys);
-    `init_params_M`, the members' untrained initial parameters (same structure), adds `probe_acc_init`."""
-    probes = make_probes(x_train, x_test, diag_cfg, seed)
+    `init_params_M`, the members' untrained initial parameters (same structure), adds `probe_acc_init`.
+    `timings`, if given, accumulates wall seconds per part (compiles included): `diagnostics_probes_s`
+    (the probe inputs), `diagnostics_map_s` (the test, off-data, Jacobian and attractor program),
+    `diagnostics_train_pass_s`, `diagnostics_probe_s` (the logistic probes) and `diagnostics_plugins_s`."""
+    clock = _Clock(timings)
+    with clock("diagnostics_probes_s"):
+        probes = make_probes(x_train, x_test, diag_cfg, seed)
     d, r, eff = probes["d"], probes["r"], probes["effective_rank"]
     n_members = jax.tree.leaves(params_M)[0].shape[0]
     if len(code_sizes) != n_members:
@@ -360,10 +390,12 @@ def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np
     # shape); the stacked ones go to the device once, for the programs that index members themselves.
     host_params_M = jax.device_get(params_M)
     arrays, params_M, init_params_M = jax.device_put((probes["arrays"], params_M, init_params_M))
-    stats = _stats(reconstruct, params_M, host_params_M, arrays, n_members, probes["n_snap"])
+    with clock("diagnostics_map_s"):
+        stats = _stats(reconstruct, params_M, host_params_M, arrays, n_members, probes["n_snap"])
     ends = np.concatenate([stats["att_end"], stats["snap_end"]], axis=1)  # one pass over the train set
-    train_se_M, end_d2_MA = _train_pass(reconstruct, params_M, ends, probes["train_x"],
-                                        probes["train_w"], probes["arrays"]["mu"], n_members)
+    with clock("diagnostics_train_pass_s"):
+        train_se_M, end_d2_MA = _train_pass(reconstruct, params_M, ends, probes["train_x"],
+                                            probes["train_w"], probes["arrays"]["mu"], n_members)
     captured_MA = np.all(np.isfinite(ends), axis=-1) & (np.maximum(end_d2_MA, 0.0) <= probes["att_radius2"])
     n_att = stats["att_end"].shape[1]
 
@@ -414,6 +446,7 @@ def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np
             snap_fraction=float(np.mean(captured_MA[m, n_att:])),
         )
         if with_probe:
+            clock.start("diagnostics_probe_s")
             # a chunk at a time: the train set need not fit on the device
             codes = lambda p_M, xs, keep: np.concatenate([np.asarray(_member_codes(
                 encode, p_M, jnp.int32(m), x[None]))[0] for x in xs]).reshape(keep.size, -1)[keep]
@@ -424,9 +457,11 @@ def evaluate(reconstruct: Callable, encode: Callable, params_M: Any, x_train: np
             if init_params_M is not None:
                 metrics["probe_acc_init"] = probe(init_params_M)
             metrics["probe_acc_raw"] = raw_probe_accuracy(x_train, y_train, x_test, y_test)
+            clock.stop()
         member_f = _chunked(reconstruct, jax.tree.map(lambda p: p[m], host_params_M))
-        for name, metric in MAP_METRICS.items():
-            metrics[name] = _finite(metric(member_f, x_train, x_test))
+        with clock("diagnostics_plugins_s"):
+            for name, metric in MAP_METRICS.items():
+                metrics[name] = _finite(metric(member_f, x_train, x_test))
         metrics["data_rank"] = int(r)
         metrics["effective_rank"] = int(eff)
         metrics["input_dim"] = int(d)

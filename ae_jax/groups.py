@@ -135,7 +135,7 @@ def run_group(group: Group, dataset: data_lib.Dataset, sweep_name: str, workdir:
     """Train, diagnose and record every member of one group; returns their result records.
 
     `timings`, if given, accumulates wall seconds under `train_s` (compile included), `diagnostics_s`
-    and `write_s` (results.jsonl, W&B, checkpoint clean-up). `identity` (the workdir's sweep identity)
+    (and its parts, `diagnostics.evaluate`) and `write_s` (results.jsonl, W&B, checkpoint clean-up). `identity` (the workdir's sweep identity)
     fixes the members' W&B run ids; `label` (default the sweep name) names their W&B group."""
     with models.matmul_precision(group.plan.spec):  # diagnostics' own matmuls too, not just the model's
         return _run_group(group, dataset, workdir, results, progress, timings if timings is not None else {},
@@ -204,7 +204,8 @@ def _run_group(group: Group, dataset: data_lib.Dataset, workdir: Path, results, 
         net, init_net = pad_net(state.params, sizes, dspec), pad_net(initial, sizes, dspec)
     metrics = diagnostics.evaluate(
         models.MeanPath(dspec), models.CodePath(dspec), net, dataset.x_train, dataset.x_test, dataset.y_train,
-        dataset.y_test, sizes[:, 0].tolist(), first.diagnostics, seed=first.diagnostics.seed, init_params_M=init_net)
+        dataset.y_test, sizes[:, 0].tolist(), first.diagnostics, seed=first.diagnostics.seed, init_params_M=init_net,
+        timings=timings)
     diverged_at = np.asarray(state.diverged_at)
     records, write_s = [], 0.0
     for i, m in enumerate(members):

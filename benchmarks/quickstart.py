@@ -138,6 +138,8 @@ def run_quickstart(sizes, use_torch: bool) -> dict:
         "train_with_compile_core_s": t["train_s"],
         "diagnostics_core_s": t["diagnostics_s"],  # their own compiles included (diagnostics_compile_s)
         "diagnostics_compile_s": compile_s["diagnostics"] if alone else None,
+        # diagnostics.evaluate's parts, compiles included, summed over groups
+        "diagnostics_parts_core_s": {k: v for k, v in t.items() if k.startswith("diagnostics_") and k != "diagnostics_s"},
         "write_core_s": t["write_s"],
         "report_s": ours["report_s"],
         "workers": workers,

@@ -59,7 +59,11 @@ def test_quick_run_prints_one_json_object_with_every_key():
         assert positive(result["quickstart"]["torch_ms_per_step"])
     split = result["quickstart_split"]
     assert set(split) == {"startup_s", "compile_s", "train_s", "train_with_compile_core_s", "diagnostics_core_s",
-                          "diagnostics_compile_s", "write_core_s", "report_s", "workers", "other_s"}
+                          "diagnostics_compile_s", "diagnostics_parts_core_s", "write_core_s", "report_s", "workers",
+                          "other_s"}
+    parts = split.pop("diagnostics_parts_core_s")
+    assert {"diagnostics_map_s", "diagnostics_train_pass_s", "diagnostics_probe_s"} <= set(parts)
+    assert sum(parts.values()) <= split["diagnostics_core_s"]
     # one member is one group, so one worker process, which lets the compile spans be seen
     assert split["workers"] == 1
     assert all(positive(v) for k, v in split.items() if k != "other_s"), split
