@@ -11,6 +11,7 @@ its own workdir (the analysis reads whichever parts a workdir holds):
                 of experiments/use_cases (t-SNE of raw pixels, PCA-32 and the codes on a subsample);
   vae           Bernoulli-decoder VAEs (sigmoid output, cross-entropy), one hidden ReLU layer of 256 per
                 side, latent 2 / 8 / 32 / 128 at beta 1;
+  vae_beta      the same VAE at latent 32 with beta 0.25 / 1 / 4 (Higgins et al.'s beta-VAE);
   linear        the overcomplete part's linear AEs trained longer (LINEAR_STEPS): at 1500 steps they were
                 still 1.4x to 1.7x the PCA-k test MSE.
 Every part has three seeds. On the 2-core CPU they train on a fixed, class-mixed subset of the official
@@ -29,7 +30,7 @@ from ae_jax import config as config_lib
 from ae_jax.config import product, sweep
 
 D = 28 * 28
-PARTS = ("overcomplete", "regularisers", "tsne", "vae", "linear")
+PARTS = ("overcomplete", "regularisers", "tsne", "vae", "vae_beta", "linear")
 SEEDS = [0, 1, 2]
 N_TRAIN = 10000  # the CPU subset: a sixth of the training split
 CODES = [16, 64, 256, D, 4 * D]
@@ -57,6 +58,7 @@ TSNE_CODE = 32
 TSNE_WIDTH = 256
 TRAIN_NOISE = 0.2
 LATENTS = [2, 8, 32, 128]
+BETAS, BETA_LATENT = [0.25, 1.0, 4.0], 32
 VAE = {"vae.enabled": True, "model.output": "sigmoid", "model.depth": 1, "model.width": 256,
        "train.pack_ratio": 128.0}  # every latent in one program: the 256-wide layers cost more than the code
 
@@ -149,6 +151,10 @@ def vae() -> list[dict]:
     return product([VAE], sweep("model.code_size", LATENTS), sweep("seed", SEEDS))
 
 
+def vae_beta() -> list[dict]:
+    return product([dict(VAE, **{"model.code_size": BETA_LATENT})], sweep("vae.beta", BETAS), sweep("seed", SEEDS))
+
+
 def get_sweep(arg=None):
     named, smoke, full = parts(arg)
     if smoke:
@@ -158,7 +164,7 @@ def get_sweep(arg=None):
         return (product([relu], sweep("model.code_size", [TSNE_CODE, 128]), sweep("noise.level", [0.0, TRAIN_NOISE]))
                 + [dict(LINEAR, **{"model.code_size": 16}), dict(VAE, **{"model.code_size": 8, "model.width": 64})])
     build = {"overcomplete": lambda: overcomplete(full), "regularisers": lambda: regularisers(full), "tsne": tsne,
-             "vae": vae}
+             "vae": vae, "vae_beta": vae_beta}
     build["linear"] = lambda: product([dict(LINEAR, **{"train.steps": LINEAR_STEPS})],
                                       sweep("model.code_size", LINEAR_CODES), sweep("seed", SEEDS))
     return [m for p in named for m in build[p]()]
