@@ -105,12 +105,19 @@ def run_parallel(todo: Sequence[groups_lib.Group], n_workers: int, job: dict[str
         try:
             kind, rank, *payload = outbox.get(timeout=timeout)
         except queue.Empty:
+            # A worker says why it ends before it exits; one that has exited and whose last word has not
+            # arrived within a second was killed (out of memory, a signal).
             dead = [r for r, p in enumerate(procs) if r not in finished and p.exitcode is not None]
-            if dead and failure is None:  # gone without a word: out of memory, a signal
-                failure = RuntimeError(f"sweep worker {dead[0]} exited with status {procs[dead[0]].exitcode}")
-                _stop(procs)
-            finished.update(dead)
-            return
+            if not dead:
+                return
+            try:
+                kind, rank, *payload = outbox.get(timeout=1.0)
+            except queue.Empty:
+                if failure is None:
+                    failure = RuntimeError(f"sweep worker {dead[0]} exited with status {procs[dead[0]].exitcode}")
+                    _stop(procs)
+                finished.update(dead)
+                return
         if kind == "group":
             done(*payload)
         elif kind == "error" and failure is None:
