@@ -65,3 +65,46 @@ def fresh(monkeypatch):
         monkeypatch.setenv(key, "")  # records the original value for restoring
         monkeypatch.delenv(key)
     return monkeypatch
+
+
+def shared_dir(tmp_path_factory, name):
+    """A folder of this test session that both xdist workers see (a worker's own under -p no:xdist)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/, above each worker's popen-gwN/
+    path = root / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def xla_cache(tmp_path_factory):
+    """A compilation cache for the sweep subprocesses of one session, as users have one by default: the
+    first command compiles, repeats, resumes and shards load (tests/test_reliability*.py)."""
+    return shared_dir(tmp_path_factory, "xla-cache")
+
+
+@pytest.fixture(scope="session")
+def reliability_cfg(tmp_path_factory):
+    from sweep_setup import RELIABILITY_CFG
+
+    path = shared_dir(tmp_path_factory, "cfg") / "reliability.py"
+    if not path.exists():
+        path.write_text(RELIABILITY_CFG)
+    return path
+
+
+@pytest.fixture(scope="session")
+def reliability_reference(reliability_cfg, xla_cache, tmp_path_factory):
+    """The uninterrupted results of the reliability sweep, run once per session by whichever worker asks
+    first; it compiles every program afresh and fills `xla_cache`."""
+    from filelock import FileLock
+    from sweep_setup import cli, results, run
+
+    workdir = shared_dir(tmp_path_factory, "reference")
+    with FileLock(str(workdir) + ".lock"):
+        if not (workdir / "done").exists():
+            assert not any(xla_cache.iterdir()), "the reference must compile afresh"
+            run(cli(reliability_cfg, workdir), cache=xla_cache)
+            (workdir / "done").touch()
+    return results(workdir)
