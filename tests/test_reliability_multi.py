@@ -79,9 +79,7 @@ def test_jax_distributed_processes_resume_after_both_are_killed(tmp_path):
     assert_same_metrics(results(workdir), expected)
 
 
-def test_four_host_devices_give_the_one_device_numbers_on_the_quickstart_smoke(tmp_path):
-    args = ["--config.train.steps=100", "--config.wandb.mode=disabled"]
-    run(cli(ROOT / "configs/quickstart.py:smoke", tmp_path / "one", *args), devices=1)
-    run(cli(ROOT / "configs/quickstart.py:smoke", tmp_path / "four", *args), devices=4)
+def test_four_host_devices_give_the_one_device_numbers(reliability_cfg, reliability_reference, xla_cache, tmp_path):
+    run(cli(reliability_cfg, tmp_path), devices=4, cache=xla_cache)
     # Bit-identical: each device maps its own members one at a time (docs/reliability.md).
-    assert_same_metrics(results(tmp_path / "four"), results(tmp_path / "one"))
+    assert_same_metrics(results(tmp_path), reliability_reference)
