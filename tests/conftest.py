@@ -35,14 +35,16 @@ def _release_compiled_programs():
     gc.collect()
 
 
-# The slowest modules first: scripts/test.sh hands whole modules to 2 workers (--dist loadfile) in this
-# order, so the long ones start at once and the short ones fill in, and both workers finish together
-# (alphabetical order left test_reliability.py, ~4 min alone, for the end). A stable sort: the rest keep
-# their order, and every module's tests stay together.
-HEAVY_FIRST = ("test_reliability.py", "test_reliability_multi.py", "test_variants.py", "test_experiments_memorisation.py",
-               "test_sweep.py",
-               "test_calibration.py", "test_experiments_regularisers_vae.py", "test_bench.py", "test_golden.py",
-               "test_faults.py", "test_fashion_mnist.py")
+# The slowest modules first: scripts/test.sh hands whole modules to 2 workers (--dist loadfile, and
+# --no-loadscope-reorder, else xdist reorders modules by their number of tests) in this order, so the long
+# ones start at once and the short ones fill in, and both workers finish together. Each worker holds two
+# modules at a time, the 1st and 3rd going to one and the 2nd and 4th to the other: test_reliability_multi.py
+# comes 4th so it finds the reliability reference done (or in progress) on the other worker rather than
+# waiting for it from the start. A stable sort: the rest keep their order, and a module's tests stay together.
+HEAVY_FIRST = ("test_reliability.py", "test_variants.py", "test_sweep.py", "test_reliability_multi.py",
+               "test_experiments_memorisation.py", "test_calibration.py", "test_experiments_regularisers_vae.py",
+               "test_bench.py", "test_golden.py", "test_experiments_linear.py", "test_faults.py",
+               "test_fashion_mnist.py")
 
 
 def pytest_collection_modifyitems(items):
