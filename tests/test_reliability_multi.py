@@ -56,8 +56,10 @@ def test_jax_distributed_processes_resume_after_both_are_killed(tmp_path):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         flags = ["--distributed", f"--coordinator=127.0.0.1:{port}", "--num_processes=2"]
-        return [subprocess.Popen(cli(cfg, workdir, *flags, f"--process_id={i}"), cwd=ROOT, env=env(),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+        # A cache of their own: the killed processes compiled the training program, the resumed ones load it.
+        return [subprocess.Popen(cli(cfg, workdir, *flags, f"--process_id={i}"), cwd=ROOT,
+                                 env=env(cache=tmp_path / "xla-cache"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for i in range(2)]
 
     procs = start()
     deadline = time.time() + 300
