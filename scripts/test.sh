@@ -12,8 +12,9 @@ export AE_JAX_WORKERS=1
 # rest on 1 (sharding costs every compiled program ~35% more CPU on 2 cores, tests/conftest.py). The
 # CLI on 4 devices is also checked against 1 device in tests/test_reliability.py.
 SHARDED=(tests/test_train.py tests/test_stream.py)
-# Two workers, a module each at a time (module fixtures are built once).
-pytest=(.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile)
+# Two workers, a module each at a time (module fixtures are built once), in the order tests/conftest.py
+# gives (xdist would otherwise sort modules by their number of tests, leaving long modules of few tests last).
+pytest=(.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder)
 a=0; b=0
 AE_JAX_TEST_DEVICES=4 "${pytest[@]}" "${SHARDED[@]}" "$@" || a=$?
 "${pytest[@]}" tests "${SHARDED[@]/#/--ignore=}" "$@" || b=$?

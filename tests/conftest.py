@@ -35,14 +35,16 @@ def _release_compiled_programs():
     gc.collect()
 
 
-# The slowest modules first: scripts/test.sh hands whole modules to 2 workers (--dist loadfile) in this
-# order, so the long ones start at once and the short ones fill in, and both workers finish together
-# (alphabetical order left test_reliability.py, ~4 min alone, for the end). A stable sort: the rest keep
-# their order, and every module's tests stay together.
-HEAVY_FIRST = ("test_reliability.py", "test_reliability_multi.py", "test_variants.py", "test_experiments_memorisation.py",
-               "test_sweep.py",
-               "test_calibration.py", "test_experiments_regularisers_vae.py", "test_bench.py", "test_golden.py",
-               "test_faults.py", "test_fashion_mnist.py")
+# The slowest modules first: scripts/test.sh hands whole modules to 2 workers (--dist loadfile, and
+# --no-loadscope-reorder, else xdist reorders modules by their number of tests) in this order, so the long
+# ones start at once and the short ones fill in, and both workers finish together. Each worker holds two
+# modules at a time, the 1st and 3rd going to one and the 2nd and 4th to the other: test_reliability_multi.py
+# comes 4th so it finds the reliability reference done (or in progress) on the other worker rather than
+# waiting for it from the start. A stable sort: the rest keep their order, and a module's tests stay together.
+HEAVY_FIRST = ("test_reliability.py", "test_variants.py", "test_sweep.py", "test_reliability_multi.py",
+               "test_experiments_memorisation.py", "test_calibration.py", "test_experiments_regularisers_vae.py",
+               "test_bench.py", "test_golden.py", "test_experiments_linear.py", "test_faults.py",
+               "test_fashion_mnist.py")
 
 
 def pytest_collection_modifyitems(items):
@@ -65,3 +67,46 @@ def fresh(monkeypatch):
         monkeypatch.setenv(key, "")  # records the original value for restoring
         monkeypatch.delenv(key)
     return monkeypatch
+
+
+def shared_dir(tmp_path_factory, name):
+    """A folder of this test session that both xdist workers see (a worker's own under -p no:xdist)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/, above each worker's popen-gwN/
+    path = root / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def xla_cache(tmp_path_factory):
+    """A compilation cache for the sweep subprocesses of one session, as users have one by default: the
+    first command compiles, repeats, resumes and shards load (tests/test_reliability*.py)."""
+    return shared_dir(tmp_path_factory, "xla-cache")
+
+
+@pytest.fixture(scope="session")
+def reliability_cfg(tmp_path_factory):
+    from sweep_setup import RELIABILITY_CFG
+
+    path = shared_dir(tmp_path_factory, "cfg") / "reliability.py"
+    if not path.exists():
+        path.write_text(RELIABILITY_CFG)
+    return path
+
+
+@pytest.fixture(scope="session")
+def reliability_reference(reliability_cfg, xla_cache, tmp_path_factory):
+    """The uninterrupted results of the reliability sweep, run once per session by whichever worker asks
+    first; it compiles every program afresh and fills `xla_cache`."""
+    from filelock import FileLock
+    from sweep_setup import cli, results, run
+
+    workdir = shared_dir(tmp_path_factory, "reference")
+    with FileLock(str(workdir) + ".lock"):
+        if not (workdir / "done").exists():
+            assert not any(xla_cache.iterdir()), "the reference must compile afresh"
+            run(cli(reliability_cfg, workdir), cache=xla_cache)
+            (workdir / "done").touch()
+    return results(workdir)

@@ -14,33 +14,14 @@ import pytest
 
 from ae_jax import checkpoint, config as config_lib, sweep, train, workdir as workdir_lib
 from ae_jax.errors import ConfigError, WorkdirError
+from sweep_setup import tiny_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_CFG = """
-from ae_jax import config as config_lib
-from ae_jax.config import sweep
-
-def get_config(arg=None):
-    c = config_lib.base_config()
-    c.name = "faults"
-    c.model.code_size, c.model.width = 8, 32
-    c.train.steps, c.train.log_every, c.train.batch_size = 40, 10, 64
-    c.train.checkpoint_seconds = 0.0
-    c.diagnostics.jac_points, c.diagnostics.attractor_iters, c.diagnostics.ood_samples = 5, 3, 50
-    c.diagnostics.probe = False
-    c.wandb.mode = "disabled"
-    return c
-
-def get_sweep(arg=None):
-    return sweep("seed", [0, 1])
-"""
 
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cfg") / "faults.py"
-    path.write_text(TINY_CFG)
-    return path
+    return tiny_config_file(tmp_path_factory.mktemp("cfg") / "faults.py", "faults", steps=40, batch=64)
 
 
 def cli(cfg, workdir, capsys, *extra):

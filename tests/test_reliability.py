@@ -1,97 +1,37 @@
-"""Sweeps survive kills, concurrent commands, W&B trouble and split jobs, and lose nothing."""
+"""Sweeps survive kills and concurrent commands and lose nothing; a member trains bit-identically whatever
+its group mates and however many host devices share the group."""
 
 import json
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SWEEP_CFG = """
-from ae_jax import config as config_lib
-from ae_jax.config import product, sweep
-
-def get_config(arg=None):
-    c = config_lib.base_config()
-    c.name = "reliability"
-    c.train.steps, c.train.log_every, c.train.batch_size = {steps}, 10, 32
-    c.train.checkpoint_seconds = 0.0
-    c.diagnostics.jac_points, c.diagnostics.attractor_iters = 10, 5
-    c.wandb.mode = "disabled"
-    return c
-
-def get_sweep(arg=None):
-    return product(sweep("model.depth", [0, 1]), sweep("model.code_size", [4, 32]), sweep("seed", [0, 1]))
-"""
+from sweep_setup import ROOT, assert_same_metrics, cli, env, results, run
 
 
-def env(devices=1):
-    return {**os.environ, "WANDB_MODE": "disabled", "JAX_PLATFORMS": "cpu",
-            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-
-
-def cli(cfg, workdir, *extra, devices=1):
-    return [sys.executable, "-m", "ae_jax.sweep", f"--config={cfg}", f"--workdir={workdir}", "--report=false",
-            *extra]
-
-
-def run(cmd, devices=1, timeout=600):
-    out = subprocess.run(cmd, cwd=ROOT, env=env(devices), capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out
-
-
-def results(workdir):
-    return {r["name"]: r for r in map(json.loads, (Path(workdir) / "results.jsonl").read_text().splitlines())}
-
-
-def assert_same_metrics(a, b, rtol=0.0):
-    assert sorted(a) == sorted(b)
-    for name in a:
-        ma, mb = a[name]["metrics"], b[name]["metrics"]
-        assert sorted(ma) == sorted(mb)
-        for k in ma:
-            if isinstance(ma[k], str):
-                assert ma[k] == mb[k], (name, k)
-            else:
-                np.testing.assert_allclose(ma[k], mb[k], rtol=rtol, atol=0 if rtol == 0 else 1e-7,
-                                           err_msg=f"{name} {k}")
-
-
-@pytest.fixture(scope="module")
-def cfg(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cfg") / "reliability.py"
-    path.write_text(SWEEP_CFG.format(steps=300))
-    return path
-
-
-@pytest.fixture(scope="module")
-def reference(cfg, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("ref")
-    run(cli(cfg, workdir))
-    return results(workdir)
-
-
-def test_same_command_twice_gives_bit_identical_metrics(cfg, reference, tmp_path):
-    run(cli(cfg, tmp_path))
-    assert_same_metrics(results(tmp_path), reference)
+def test_same_command_twice_gives_bit_identical_metrics(reliability_cfg, reliability_reference, xla_cache,
+                                                        tmp_path):
+    # The reference compiled its programs; this command loads them from the cache, as a user's second does.
+    run(cli(reliability_cfg, tmp_path), cache=xla_cache)
+    assert_same_metrics(results(tmp_path), reliability_reference)
 
 
 @pytest.mark.parametrize("loader", ["auto", "grain"])
-def test_sigkill_at_arbitrary_moments_then_resume_gives_the_uninterrupted_results(cfg, reference, tmp_path, loader):
-    # The reference trains on the device; the grain loader must reproduce it, also across kills.
+def test_sigkill_at_arbitrary_moments_then_resume_gives_the_uninterrupted_results(
+        reliability_cfg, reliability_reference, xla_cache, tmp_path, loader):
+    # The reference trains on the device; the grain loader must reproduce it, also across kills. The
+    # programs load from the cache the reference filled, so a kill lands in training, not in compiling.
     extra = [f"--config.data.loader={loader}"]
     rng = random.Random(0)
     kills = 0
     for attempt in range(6):
-        proc = subprocess.Popen(cli(cfg, tmp_path, *extra), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cli(reliability_cfg, tmp_path, *extra), cwd=ROOT, env=env(cache=xla_cache),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Wait until this attempt has made progress (a checkpoint or a new member), then kill at a random moment.
         start_lines = len(results(tmp_path)) if (tmp_path / "results.jsonl").exists() else 0
         deadline = time.time() + 120
@@ -109,21 +49,22 @@ def test_sigkill_at_arbitrary_moments_then_resume_gives_the_uninterrupted_result
         if kills >= 2:
             break
     assert kills >= 2, "the sweep finished before it could be killed twice; make it longer"
-    run(cli(cfg, tmp_path, *extra))
+    run(cli(reliability_cfg, tmp_path, *extra), cache=xla_cache)
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
-    assert len(lines) == len(reference), "a member was written twice or lost"
-    assert_same_metrics(results(tmp_path), reference)
+    assert len(lines) == len(reliability_reference), "a member was written twice or lost"
+    assert_same_metrics(results(tmp_path), reliability_reference)
 
 
-def test_a_second_command_on_a_busy_workdir_refuses(cfg, tmp_path):
-    first = subprocess.Popen(cli(cfg, tmp_path), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
+def test_a_second_command_on_a_busy_workdir_refuses(reliability_cfg, tmp_path):
+    # No compilation cache: the first command must still be compiling when the second has started.
+    first = subprocess.Popen(cli(reliability_cfg, tmp_path), cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
         while not (tmp_path / ".lock").exists() and time.time() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)
-        second = subprocess.run(cli(cfg, tmp_path), cwd=ROOT, env=env(), capture_output=True, text=True,
+        second = subprocess.run(cli(reliability_cfg, tmp_path), cwd=ROOT, env=env(), capture_output=True, text=True,
                                 timeout=120)
         assert second.returncode == 2
         assert "in use by another ae_jax command" in second.stderr
@@ -172,7 +113,17 @@ def assert_bit_identical(a, b):
         np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k} differs")
 
 
-def test_a_member_trains_bit_identically_alone_and_among_group_mates(tmp_path):
-    alone = train_member(tmp_path, [0], [2e-3])
-    among = train_member(tmp_path, [5, 0, 7], [1e-2, 2e-3, 3e-4])
-    assert_bit_identical(among, alone)
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory):
+    """Seed 0 trained alone on one device: what every group and device layout must reproduce."""
+    return train_member(tmp_path_factory.mktemp("alone"), [0], [2e-3])
+
+
+def test_a_member_trains_bit_identically_alone_and_among_group_mates(alone, tmp_path):
+    assert_bit_identical(train_member(tmp_path, [5, 0, 7], [1e-2, 2e-3, 3e-4]), alone)
+
+
+def test_a_member_trains_bit_identically_on_four_host_devices_and_on_one(alone, tmp_path):
+    """Thousands of steps: 5 members padded to 8 over 4 devices (2 per device) against the member alone."""
+    sharded = train_member(tmp_path, [3, 0, 9, 4, 6], [1e-2, 2e-3, 3e-4, 1e-3, 5e-3], devices=4)
+    assert_bit_identical(sharded, alone)

@@ -1,58 +1,41 @@
 """Reliability across processes and devices: shards of one sweep in one workdir, two jax.distributed CPU
-processes (also killed and resumed), and 4 forced host devices against 1. Split from test_reliability.py
-so the two test workers share the slow multi-process cases."""
+processes (also killed and resumed), and the CLI on 4 forced host devices against 1. Split from
+test_reliability.py so the two test workers share the slow multi-process cases."""
 
 import signal
 import socket
 import subprocess
 import time
 
-from test_reliability import (ROOT, assert_bit_identical, assert_same_metrics, cfg, cli, env, reference,  # noqa: F401
-                              results, run, train_member)
+from sweep_setup import ROOT, assert_same_metrics, cli, env, results, run, tiny_config_file
 
 
-def test_shards_of_one_sweep_fill_one_workdir_without_clashes(cfg, reference, tmp_path):
-    procs = [subprocess.Popen(cli(cfg, tmp_path, f"--shard={i}/3"), cwd=ROOT, env=env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(3)]
+def test_shards_of_one_sweep_fill_one_workdir_without_clashes(reliability_cfg, reliability_reference, xla_cache,
+                                                               tmp_path):
+    procs = [subprocess.Popen(cli(reliability_cfg, tmp_path, f"--shard={i}/3"), cwd=ROOT,
+                              env=env(cache=xla_cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(3)]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-2000:]
-    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(reference)
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(reliability_reference)
     # Shards train smaller groups than the reference; a member does not see its group mates: bit-identical.
-    assert_same_metrics(results(tmp_path), reference)
+    assert_same_metrics(results(tmp_path), reliability_reference)
 
 
-def test_two_jax_distributed_cpu_processes_split_the_sweep(cfg, reference, tmp_path):
+def test_two_jax_distributed_cpu_processes_split_the_sweep(reliability_cfg, reliability_reference, xla_cache,
+                                                            tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     flags = ["--distributed", f"--coordinator=127.0.0.1:{port}", "--num_processes=2"]
-    procs = [subprocess.Popen(cli(cfg, tmp_path, *flags, f"--process_id={i}"), cwd=ROOT, env=env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [subprocess.Popen(cli(reliability_cfg, tmp_path, *flags, f"--process_id={i}"), cwd=ROOT,
+                              env=env(cache=xla_cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-2000:]
-    assert_same_metrics(results(tmp_path), reference)
-
-
-KILL_CFG = """
-from ae_jax import config as config_lib
-from ae_jax.config import sweep
-
-def get_config(arg=None):
-    c = config_lib.base_config()
-    c.name = "distributed_kill"
-    c.model.code_size, c.model.width = 8, 32
-    c.train.steps, c.train.log_every, c.train.batch_size = 1000, 10, 32
-    c.train.checkpoint_seconds = 0.0
-    c.diagnostics.jac_points, c.diagnostics.attractor_iters, c.diagnostics.ood_samples = 5, 3, 50
-    c.diagnostics.probe = False
-    c.wandb.mode = "disabled"
-    return c
-
-def get_sweep(arg=None):
-    return sweep("seed", [0, 1])
-"""
+    assert_same_metrics(results(tmp_path), reliability_reference)
 
 
 def test_jax_distributed_processes_resume_after_both_are_killed(tmp_path):
@@ -60,8 +43,7 @@ def test_jax_distributed_processes_resume_after_both_are_killed(tmp_path):
     give the numbers of uninterrupted runs of their shards."""
     from ae_jax import sweep
 
-    cfg = tmp_path / "kill.py"
-    cfg.write_text(KILL_CFG)
+    cfg = tiny_config_file(tmp_path / "kill.py", "distributed_kill", steps=1000)
     base, grid, name = sweep.load_config_file(str(cfg))
     expected = {}
     for i in range(2):
@@ -74,8 +56,10 @@ def test_jax_distributed_processes_resume_after_both_are_killed(tmp_path):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         flags = ["--distributed", f"--coordinator=127.0.0.1:{port}", "--num_processes=2"]
-        return [subprocess.Popen(cli(cfg, workdir, *flags, f"--process_id={i}"), cwd=ROOT, env=env(),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+        # A cache of their own: the killed processes compiled the training program, the resumed ones load it.
+        return [subprocess.Popen(cli(cfg, workdir, *flags, f"--process_id={i}"), cwd=ROOT,
+                                 env=env(cache=tmp_path / "xla-cache"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for i in range(2)]
 
     procs = start()
     deadline = time.time() + 300
@@ -97,16 +81,7 @@ def test_jax_distributed_processes_resume_after_both_are_killed(tmp_path):
     assert_same_metrics(results(workdir), expected)
 
 
-def test_four_host_devices_give_the_one_device_numbers_on_the_quickstart_smoke(tmp_path):
-    args = ["--config.train.steps=100", "--config.wandb.mode=disabled"]
-    run(cli(ROOT / "configs/quickstart.py:smoke", tmp_path / "one", *args), devices=1)
-    run(cli(ROOT / "configs/quickstart.py:smoke", tmp_path / "four", *args), devices=4)
+def test_four_host_devices_give_the_one_device_numbers(reliability_cfg, reliability_reference, xla_cache, tmp_path):
+    run(cli(reliability_cfg, tmp_path), devices=4, cache=xla_cache)
     # Bit-identical: each device maps its own members one at a time (docs/reliability.md).
-    assert_same_metrics(results(tmp_path / "four"), results(tmp_path / "one"))
-
-
-def test_a_member_trains_bit_identically_on_four_host_devices_and_on_one(tmp_path):
-    """Thousands of steps: 5 members padded to 8 over 4 devices (2 per device) against the member alone."""
-    alone = train_member(tmp_path, [0], [2e-3], devices=1)
-    sharded = train_member(tmp_path, [3, 0, 9, 4, 6], [1e-2, 2e-3, 3e-4, 1e-3, 5e-3], devices=4)
-    assert_bit_identical(sharded, alone)
+    assert_same_metrics(results(tmp_path), reliability_reference)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ae_jax import config as config_lib, diagnostics, regime, sweep, train
+from ae_jax import config as config_lib, regime, sweep
 from ae_jax.config import product, sweep as axis, zipped
 from ae_jax.errors import ConfigError
 
@@ -94,16 +94,39 @@ def test_a_workdir_of_another_sweep_is_refused_untouched(tmp_path):
     assert (tmp_path / "results.jsonl").read_bytes() == before
 
 
-def test_cli_runs_a_config_file_and_writes_the_report(tmp_path):
+def sweep_cli(workdir, cache):
+    """`python -m ae_jax.sweep` of configs/ae.py:smoke (one member, 40 steps) with compilation cache `cache`;
+    returns the cache's files after it."""
     env = {**os.environ, "WANDB_MODE": "disabled", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
     out = subprocess.run([sys.executable, "-m", "ae_jax.sweep", "--config=configs/ae.py:smoke",
-                          "--config.train.steps=40", "--config.model.code_size=8",
-                          "--config.wandb.mode=disabled", f"--workdir={tmp_path}"],
+                          "--config.train.steps=40", "--config.model.code_size=8", "--config.wandb.mode=disabled",
+                          f"--compilation_cache={cache}", f"--workdir={workdir}"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    (record,) = read(tmp_path)
+    return sorted(p.name for p in cache.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def first_cli_run(tmp_path_factory):
+    """(workdir, cache, the cache's files) of the first command on an empty cache."""
+    workdir, cache = tmp_path_factory.mktemp("cli"), tmp_path_factory.mktemp("cache")
+    return workdir, cache, sweep_cli(workdir, cache)
+
+
+def test_cli_runs_a_config_file_and_writes_the_report(first_cli_run):
+    workdir, _, _ = first_cli_run
+    (record,) = read(workdir)
     assert record["config"]["model.code_size"] == 8 and record["metrics"]["steps"] == 40
-    assert (tmp_path / "report.md").exists()
+    assert (workdir / "report.md").exists()
+
+
+def test_a_repeated_sweep_loads_its_programs_from_the_persistent_cache(first_cli_run, tmp_path):
+    _, cache, first = first_cli_run
+    assert any("train_chunk" in name for name in first), first
+    new = set(sweep_cli(tmp_path, cache)) - set(first)
+    # Tiny helper ops may enter the cache late (their compile time crosses the threshold under load);
+    # the training and diagnostics programs must not be compiled again.
+    assert not [name for name in new if "train_chunk" in name or "group" in name], new
 
 
 # ----------------------------------------------------------------------------- the science it must show
@@ -154,26 +177,6 @@ def test_overcomplete_relu_autoencoder_is_identity_and_an_8_unit_one_is_not(tmp_
     assert records[256]["regime"] == "identity", records[256]
     assert records[8]["regime"] != "identity", records[8]
     assert records[256]["jac_rank"] > 0.85 * records[256]["data_rank"] > records[8]["jac_rank"]
-
-
-def test_a_repeated_sweep_loads_its_programs_from_the_persistent_cache(tmp_path):
-    env = {**os.environ, "WANDB_MODE": "disabled", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
-    cache = tmp_path / "cache"
-
-    def run(workdir):
-        out = subprocess.run([sys.executable, "-m", "ae_jax.sweep", "--config=configs/ae.py:smoke",
-                              "--config.train.steps=40", "--report=false", f"--compilation_cache={cache}",
-                              f"--workdir={workdir}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=300)
-        assert out.returncode == 0, out.stderr
-        return sorted(p.name for p in cache.rglob("*") if p.is_file())
-
-    first = run(tmp_path / "a")
-    assert any("train_chunk" in name for name in first), first
-    new = set(run(tmp_path / "b")) - set(first)
-    # Tiny helper ops may enter the cache late (their compile time crosses the threshold under load);
-    # the training and diagnostics programs must not be compiled again.
-    assert not [name for name in new if "train_chunk" in name or "group" in name], new
 
 
 def test_a_member_driven_to_nan_is_recorded_diverged_and_its_group_mates_are_unaffected(tmp_path):
