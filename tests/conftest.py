@@ -43,7 +43,7 @@ def _release_compiled_programs():
 # waiting for it from the start. A stable sort: the rest keep their order, and a module's tests stay together.
 HEAVY_FIRST = ("test_reliability.py", "test_variants.py", "test_sweep.py", "test_reliability_multi.py",
                "test_experiments_memorisation.py", "test_calibration.py", "test_experiments_regularisers_vae.py",
-               "test_bench.py", "test_golden.py", "test_experiments_linear.py", "test_faults.py",
+               "test_workers.py", "test_bench.py", "test_golden.py", "test_experiments_linear.py", "test_faults.py",
                "test_fashion_mnist.py")
 
 
