@@ -11,7 +11,8 @@ decay, 6000 steps of batch 128, linear output (squared error) for every arm, so 
 `analyze.py` adds what `results.jsonl` lacks: encoder and decoder weight norms and the whole map's
 Jacobian singular values on the data span. `:smoke` runs the three arms at weight 0.1 and the two weight-0
 baselines, one seed, 800 steps. `:converged` is the convergence run: the same 33 members at a constant Adam
-3e-3 for CONVERGED_STEPS (a cosine decay to 0 flattens every curve by construction, docs/regime.md).
+3e-3 for CONVERGED_STEPS (a cosine decay to 0 flattens every curve by construction, docs/regime.md);
+`:converged,tied` is its tied sigmoid arm alone (for a longer run, `--config.train.steps`).
 """
 
 from ae_jax import config as config_lib
@@ -20,7 +21,7 @@ from ae_jax.config import product, sweep
 WEIGHTS = [0.0, 0.01, 0.1, 1.0]
 SEEDS = [0, 1, 2]
 CONVERGED_STEPS = 24000
-ARGS = ("smoke", "converged")
+ARGS = ("smoke", "converged", "tied")
 ARMS = {
     "tied_sigmoid": ({"model.tied": True, "model.activation": "sigmoid"}, "contractive.weight"),
     "untied_relu": ({"model.tied": False, "model.activation": "relu"}, "contractive.weight"),
@@ -71,10 +72,13 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-    smoke = "smoke" in config_lib.check_arg(arg, ARGS, __file__)
+    parts = config_lib.check_arg(arg, ARGS, __file__)
+    smoke = "smoke" in parts
     weights, seeds = ([0.0, 0.1], [0]) if smoke else (WEIGHTS, SEEDS)
     members = []
     for name, (arch, key) in ARMS.items():
+        if "tied" in parts and name != "tied_sigmoid":
+            continue
         # the map arm's weight 0 is the untied ReLU arm's: train it once
         ws = [w for w in weights if w > 0] if name == "map" else weights
         members += product([arch], sweep(key, ws), sweep("seed", seeds))
