@@ -8,8 +8,8 @@ expected outcome. `results.jsonl` records `steps`, the final loss and `converged
 length is a capacity knob; depth at matched train loss is experiments/failure_cases/); the generic report
 draws the depth x width phase diagrams, `analyze.py` the claim's table and figure.
 `:smoke` is depth 1 and 4 at width 16 and 128 (no n_train block), 400 steps of batch 32, one seed.
-`:converged` is the all-images block alone (where 4 of 36 nets had converged at 2000 steps), CONVERGED_STEPS
-at the same constant Adam 1e-3.
+`:converged` is the all-images block (where 4 of 36 nets had converged at 2000 steps) at the extreme widths
+16 and 256, CONVERGED_STEPS at the same constant Adam 1e-3.
 """
 
 from ae_jax import config as config_lib
@@ -56,5 +56,8 @@ def get_sweep(arg=None):
     config_lib.check_arg(arg, ARGS, __file__)
     if arg == "smoke":
         return product(sweep("model.depth", [1, 4]), sweep("model.width", [16, 128]))
-    return product(sweep("data.n_train", [0] if arg == "converged" else N_TRAIN), sweep("model.depth", DEPTHS), sweep("model.width", WIDTHS),
+    if arg == "converged":
+        return product(sweep("model.depth", DEPTHS), sweep("model.width", [WIDTHS[0], WIDTHS[-1]]),
+                       sweep("seed", SEEDS))
+    return product(sweep("data.n_train", N_TRAIN), sweep("model.depth", DEPTHS), sweep("model.width", WIDTHS),
                    sweep("seed", SEEDS))
