@@ -85,6 +85,8 @@ def plot(table: dict) -> Figure:
     for ax, (key, title) in zip(axes, panels):
         for i, arm in enumerate(ARMS):
             pts = [(j, spread(table[(arm, w)], key)) for j, w in enumerate(weights) if (arm, w) in table]
+            if not pts:  # a sweep of one arm (`:converged,tied`)
+                continue
             j, s = zip(*pts)
             mean, lo, hi = map(np.array, zip(*s))
             ax.errorbar(j, mean, yerr=[mean - lo, hi - mean], fmt="-o", color=f"C{i}", capsize=3, label=LABEL[arm])

@@ -10,7 +10,9 @@ Each at weights 0 (the plain AE of that architecture), 0.01, 0.1, 1, seeds 0-2. 
 decay, 6000 steps of batch 128, linear output (squared error) for every arm, so the losses compare.
 `analyze.py` adds what `results.jsonl` lacks: encoder and decoder weight norms and the whole map's
 Jacobian singular values on the data span. `:smoke` runs the three arms at weight 0.1 and the two weight-0
-baselines, one seed, 800 steps.
+baselines, one seed, 800 steps. `:converged` is the convergence run: the same 33 members at a constant Adam
+3e-3 for CONVERGED_STEPS (a cosine decay to 0 flattens every curve by construction, docs/regime.md);
+`:converged,tied` is its tied sigmoid arm alone (for a longer run, `--config.train.steps`).
 """
 
 from ae_jax import config as config_lib
@@ -18,6 +20,8 @@ from ae_jax.config import product, sweep
 
 WEIGHTS = [0.0, 0.01, 0.1, 1.0]
 SEEDS = [0, 1, 2]
+CONVERGED_STEPS = 24000
+ARGS = ("smoke", "converged", "tied")
 ARMS = {
     "tied_sigmoid": ({"model.tied": True, "model.activation": "sigmoid"}, "contractive.weight"),
     "untied_relu": ({"model.tied": False, "model.activation": "relu"}, "contractive.weight"),
@@ -37,7 +41,8 @@ def weight_of(c: dict) -> float:
 
 
 def get_config(arg=None):
-    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
+    parts = config_lib.check_arg(arg, ARGS, __file__)
+    smoke = "smoke" in parts
     c = config_lib.base_config()
     c.name = "contractive"
     c.data.name = "digits"
@@ -50,6 +55,11 @@ def get_config(arg=None):
     c.train.schedule = "cosine"
     c.train.log_every = 200
     c.diagnostics.probe = False  # the question is the map's Jacobian, not the code's linear separability
+    if "converged" in parts:
+        c.name = "contractive_converged"
+        c.train.steps = CONVERGED_STEPS
+        c.train.schedule = "constant"
+        c.train.log_every = 500
     if smoke:
         c.name = "contractive_smoke"
         c.train.steps = 800
@@ -62,10 +72,13 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-    smoke = "smoke" in config_lib.check_arg(arg, ("smoke",), __file__)
+    parts = config_lib.check_arg(arg, ARGS, __file__)
+    smoke = "smoke" in parts
     weights, seeds = ([0.0, 0.1], [0]) if smoke else (WEIGHTS, SEEDS)
     members = []
     for name, (arch, key) in ARMS.items():
+        if "tied" in parts and name != "tied_sigmoid":
+            continue
         # the map arm's weight 0 is the untied ReLU arm's: train it once
         ws = [w for w in weights if w > 0] if name == "map" else weights
         members += product([arch], sweep(key, ws), sweep("seed", seeds))

@@ -8,6 +8,8 @@ expected outcome. `results.jsonl` records `steps`, the final loss and `converged
 length is a capacity knob; depth at matched train loss is experiments/failure_cases/); the generic report
 draws the depth x width phase diagrams, `analyze.py` the claim's table and figure.
 `:smoke` is depth 1 and 4 at width 16 and 128 (no n_train block), 400 steps of batch 32, one seed.
+`:converged` is the all-images block (where 4 of 36 nets had converged at 2000 steps) at the extreme widths
+16 and 256, CONVERGED_STEPS at the same constant Adam 1e-3.
 """
 
 from ae_jax import config as config_lib
@@ -17,10 +19,12 @@ DEPTHS = [1, 2, 4, 8]
 WIDTHS = [16, 64, 256]
 SEEDS = [0, 1, 2]
 N_TRAIN = [0, 10]  # 0 = all 1347 training images; 10 = the small-n column
+CONVERGED_STEPS = 8000
+ARGS = ("smoke", "converged")
 
 
 def get_config(arg=None):
-    config_lib.check_arg(arg, ("smoke",), __file__)
+    config_lib.check_arg(arg, ARGS, __file__)
     c = config_lib.base_config()
     c.name = "depth"
     c.model.activation = "relu"
@@ -32,6 +36,10 @@ def get_config(arg=None):
     # Power-of-4 buckets keep widths 16, 64 and 256 in separate programs: packing 16 into 256 would cost
     # 16x its compute at depth 8, more than the compilation it saves.
     c.train.pack_ratio = 4.0
+    if arg == "converged":
+        c.name = "depth_converged"
+        c.train.steps = CONVERGED_STEPS
+        c.train.log_every = 500
     if arg == "smoke":
         c.name = "depth_smoke"
         c.train.steps = 400
@@ -45,8 +53,11 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-    config_lib.check_arg(arg, ("smoke",), __file__)
+    config_lib.check_arg(arg, ARGS, __file__)
     if arg == "smoke":
         return product(sweep("model.depth", [1, 4]), sweep("model.width", [16, 128]))
+    if arg == "converged":
+        return product(sweep("model.depth", DEPTHS), sweep("model.width", [WIDTHS[0], WIDTHS[-1]]),
+                       sweep("seed", SEEDS))
     return product(sweep("data.n_train", N_TRAIN), sweep("model.depth", DEPTHS), sweep("model.width", WIDTHS),
                    sweep("seed", SEEDS))

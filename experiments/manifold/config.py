@@ -7,7 +7,8 @@ linear subspace, d = 2, 4, 8. ReLU MLP autoencoders, depth 1, width 128, code 1,
 d-sphere does not embed in R^d), 2d and 128; plain (Gaussian corruption of level 0) and denoising
 (Gaussian, s = 0.1). Adam 2e-3, 3000 steps of batch 64, seeds 0, 1, 2. The sweep keeps every member's parameters; the
 analysis adds the pull onto the manifold to the library's metrics and writes analysis.md and figures.
-`:smoke` is the d=2 sphere, codes 1 and 32, plain and denoising, 600 steps (seconds).
+`:smoke` is the d=2 sphere, codes 1 and 32, plain and denoising, 600 steps (seconds). `:converged` trains the
+cells the verdicts rest on (`converged_cells`) for CONVERGED_STEPS at the same constant Adam 2e-3.
 """
 
 from ae_jax import config as config_lib
@@ -18,6 +19,8 @@ KINDS = ["sphere", "linear"]
 DATA_NOISE = 0.02
 DAE_NOISE = 0.1
 SEEDS = [0, 1, 2]
+CONVERGED_STEPS = 8000
+ARGS = ("smoke", "converged")
 
 
 def codes(kind: str, d: int) -> list[int]:
@@ -26,8 +29,16 @@ def codes(kind: str, d: int) -> list[int]:
     return sorted({1, max(d // 2, 1), d, *extra, 2 * d, 128})
 
 
+def converged_cells(kind: str, d: int) -> list[dict]:
+    """Plain AEs below, at and above d and at 128 (the rank, the floor, the drift to the identity), the DAE
+    at 2d and 128 (rank d at any spare code); code 1 only where it is below d by half (d = 2)."""
+    plain = sorted({max(d // 2, 1), d, *([d + 1] if kind == "sphere" else []), 2 * d, 128})
+    return ([{"model.code_size": k, "noise.level": 0.0} for k in plain]
+            + [{"model.code_size": k, "noise.level": DAE_NOISE} for k in (2 * d, 128)])
+
+
 def get_config(arg=None):
-    config_lib.check_arg(arg, ("smoke",), __file__)
+    config_lib.check_arg(arg, ARGS, __file__)
     c = config_lib.base_config()
     c.name = "manifold"
     c.data.name = "manifold"
@@ -48,6 +59,9 @@ def get_config(arg=None):
     c.train.pack_ratio = 256.0  # codes 2..128 share one masked program per dataset (code 1 its own)
     c.diagnostics.attractor_iters = 30
     c.diagnostics.probe = False  # no labels on synthetic data
+    if arg == "converged":
+        c.name = "manifold_converged"
+        c.train.steps = CONVERGED_STEPS
     if arg == "smoke":
         c.name = "manifold_smoke"
         c.train.steps = 600  # at 400 the DAE's rank is 3.00, on the edge of the test's "within 1 of d"
@@ -60,7 +74,7 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-    config_lib.check_arg(arg, ("smoke",), __file__)
+    config_lib.check_arg(arg, ARGS, __file__)
     noise = sweep("noise.level", [0.0, DAE_NOISE])
     if arg == "smoke":
         return product(sweep("data.manifold.kind", ["sphere"]), sweep("data.manifold.intrinsic_dim", [2]),
@@ -68,6 +82,10 @@ def get_sweep(arg=None):
     members = []
     for kind in KINDS:
         for d in DIMS:
+            if arg == "converged":
+                members += product(sweep("data.manifold.kind", [kind]), sweep("data.manifold.intrinsic_dim", [d]),
+                                   converged_cells(kind, d), sweep("seed", SEEDS))
+                continue
             members += product(sweep("data.manifold.kind", [kind]), sweep("data.manifold.intrinsic_dim", [d]),
                                sweep("model.code_size", codes(kind, d)), noise, sweep("seed", SEEDS))
     return members

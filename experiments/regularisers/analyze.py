@@ -434,18 +434,18 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
               f"{topk_text})", ""]
     if long_records:
         long_table = cells(long_records)
-        lines += ["## Training-budget control: the strongest settings trained twice as long", "",
-                  "Each cell: this sweep / the `:long` sweep (same seeds). `moved`: metrics whose seed ranges "
+        lines += ["## Training-budget control: the same settings trained longer", "",
+                  "Each cell: this sweep / the longer sweep (same seeds). `moved`: metrics whose seed ranges "
                   "do not overlap between the two budgets.", "",
                   common.md_table(["data", "regulariser", "strength", "steps", "converged", "final loss", "regime",
                                    "jac_rank", "noise_gain", "perturb_gain", "test_mse", "moved"],
                                   budget_rows(table, long_table)), ""]
-    probes = probe_rows(table) + (probe_rows(cells(long_records)) if long_records else [])
+    probes = probe_rows(cells(long_records)) if long_records else probe_rows(table)
     if probes:
         lines += ["## Probe accuracy beside its references", "",
                   "A logistic regression on the codes (`probe_acc`), on the codes of each member's own untrained "
                   "initial parameters (`probe_acc_init`) and on the raw inputs (`probe_acc_raw`); members that "
-                  "recorded all three (the `:long` sweep's, when given).", "",
+                  "recorded all three (the longer sweep's, when given).", "",
                   common.md_table(["data", "regulariser", "strength", "probe_acc", "probe_acc_init", "probe_acc_raw"],
                                   probes), ""]
     writer.summary(summary)

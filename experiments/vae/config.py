@@ -15,6 +15,8 @@ Salakhutdinov 2015; Lucas et al. 2019), seeds 0-2 for every cell. Three families
 `active_units` counts units with Cov_x E_q[z] > vae.active_threshold = 0.01 on the test set; `analyze.py`
 shows each unit's variance and KL beside the count. `:smoke` is the linear VAE at latent 16 x beta
 0.25, 1, 4 (full batch, 2000 steps) and the digits VAE (width 64) at latent 16 x beta 0.5, 4 (400 steps).
+`:converged` is the digits family at beta 0.25 and 1 (where it had not converged at 6000 cosine steps), seeds
+0-2, at a constant Adam 1e-3 for CONVERGED_STEPS (a cosine decay to 0 flattens every curve by construction).
 """
 
 from ae_jax import config as config_lib
@@ -26,6 +28,9 @@ BETAS = [0.25, 1.0, 4.0]
 LINEAR_LATENTS = [16, 64]
 LINEAR_BETAS = [0.06, 0.25, 1.0, 4.0]
 SEEDS = [0, 1, 2]
+CONVERGED_BETAS = [0.25, 1.0]
+CONVERGED_STEPS = 24000
+ARGS = ("smoke", "converged")
 N_TRAIN = 1347  # digits' training examples (test_fraction 0.25): the linear VAE's full batch
 
 DIGITS = {"data.name": "digits", "model.depth": 1, "model.width": 256, "model.output": "sigmoid"}
@@ -36,7 +41,7 @@ LINEAR = {"data.name": "digits", "model.depth": 0, "model.activation": "linear",
 
 
 def get_config(arg=None):
-    config_lib.check_arg(arg, ("smoke",), __file__)
+    config_lib.check_arg(arg, ARGS, __file__)
     c = config_lib.base_config()
     c.name = "vae"
     c.vae.enabled = True
@@ -54,6 +59,11 @@ def get_config(arg=None):
     # and on a shared CPU the compute, not the compile, is what takes the time.
     c.train.pack_ratio = 0.0
     c.diagnostics.probe = False  # a linear probe says nothing about active units
+    if arg == "converged":
+        c.name = "vae_converged"
+        c.train.steps = CONVERGED_STEPS
+        c.train.schedule = "constant"
+        c.train.log_every = 500
     if arg == "smoke":
         c.name = "vae_smoke"
         c.train.steps = 400
@@ -66,7 +76,10 @@ def get_config(arg=None):
 
 
 def get_sweep(arg=None):
-    config_lib.check_arg(arg, ("smoke",), __file__)
+    config_lib.check_arg(arg, ARGS, __file__)
+    if arg == "converged":
+        return product([DIGITS], sweep("model.code_size", LATENTS), sweep("vae.beta", CONVERGED_BETAS),
+                       sweep("seed", SEEDS))
     if arg == "smoke":
         linear = dict(LINEAR, **{"train.steps": 2000, "train.log_every": 100})
         return (product([linear], sweep("model.code_size", [16]), sweep("vae.beta", [0.25, 1.0, 4.0]))
