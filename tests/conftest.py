@@ -100,11 +100,13 @@ def reliability_cfg(tmp_path_factory):
 def reliability_reference(reliability_cfg, xla_cache, tmp_path_factory):
     """The uninterrupted results of the reliability sweep, run once per session by whichever worker asks
     first; it compiles every program afresh and fills `xla_cache`."""
-    from filelock import FileLock
+    import fcntl
+
     from sweep_setup import cli, results, run
 
     workdir = shared_dir(tmp_path_factory, "reference")
-    with FileLock(str(workdir) + ".lock"):
+    with open(str(workdir) + ".lock", "a") as lock:  # the other pytest worker waits here
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if not (workdir / "done").exists():
             assert not any(xla_cache.iterdir()), "the reference must compile afresh"
             run(cli(reliability_cfg, workdir), cache=xla_cache)
