@@ -109,6 +109,6 @@ def reliability_reference(reliability_cfg, xla_cache, tmp_path_factory):
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (workdir / "done").exists():
             assert not any(xla_cache.iterdir()), "the reference must compile afresh"
-            run(cli(reliability_cfg, workdir), cache=xla_cache)
+            run(cli(reliability_cfg, workdir, "--workers=1"), cache=xla_cache)  # one process: tests/test_workers.py
             (workdir / "done").touch()
     return results(workdir)

@@ -15,24 +15,6 @@ from ae_jax import config as config_lib, data as data_lib, sweep, workers
 from ae_jax.config import product, sweep as axis
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = """
-from ae_jax import config as config_lib
-from ae_jax.config import product, sweep
-
-def get_config(arg=None):
-    c = config_lib.base_config()
-    c.name = "workers"
-    c.train.steps, c.train.log_every, c.train.batch_size = 400, 10, 32
-    c.train.checkpoint_seconds = 0.0
-    c.diagnostics.jac_points, c.diagnostics.attractor_iters = 10, 5
-    c.wandb.mode = "disabled"
-    return c
-
-def get_sweep(arg=None):
-    return product(sweep("model.depth", [0, 1]), sweep("model.code_size", [8]), sweep("seed", [0, 1]))
-"""
-
-
 def command(cfg, workdir, n_workers):
     return [sys.executable, "-m", "ae_jax.sweep", f"--config={cfg}", f"--workdir={workdir}", "--report=false",
             f"--workers={n_workers}"]
@@ -86,14 +68,10 @@ def start_and_stop(cmd, workdir, sig) -> tuple[int, list[int]]:
     return proc.returncode, kids
 
 
-def test_workers_die_with_their_command_and_the_resumed_sweep_gives_the_one_process_numbers(tmp_path):
-    cfg = tmp_path / "workers_cfg.py"
-    cfg.write_text(CFG)
-    one = subprocess.run(command(cfg, tmp_path / "one", 1), cwd=ROOT, env=environment(), capture_output=True,
-                         text=True, timeout=600)
-    assert one.returncode == 0, one.stderr[-3000:]
-
-    workdir = tmp_path / "two"
+def test_workers_die_with_their_command_and_the_resumed_sweep_gives_the_one_process_numbers(
+        tmp_path, reliability_cfg, reliability_reference):
+    # the reliability sweep (two shape groups of three seeds) against its one-process reference run
+    cfg, workdir = reliability_cfg, tmp_path / "two"
     # SIGTERM (a scheduler's stop) reaches the command only: it stops its workers, which checkpoint.
     status, kids = start_and_stop(command(cfg, workdir, 2), workdir, signal.SIGTERM)
     assert status == 128 + signal.SIGTERM
@@ -109,9 +87,9 @@ def test_workers_die_with_their_command_and_the_resumed_sweep_gives_the_one_proc
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "on 2 worker processes" in done.stdout
-    a = {r["name"]: r["metrics"] for r in results(tmp_path / "one")}
+    a = {name: r["metrics"] for name, r in reliability_reference.items()}
     b = {r["name"]: r["metrics"] for r in results(workdir)}
-    assert len(results(workdir)) == len(b) == len(a) == 4, "a member was written twice or lost"
+    assert len(results(workdir)) == len(b) == len(a) == 6, "a member was written twice or lost"
     for name in a:
         assert sorted(a[name]) == sorted(b[name])
         for k, v in a[name].items():
