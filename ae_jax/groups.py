@@ -103,8 +103,7 @@ def diagnostics_specs(groups: Sequence[Group]) -> list[models.ModelSpec]:
 def pad_net(params_M: Any, sizes_M: np.ndarray, spec: models.ModelSpec) -> tuple[Any, Any]:
     """Member-stacked params zero-padded on the host to `spec`'s sizes, with each member's masks for it."""
     like = jax.eval_shape(lambda: models.init_params(spec, jax.random.key(0)))
-    padded = jax.tree.map(lambda p, big: np.pad(np.asarray(p), [(0, 0)] + [
-        (0, b - n) for n, b in zip(np.shape(p)[1:], big.shape)]), params_M, like)
+    padded = models.pad_params(params_M, like)
     masks = [jax.device_get(models.size_masks(spec, int(c), int(w))) for c, w in np.asarray(sizes_M).tolist()]
     return padded, jax.tree.map(lambda *m: np.stack(m), *masks)
 

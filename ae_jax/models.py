@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from ae_jax.code_stages import CODE_STAGES, code_noise, masked
 from ae_jax.errors import ConfigError
@@ -248,9 +249,13 @@ def size_masks(spec: ModelSpec, code_size: int, width: int) -> dict[str, jax.Arr
 
 
 def pad_params(params: Any, like: Any) -> Any:
-    """Zero-pad each leaf of a smaller model's params to the shape of the group's largest model."""
-    return jax.tree.map(lambda p, big: jnp.pad(p, [(0, b - s) for s, b in zip(p.shape, big.shape)]),
-                        params, like)
+    """Zero-pad each leaf of a smaller model's params (on the host; leading member axes kept) to the
+    trailing shape of `like`'s leaf, the larger model's."""
+    def pad(p, big):
+        p = np.asarray(p)
+        lead = p.ndim - len(big.shape)
+        return np.pad(p, [(0, 0)] * lead + [(0, b - n) for n, b in zip(p.shape[lead:], big.shape)])
+    return jax.tree.map(pad, params, like)
 
 
 class Autoencoder(nn.Module):
