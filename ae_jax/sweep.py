@@ -345,8 +345,7 @@ def main(argv: Sequence[str]) -> int:
         if in_main_thread:  # after jax.distributed, which installs its own SIGTERM handler
             signal.signal(signal.SIGTERM, stop)
         if fv.compilation_cache:
-            jax.config.update("jax_compilation_cache_dir", fv.compilation_cache)
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+            workers_lib.use_compilation_cache(fv.compilation_cache)
         traces = sum(train.TRACE_COUNTS.values())
         run_sweep(fv.config, sweep, fv.workdir, sweep_name=name, only=fv.only, dry_run=fv.dry_run,
                   report=fv.report, shard=shard, label=run_label(name, base, fv.config),

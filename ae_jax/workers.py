@@ -33,6 +33,16 @@ POLL_SECONDS = 0.5  # how often the command looks at its workers (progress, fail
 STOP_SECONDS = 120.0  # how long a stopped worker may take to checkpoint its group
 
 
+def use_compilation_cache(path: str) -> None:
+    """Keeps this process's compiled programs in the persistent cache at `path` (shared by a command and its
+    workers). Programs that compiled in under $AE_JAX_CACHE_MIN_COMPILE_S seconds (default 0.2) are not
+    written: loading them would cost about as much. The tests set 0, so that whether a program is cached
+    does not depend on the machine's load."""
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                      float(os.environ.get("AE_JAX_CACHE_MIN_COMPILE_S", "0.2")))
+
+
 def auto_workers(n_groups: int) -> int:
     """One worker per core this process may run on, on the CPU backend (at most one per group); elsewhere
     one: an accelerator is shared by a single process (JAX preallocates its memory)."""
@@ -187,8 +197,7 @@ def _work(rank: int, parent: int, todo: list, order: list[int], job: dict, next_
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     if job.get("compilation_cache"):
-        jax.config.update("jax_compilation_cache_dir", job["compilation_cache"])
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+        use_compilation_cache(job["compilation_cache"])
     traces = collections.Counter(train.TRACE_COUNTS)
     timings: dict[str, float] = {}
     datasets = _Datasets({g.data: g.members[0].config.data for g in todo})

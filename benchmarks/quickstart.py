@@ -53,7 +53,7 @@ def quickstart_job(job: dict) -> dict:
     import jax
     from jax import monitoring
 
-    from ae_jax import data as data_lib, report as report_lib, sweep as sweep_lib
+    from ae_jax import data as data_lib, report as report_lib, sweep as sweep_lib, workers as workers_lib
 
     started = time.time()  # what `python -m ae_jax.sweep` also pays before its first member: Python, JAX, ae_jax
     spans = {"train": [], "diagnostics": [], "other": []}
@@ -74,8 +74,7 @@ def quickstart_job(job: dict) -> dict:
         config.train.log_every = min(config.train.log_every, job["steps"])
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        jax.config.update("jax_compilation_cache_dir", str(Path(tmp) / "xla"))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)  # as the sweep command sets it
+        workers_lib.use_compilation_cache(str(Path(tmp) / "xla"))  # as the sweep command does
         workdir = Path(tmp) / "quickstart"
         t0 = time.time()
         records = sweep_lib.run_sweep(config, grid, workdir, sweep_name=config.name, only=job["only"],
