@@ -68,7 +68,7 @@ def controls(x_tr, r):
     for k in sorted({2, 8, r - 2} & set(range(1, r))):
         pca = PCA(n_components=k).fit(x_tr.astype(np.float64))
         out[f"pca{k}"] = (pca.mean_, pca.components_.T @ pca.components_, k)
-    # SCIENCE.md's optimal linear denoiser C (C + s^2 I)^-1: per-direction gains lambda / (lambda + s^2)
+    # docs/science.md's optimal linear denoiser C (C + s^2 I)^-1: per-direction gains lambda / (lambda + s^2)
     evals, evecs = np.linalg.eigh(np.cov(x_tr.T.astype(np.float64), bias=True))
     s2 = base_config().diagnostics.noise_std ** 2
     out["wiener"] = (mu, evecs @ np.diag(evals / (evals + s2)) @ evecs.T, d)
@@ -230,7 +230,7 @@ def test_pca(case, which):
 
 
 def test_span_projector_is_identity_on_the_span(case):
-    """SCIENCE.md: identity is measured on the data span. The projector onto it copies every span direction
+    """docs/science.md: identity is measured on the data span. The projector onto it copies every span direction
     and every span-projected uniform point, so it is `identity` even on rank-5 data in R^20, where it
     discards most of the full-space uniform noise (ood_fidelity far below the 0.9 bar)."""
     m, r = case["res"]["span"], case["r"]
@@ -369,7 +369,7 @@ def test_pca_mse_matches_sklearn():
         pca = PCA(n_components=min(k, 64)).fit(x_tr.astype(np.float64))
         rec = pca.inverse_transform(pca.transform(x_te.astype(np.float64)))
         assert dg.pca_mse(x_tr, x_te, k) == pytest.approx(((rec - x_te) ** 2).mean(), rel=1e-6, abs=1e-12)
-    # SCIENCE.md's reference values for the 1347/450 split
+    # docs/science.md's reference values for the 1347/450 split
     for k, ref in ((8, 0.025), (16, 0.012), (32, 0.003)):
         assert dg.pca_mse(x_tr, x_te, k) == pytest.approx(ref, rel=0.15)
 
@@ -437,7 +437,7 @@ def test_chunked_sets_match_whole(monkeypatch):
 
 
 def train_relu_ae(x_tr, k, steps=2000, seed=0):
-    """SCIENCE.md's 64-k-64 ReLU AE (Adam 1e-3, batch 128), stacked as a one-member group."""
+    """docs/science.md's 64-k-64 ReLU AE (Adam 1e-3, batch 128), stacked as a one-member group."""
     import optax
 
     d = x_tr.shape[1]
@@ -466,7 +466,7 @@ def test_regime_separates_trained_relu_aes():
         (got[k],) = dg.evaluate(mlp_reconstruct, mlp_encode, params, x_tr, x_te, None, None, [k], cfg)
     assert got[256]["regime"] == "identity", got[256]
     assert got[8]["regime"] != "identity", got[8]
-    assert got[256]["ood_fidelity"] > got[8]["ood_fidelity"] + 0.5  # SCIENCE.md: noise copied far better
+    assert got[256]["ood_fidelity"] > got[8]["ood_fidelity"] + 0.5  # docs/science.md: noise copied far better
 
 
 def test_jacobian_spectrum_of_linear_controls(case):
