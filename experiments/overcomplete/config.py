@@ -8,6 +8,8 @@ training-budget control. The sweep's generic report draws the phase diagrams (re
 ood_fidelity, test_mse / PCA-k, ...) split by dataset and steps; `analyze.py` adds the claim's table
 and `figures/overcomplete_lines.png`.
 `:smoke` is code 8 and 256 x depth 0, 1 at width 64 on digits for 300 steps (under a minute).
+`:deep` is the depth control on digits: depth 0 .. 4, every code, three seeds, DEEP_STEPS steps (the
+deeper nets had mostly not converged at 1500).
 """
 
 from ae_jax import config as config_lib
@@ -18,10 +20,12 @@ DEPTHS = [1, 2, 3, 4]
 WIDTH = 128
 SEEDS = [0, 1, 2]
 STEPS = {"digits": [1500, 6000], "manifold": [1500]}  # the claim's depth 0 also at 4x the budget
+DEEP_STEPS = 16000
+ARGS = ("smoke", "deep")
 
 
 def get_config(arg=None):
-    config_lib.check_arg(arg, ("smoke",), __file__)
+    config_lib.check_arg(arg, ARGS, __file__)
     c = config_lib.base_config()
     c.name = "overcomplete"
     c.data.manifold.kind = "sphere"  # set for every member (digits ignores it): figures split by data.name only
@@ -42,14 +46,21 @@ def get_config(arg=None):
         c.train.pack_ratio = 256.0  # codes 8 and 256 in one program per depth
         c.diagnostics.attractor_iters = 20
         c.diagnostics.jac_points = 20
+    if arg == "deep":
+        c.name = "overcomplete_deep"
+        c.train.steps = DEEP_STEPS
+        c.train.log_every = 400  # 40 points per curve
     return c
 
 
 def get_sweep(arg=None):
-    config_lib.check_arg(arg, ("smoke",), __file__)
+    config_lib.check_arg(arg, ARGS, __file__)
     if arg == "smoke":
         return product(sweep("data.name", ["digits"]), sweep("model.code_size", [8, 256]),
                        sweep("model.depth", [0, 1]), sweep("model.width", [64]))
+    if arg == "deep":
+        return product(sweep("data.name", ["digits"]), sweep("model.code_size", CODES["digits"]),
+                       sweep("model.depth", [0] + DEPTHS), sweep("model.width", [WIDTH]), sweep("seed", SEEDS))
     members = []
     for data in ("digits", "manifold"):
         members += product(sweep("data.name", [data]), sweep("model.code_size", CODES[data]),
