@@ -81,25 +81,34 @@ def plot(table: dict[tuple, dict]) -> Figure:
     return fig
 
 
-def depth0(records: list[dict], data: str, steps: int) -> list[dict]:
-    """Depth-0 members of one dataset and budget by code size: (mean, min, max) over seeds of each metric."""
-    by_code = collections.defaultdict(list)
+def seed_rows(records: list[dict], data: str, steps: int, depth: int | None = None,
+              code: int | None = None) -> list[dict]:
+    """Members of one dataset and budget at a fixed depth (one row per code) or a fixed code (one row per
+    depth): (mean, min, max) over seeds of each metric."""
+    by = collections.defaultdict(list)
     for r in records:
         c = r["config"]
-        if c["data.name"] == data and c["model.depth"] == 0 and c["train.steps"] == steps:
-            m = r["metrics"]
-            by_code[c["model.code_size"]].append(dict(m, rank_frac=m["jac_rank"] / m["data_rank"]))
+        if (c["data.name"], c["train.steps"]) != (data, steps) or depth not in (None, c["model.depth"]) \
+                or code not in (None, c["model.code_size"]):
+            continue
+        m = r["metrics"]
+        by[(c["model.depth"], c["model.code_size"])].append(dict(m, rank_frac=m["jac_rank"] / m["data_rank"]))
     rows = []
-    for code, ms in sorted(by_code.items()):
+    for (row_depth, row_code), ms in sorted(by.items()):
         stat = lambda k: (float(np.mean([m[k] for m in ms])), float(np.min([m[k] for m in ms])),  # noqa: E731
                           float(np.max([m[k] for m in ms])))
-        rows.append(dict(code=code, n=len(ms), input_dim=ms[0]["input_dim"], data_rank=ms[0]["data_rank"],
-                         pca_mse=ms[0]["pca_mse"],
+        rows.append(dict(depth=row_depth, code=row_code, n=len(ms), input_dim=ms[0]["input_dim"],
+                         data_rank=ms[0]["data_rank"], pca_mse=ms[0]["pca_mse"],
                          regimes=collections.Counter(m["regime"] for m in ms),
                          converged=sum(bool(m.get("converged")) for m in ms),
                          **{k: stat(k) for k in ("rank_frac", "ood_fidelity", "span_ood_fidelity",
                                                  "perturb_fidelity", "test_mse", "train_mse", "noise_gain")}))
     return rows
+
+
+def depth0(records: list[dict], data: str, steps: int) -> list[dict]:
+    """Depth-0 members of one dataset and budget, one row per code size."""
+    return seed_rows(records, data, steps, depth=0)
 
 
 def glance(table: dict[tuple, dict], data: str, steps: int) -> str:
@@ -117,13 +126,14 @@ def glance(table: dict[tuple, dict], data: str, steps: int) -> str:
     return common.md_table(["depth \\ code"] + [str(c) for c in codes], rows)
 
 
-def claim_rows(rows: list[dict]) -> list[list[str]]:
+def claim_rows(rows: list[dict], by_depth: bool = False) -> list[list[str]]:
     span = lambda v: f"{v[0]:.3f} ({v[1]:.2f}-{v[2]:.2f})"  # noqa: E731
-    return [[str(r["code"]), f"{r['code'] / r['input_dim']:g}",
-             ", ".join(f"{k} {n}/{r['n']}" for k, n in r["regimes"].most_common()), f"{r['converged']}/{r['n']}",
-             span(r["rank_frac"]), span(r["span_ood_fidelity"]), span(r["perturb_fidelity"]),
-             span(r["ood_fidelity"]), f"{r['train_mse'][0]:.3g}", f"{r['test_mse'][0]:.3g}", f"{r['pca_mse']:.3g}",
-             f"{r['noise_gain'][0]:.3f}"] for r in rows]
+    first = lambda r: [str(r["depth"])] if by_depth else [str(r["code"]), f"{r['code'] / r['input_dim']:g}"]  # noqa: E731
+    return [first(r) + [
+        ", ".join(f"{k} {n}/{r['n']}" for k, n in r["regimes"].most_common()), f"{r['converged']}/{r['n']}",
+        span(r["rank_frac"]), span(r["span_ood_fidelity"]), span(r["perturb_fidelity"]),
+        span(r["ood_fidelity"]), f"{r['train_mse'][0]:.3g}", f"{r['test_mse'][0]:.3g}", f"{r['pca_mse']:.3g}",
+        f"{r['noise_gain'][0]:.3f}"] for r in rows]
 
 
 def claim(records: list[dict]) -> tuple[str, str]:
@@ -170,7 +180,15 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
             lines += [f"### {data} (D = {rows[0]['input_dim']}, data rank {rows[0]['data_rank']}), {steps} steps",
                       "", common.md_table(head, table_rows), ""]
     lines += [f"Verdict (digits): **{verdict}**: {text}.", "",
-              "## At a glance: majority regime († = not every seed converged), jac_rank / r, span_ood_fidelity",
+              "## Depth at code 4 D (overcomplete): seed mean (min-max)", ""]
+    for data, steps in sorted({k[:2] for k in table}):
+        rows = [r for r in seed_rows(records, data, steps) if r["code"] == 4 * r["input_dim"]]
+        if len({r["depth"] for r in rows}) > 1:
+            table_rows = claim_rows(rows, by_depth=True)
+            writer.table(f"depth_{data}_{steps}", ["depth"] + head[2:], table_rows)
+            lines += [f"### {data}, code {rows[0]['code']}, {steps} steps", "",
+                      common.md_table(["depth"] + head[2:], table_rows), ""]
+    lines += ["## At a glance: majority regime († = not every seed converged), jac_rank / r, span_ood_fidelity",
               ""]
     for data, steps in sorted({k[:2] for k in table}):
         lines += [f"### {data}, {steps} steps", "", glance(table, data, steps), ""]
