@@ -13,7 +13,9 @@ its own workdir (the analysis reads whichever parts a workdir holds):
                 side, latent 2 / 8 / 32 / 128 at beta 1;
   vae_beta      the same VAE at latent 32 with beta 0.25 / 1 / 4 (Higgins et al.'s beta-VAE);
   linear        the overcomplete part's linear AEs trained longer (LINEAR_STEPS): at 1500 steps they were
-                still 1.4x to 1.7x the PCA-k test MSE.
+                still 1.4x to 1.7x the PCA-k test MSE;
+  converged     the overcomplete part's codes 256, 784 and 3136 (4x D) at depth 0 trained CONVERGED_STEPS:
+                at 1500 steps none of them had converged.
 Every part has three seeds. On the 2-core CPU they train on a fixed, class-mixed subset of the official
 training split (`data.n_train`: TFDS's fixed shuffle, see docs/fashion_mnist.md) for 1500 steps of batch 64
 and are tested on all 10,000 test images. Adding `full` to the argument (`:overcomplete,full`, a GPU job)
@@ -30,7 +32,7 @@ from ae_jax import config as config_lib
 from ae_jax.config import product, sweep
 
 D = 28 * 28
-PARTS = ("overcomplete", "regularisers", "tsne", "vae", "vae_beta", "linear")
+PARTS = ("overcomplete", "regularisers", "tsne", "vae", "vae_beta", "linear", "converged")
 SEEDS = [0, 1, 2]
 N_TRAIN = 10000  # the CPU subset: a sixth of the training split
 CODES = [16, 64, 256, D, 4 * D]
@@ -41,6 +43,7 @@ LINEAR_CODES = [16, 32, 64]
 LINEAR = {"model.activation": "linear", "model.depth": 0, "train.schedule": "cosine",
           "train.learning_rate": 1e-2, "train.batch_size": 256, "train.pack_ratio": 8.0}
 LINEAR_STEPS = 4000
+CONVERGED_CODES, CONVERGED_STEPS = [256, D, 4 * D], 12000  # 77 epochs of the 10,000 images
 # Programs shared by code sizes (train.pack_ratio's buckets, ae_jax/sweep.py): on a loaded 2-core CPU each
 # compiled group costs minutes of evaluation, while packing 256 into a 784 program costs little and
 # packing 784 into a 3136 one would cost 4x its training.
@@ -167,4 +170,7 @@ def get_sweep(arg=None):
              "vae": vae, "vae_beta": vae_beta}
     build["linear"] = lambda: product([dict(LINEAR, **{"train.steps": LINEAR_STEPS})],
                                       sweep("model.code_size", LINEAR_CODES), sweep("seed", SEEDS))
+    build["converged"] = lambda: [
+        dict(m, **{"train.steps": CONVERGED_STEPS, "train.log_every": 300, "train.pack_ratio": PACK.get(m["model.code_size"], 0.0)})
+        for m in product(sweep("model.code_size", CONVERGED_CODES), sweep("seed", SEEDS))]
     return [m for p in named for m in build[p]()]
