@@ -27,7 +27,7 @@ def cfg():
 
 
 def test_parts_are_what_the_readme_says(cfg):
-    for part, n in (("overcomplete", 24), ("regularisers", 15), ("tsne", 6), ("vae", 12), ("linear", 9)):
+    for part, n in (("overcomplete", 24), ("regularisers", 15), ("tsne", 6), ("vae", 12), ("linear", 9), ("converged", 9)):
         config, overrides, _ = sweep.load_config_file(f"{CONFIG}:{part}")
         assert len(overrides) == n, part
         for o in overrides:
