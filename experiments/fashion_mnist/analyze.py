@@ -134,9 +134,12 @@ def plot_overcomplete(cells: dict) -> Figure:
                         label=f"depth {depth}")
         if depth == 0:
             axes[2].plot(x, [max(ms[0]["pca_mse"], 1e-7) for _, ms in pts], "k--", lw=1, label="PCA-k (floor 1e-7)")
+    ratios = sorted({code / ms[0]["input_dim"] for (_, code), ms in cells.items()})
     for ax, title in zip(axes, ("jac_rank / r", "span_ood_fidelity (noise copied)", "test MSE")):
         ax.axvline(1.0, color="k", lw=0.8, ls=":")
         ax.set(xscale="log", xlabel="code size / D", title=title)
+        ax.set_xticks(ratios, [f"{r:.2g}" for r in ratios])  # the codes run, not log-axis minor ticks
+        ax.minorticks_off()
     axes[0].axhline(NEARLY_EVERY, color="grey", lw=0.8, ls=":")
     axes[2].set_yscale("log")
     axes[2].legend(fontsize=7)
