@@ -3,7 +3,8 @@
 On a CPU, XLA runs a small autoencoder's training program on one core, and compiling, the diagnostics
 and the logistic probes are single-threaded too: one process uses one core. `run_parallel` starts N
 worker processes (spawned, each its own JAX runtime on the machine's devices); each claims the next
-unclaimed shape group, largest first, and trains, diagnoses and records it into the shared workdir
+unclaimed shape group, largest first among the architectures it has already run (their diagnostics are
+compiled there), and trains, diagnoses and records it into the shared workdir
 exactly as the command itself does (`groups.run_group`). A member runs the same one-member program
 wherever it runs (`sharding.over_members`), so its numbers do not depend on the number of workers.
 The command keeps the workdir's lock, shows the progress and writes the report at the end.
@@ -61,6 +62,28 @@ def largest_first(todo: Sequence[groups_lib.Group]) -> list[int]:
     return sorted(range(len(todo)), key=lambda i: -work(todo[i]))
 
 
+def claim_next(order: Sequence[int], claimed, affinity: Sequence[Any], seen: set) -> int | None:
+    """The next group for a worker that has run groups of the `seen` affinities: the largest unclaimed
+    group (in `order`) of one of those, else the largest unclaimed one; marks it in `claimed`.
+
+    Groups of one architecture share their diagnostics programs (`groups.diagnostics_specs`), and two
+    workers that start the same program at once both compile it (the persistent cache only helps the one
+    that comes later): handing a worker the architectures it has compiled keeps each compile to one
+    process, while falling back to the largest group keeps the work balanced."""
+    free = [i for i in order if not claimed[i]]
+    if not free:
+        return None
+    pick = next((i for i in free if affinity[i] in seen), free[0])
+    claimed[pick] = 1
+    seen.add(affinity[pick])
+    return pick
+
+
+def affinity_of(group: groups_lib.Group) -> tuple:
+    """What decides which diagnostics programs a group needs: its data and its diagnostics spec."""
+    return group.data, group.diag_spec or group.plan.spec
+
+
 def train_groups(todo: Sequence[groups_lib.Group], datasets: dict, claim: Callable[[], int | None],
                  run_one: Callable, done: Callable[[int, list[dict]], None], ahead: bool) -> None:
     """Run the groups `claim()` hands out (None: no more), `done(i, records)` after each. With `ahead`,
@@ -102,9 +125,9 @@ def run_parallel(todo: Sequence[groups_lib.Group], n_workers: int, job: dict[str
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # JAX's runtime threads do not survive fork
-    next_group, chunks, outbox = ctx.Value("i", 0), ctx.Value("i", 0), ctx.Queue()
+    claimed, chunks, outbox = ctx.Array("b", len(todo)), ctx.Value("i", 0), ctx.Queue()
     order = largest_first(todo)
-    procs = [ctx.Process(target=_work, args=(rank, os.getpid(), list(todo), order, job, next_group, chunks, outbox),
+    procs = [ctx.Process(target=_work, args=(rank, os.getpid(), list(todo), order, job, claimed, chunks, outbox),
                          name=f"ae_jax-worker-{rank}") for rank in range(n_workers)]
     for p in procs:
         p.start()
@@ -185,8 +208,8 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _work(rank: int, parent: int, todo: list, order: list[int], job: dict, next_group, chunks, outbox) -> None:
-    """One worker process: claim groups in `order` until none is left."""
+def _work(rank: int, parent: int, todo: list, order: list[int], job: dict, claimed, chunks, outbox) -> None:
+    """One worker process: claim groups (`claim_next`) until none is left."""
     _die_with(parent)
 
     def stop(signum, frame):  # once: a second signal must not cut the checkpoint the first one saves
@@ -208,11 +231,11 @@ def _work(rank: int, parent: int, todo: list, order: list[int], job: dict, next_
             with chunks.get_lock():
                 chunks.value += 1
 
+    affinity, seen = [affinity_of(g) for g in todo], set()
+
     def claim() -> int | None:
-        with next_group.get_lock():
-            k = next_group.value
-            next_group.value += 1
-        return order[k] if k < len(order) else None
+        with claimed.get_lock():
+            return claim_next(order, claimed, affinity, seen)
 
     results = workdir_lib.Results(Path(job["workdir"]) / workdir_lib.RESULTS)
     run_one = lambda group, dataset: groups_lib.run_group(

@@ -112,6 +112,15 @@ def test_groups_are_handed_out_largest_first_and_one_worker_per_core_and_group()
     assert workers.auto_workers(100) == cores
 
 
+def test_a_worker_keeps_to_the_architectures_it_has_compiled_then_takes_the_largest_left():
+    # order: groups by size; affinity: which diagnostics programs each needs (two architectures here)
+    order, affinity = [0, 1, 2, 3, 4], ["deep", "shallow", "deep", "shallow", "deep"]
+    claimed, a, b = [0] * 5, set(), set()
+    assert [workers.claim_next(order, claimed, affinity, s) for s in (a, b, b, a, b, a, b)] == \
+        [0, 1, 3, 2, 4, None, None]
+    assert claimed == [1] * 5 and a == {"deep"} and b == {"shallow", "deep"}
+
+
 def test_a_bad_worker_count_is_a_one_line_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ae_jax.sweep", "--config=configs/ae.py:smoke",
                           f"--workdir={tmp_path}", "--workers=-1"], cwd=ROOT, env=environment(),
