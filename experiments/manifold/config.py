@@ -10,7 +10,8 @@ analysis adds the pull onto the manifold to the library's metrics and writes ana
 `:smoke` is the d=2 sphere, codes 1 and 32, plain and denoising, 600 steps (seconds). `:converged` trains the
 cells the verdicts rest on (`converged_cells`) for CONVERGED_STEPS at the same constant Adam 2e-3. `:long` trains
 the cells of those with members still unconverged at CONVERGED_STEPS that carry a verdict (`long_cells`: the DAEs,
-the plain code 128, the plain code d on the planes) for LONG_STEPS.
+the plain code 128, the plain code d on the planes) for LONG_STEPS; `:floor` the plain code d/2 below d (the
+error floor's nets) for LONG_STEPS.
 """
 
 from ae_jax import config as config_lib
@@ -23,7 +24,7 @@ DAE_NOISE = 0.1
 SEEDS = [0, 1, 2]
 CONVERGED_STEPS = 8000
 LONG_STEPS = 32000  # probes: the DAE at 2d and the plane DAE at 128 pass regime.converged from ~30k steps
-ARGS = ("smoke", "converged", "long")
+ARGS = ("smoke", "converged", "long", "floor")
 
 
 def codes(kind: str, d: int) -> list[int]:
@@ -73,8 +74,8 @@ def get_config(arg=None):
     if arg == "converged":
         c.name = "manifold_converged"
         c.train.steps = CONVERGED_STEPS
-    if arg == "long":
-        c.name = "manifold_long"
+    if arg in ("long", "floor"):
+        c.name = f"manifold_{arg}"
         c.train.steps = LONG_STEPS
     if arg == "smoke":
         c.name = "manifold_smoke"
@@ -96,8 +97,9 @@ def get_sweep(arg=None):
     members = []
     for kind in KINDS:
         for d in DIMS:
-            if arg in ("converged", "long"):
-                chosen = converged_cells(kind, d) if arg == "converged" else long_cells(kind, d)
+            if arg in ("converged", "long", "floor"):
+                chosen = {"converged": converged_cells(kind, d), "long": long_cells(kind, d),
+                          "floor": [{"model.code_size": max(d // 2, 1), "noise.level": 0.0}]}[arg]
                 members += product(sweep("data.manifold.kind", [kind]), sweep("data.manifold.intrinsic_dim", [d]),
                                    chosen, sweep("seed", SEEDS))
                 continue
