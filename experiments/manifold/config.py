@@ -8,7 +8,10 @@ d-sphere does not embed in R^d), 2d and 128; plain (Gaussian corruption of level
 (Gaussian, s = 0.1). Adam 2e-3, 3000 steps of batch 64, seeds 0, 1, 2. The sweep keeps every member's parameters; the
 analysis adds the pull onto the manifold to the library's metrics and writes analysis.md and figures.
 `:smoke` is the d=2 sphere, codes 1 and 32, plain and denoising, 600 steps (seconds). `:converged` trains the
-cells the verdicts rest on (`converged_cells`) for CONVERGED_STEPS at the same constant Adam 2e-3.
+cells the verdicts rest on (`converged_cells`) for CONVERGED_STEPS at the same constant Adam 2e-3. `:long` trains
+the cells of those with members still unconverged at CONVERGED_STEPS that carry a verdict (`long_cells`: the DAEs,
+the plain code 128, the plain code d on the planes) for LONG_STEPS; `:floor` the plain code d/2 below d (the
+error floor's nets) for LONG_STEPS.
 """
 
 from ae_jax import config as config_lib
@@ -20,7 +23,8 @@ DATA_NOISE = 0.02
 DAE_NOISE = 0.1
 SEEDS = [0, 1, 2]
 CONVERGED_STEPS = 8000
-ARGS = ("smoke", "converged")
+LONG_STEPS = 32000  # probes: the DAE at 2d and the plane DAE at 128 pass regime.converged from ~30k steps
+ARGS = ("smoke", "converged", "long", "floor")
 
 
 def codes(kind: str, d: int) -> list[int]:
@@ -33,6 +37,14 @@ def converged_cells(kind: str, d: int) -> list[dict]:
     """Plain AEs below, at and above d and at 128 (the rank, the floor, the drift to the identity), the DAE
     at 2d and 128 (rank d at any spare code); code 1 only where it is below d by half (d = 2)."""
     plain = sorted({max(d // 2, 1), d, *([d + 1] if kind == "sphere" else []), 2 * d, 128})
+    return ([{"model.code_size": k, "noise.level": 0.0} for k in plain]
+            + [{"model.code_size": k, "noise.level": DAE_NOISE} for k in (2 * d, 128)])
+
+
+def long_cells(kind: str, d: int) -> list[dict]:
+    """The verdict cells whose losses still fell at CONVERGED_STEPS: the DAE at 2d and 128 (rank d), the plain
+    code 128 (the drift to the identity) and, on the planes, the plain code d (a ReLU code of exactly d)."""
+    plain = [128] + ([d] if kind == "linear" else [])
     return ([{"model.code_size": k, "noise.level": 0.0} for k in plain]
             + [{"model.code_size": k, "noise.level": DAE_NOISE} for k in (2 * d, 128)])
 
@@ -62,6 +74,9 @@ def get_config(arg=None):
     if arg == "converged":
         c.name = "manifold_converged"
         c.train.steps = CONVERGED_STEPS
+    if arg in ("long", "floor"):
+        c.name = f"manifold_{arg}"
+        c.train.steps = LONG_STEPS
     if arg == "smoke":
         c.name = "manifold_smoke"
         c.train.steps = 600  # at 400 the DAE's rank is 3.00, on the edge of the test's "within 1 of d"
@@ -82,9 +97,11 @@ def get_sweep(arg=None):
     members = []
     for kind in KINDS:
         for d in DIMS:
-            if arg == "converged":
+            if arg in ("converged", "long", "floor"):
+                chosen = {"converged": converged_cells(kind, d), "long": long_cells(kind, d),
+                          "floor": [{"model.code_size": max(d // 2, 1), "noise.level": 0.0}]}[arg]
                 members += product(sweep("data.manifold.kind", [kind]), sweep("data.manifold.intrinsic_dim", [d]),
-                                   converged_cells(kind, d), sweep("seed", SEEDS))
+                                   chosen, sweep("seed", SEEDS))
                 continue
             members += product(sweep("data.manifold.kind", [kind]), sweep("data.manifold.intrinsic_dim", [d]),
                                sweep("model.code_size", codes(kind, d)), noise, sweep("seed", SEEDS))

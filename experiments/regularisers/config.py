@@ -13,7 +13,8 @@ contractive penalty. Adam 1e-3, batch 128, 6000 steps. `:manifold` is the same o
 and the Gaussian DAE at s = 0.2 on digits, three seeds, twice as long (12000 steps).
 `:converged` is the convergence run: the plain AE, the KL reference and one strength per regulariser
 (CONVERGED_STRENGTHS) on digits, three seeds, CONVERGED_STEPS at the same constant Adam 1e-3 (a cosine
-decay to 0 would flatten every curve by construction, docs/regime.md).
+decay to 0 would flatten every curve by construction, docs/regime.md); `:manifold,converged` is the whole
+`:manifold` series (every strength) for CONVERGED_STEPS.
 `:smoke` is plain, Gaussian 0.2 and top-k 8 on digits for 400 steps, one seed (seconds).
 """
 
@@ -100,7 +101,7 @@ def get_sweep(arg=None):
     if "smoke" in parts:
         return [dict(base), dict(base, **{"noise.kind": "gaussian", "noise.level": 0.2}),
                 dict(base, **{"sparsity.kind": "topk", "sparsity.k": 8, "sparsity.aux_k": 32})]
-    if "converged" in parts:
+    if "converged" in parts and data == "digits":
         members = [dict(base)] + family("kl", "sparsity.weight", [0.0], data)
         for name, value in CONVERGED_STRENGTHS.items():
             members += family(name, STRENGTHS[name][0], [value], data)

@@ -386,8 +386,10 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
                                "KL falls (latents)", "units fall (latents)"], check_rows), ""]
     verdict = "reproduced" if all(ok.values()) and lin_ok else "partly reproduced"
     fails = [k for k, v in ok.items() if not v] + ([] if lin_ok else ["linear/closed_form"])
+    linear_note = (f"; linear VAE active units equal the closed form for every member: **{lin_ok}**" if closed
+                   else "; no linear VAE in this sweep (its closed-form check not made)")
     lines += ["## Verdict", "", f"**{verdict}**" + (f" (fails: {', '.join(fails)})" if fails else "")
-              + f"; linear VAE active units equal the closed form for every member: **{lin_ok}**.", ""]
+              + linear_note + ".", ""]
     writer.summary({"verdict": verdict, "linear_matches_closed_form": lin_ok})
 
 
