@@ -305,10 +305,16 @@ def test_a_read_only_workdir_is_one_line(cfg, tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_is_one_line_and_the_rerun_finishes(cfg, reference, tmp_path, capsys, monkeypatch, sig):
-    stop_after_saves(monkeypatch, 2, then=lambda: os.kill(os.getpid(), sig))
-    code, err = cli(cfg, tmp_path, capsys)
-    monkeypatch.undo()
-    assert code == 128 + sig
+    # A fresh command starts with Python's Ctrl-C handler; this process ran other tests first (once, in a
+    # suite run, the SIGINT here did not interrupt the sweep), so the test installs it again.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        stop_after_saves(monkeypatch, 2, then=lambda: os.kill(os.getpid(), sig))
+        code, err = cli(cfg, tmp_path, capsys)
+        monkeypatch.undo()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 128 + sig, f"SIGINT handler this test found: {previous!r}"
     one_error_line(err, "resumes", prefix="interrupted")
     assert ckpt_files(tmp_path)  # the group's state is kept for the rerun
     assert cli(cfg, tmp_path, capsys)[0] == 0 and metrics(tmp_path) == reference
