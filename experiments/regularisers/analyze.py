@@ -379,7 +379,7 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
             dae_rows.append([f"{s:g}", spread(v, "jac_rank", 3), str(w["jac_rank"]), spread(v, "kept_dims", 3),
                              f"{w['kept_dims']:.1f}", spread(v, "noise_gain"), f"{w['noise_gain']:.3f}",
                              spread(v, "test_mse"), f"{w['test_mse']:.3g}"])
-        lines += [f"### Gaussian DAE against the Wiener filter C (C + s^2 I)^-1 at its training s", "",
+        lines += ["### Gaussian DAE against the Wiener filter C (C + s^2 I)^-1 at its training s", "",
                   "The Wiener filter is the best linear denoiser for noise of std s; it keeps the principal "
                   "directions with variance above s^2 at gain above 0.5. Its noise_gain and test MSE are "
                   f"measured exactly as the members' (noise s = {s_measure:g} on the test set).", "",

@@ -68,7 +68,7 @@ def load_data(c: dict) -> data_lib.Dataset:
 
 def linear_closed_form(ds: data_lib.Dataset, latent: int, beta: float, threshold: float) -> dict:
     """The linear VAE optimum's active units, KL and per-unit variances (module docstring), on train and test."""
-    x_tr, x_te = np.asarray(ds.x_train, np.float64), np.asarray(ds.x_test, np.float64)
+    x_te = np.asarray(ds.x_test, np.float64)
     mu, evals, evecs, _ = diagnostics.pca(ds.x_train)
     sigma2 = beta / 2.0
     kept = np.flatnonzero(evals > sigma2)[:latent]  # eigh sorts, so these are the largest
