@@ -227,8 +227,9 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Overrides) -> 
             value = float(value)
         try:
             node[leaf] = value
-        except TypeError as e:
-            raise ConfigError(f"sweep override '{key}': {value!r} has the wrong type ({e})") from None
+        except TypeError:  # ml_collections' own message quotes the value raw (a newline in it breaks the line)
+            raise ConfigError(f"sweep override '{key}': {value!r} has the wrong type (expected "
+                              f"{type(old).__name__}, got {type(value).__name__})") from None
     return c
 
 

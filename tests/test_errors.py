@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from ae_jax import sweep
 
@@ -146,6 +146,7 @@ KEYS = ["model.code_size", "model.depth", "model.width", "train.steps", "train.b
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(key="model.code_size", value="\n")  # ml_collections' message quoted it raw: two lines
 @given(key=st.sampled_from(KEYS),
        value=st.one_of(st.integers(-10**6, -1), st.just(0), st.floats(allow_nan=True, allow_infinity=True),
                        st.text(max_size=5)))
