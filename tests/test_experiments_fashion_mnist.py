@@ -75,6 +75,8 @@ def test_overcomplete_verdict_needs_every_seed_identity_like_at_4x(run):
     assert run.overcomplete(small + big)[1]["ok"]
     one_off = big[:2] + [record({"model.code_size": 3136}, jac_rank=500.0, span_ood_fidelity=0.95)]
     assert not run.overcomplete(small + one_off)[1]["ok"]  # 500 / 700 < 0.85 in one seed
+    wide_only = [record({"model.code_size": 256}) for _ in range(3)] + big  # no small code: no verdict
+    assert "ok" not in run.overcomplete(wide_only)[1] and "not made" in run.overcomplete(wide_only)[1]["text"]
 
 
 def test_regulariser_counts_as_pulled_off_only_beyond_the_seed_spread(run):
