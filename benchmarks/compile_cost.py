@@ -15,7 +15,8 @@ import time
 
 import jax
 
-from ae_jax import data as data_lib, groups, models, objectives, sharding, sweep, train
+from ae_jax import groups, models, objectives, sharding, sweep, train
+from benchmarks.packing import sweep_groups
 
 
 def compiled_cost(fn, *args) -> dict:
@@ -31,10 +32,8 @@ def main(argv=None) -> int:
     parser.add_argument("--depth", type=int, default=0)
     args = parser.parse_args(argv)
     base, _, _ = sweep.load_config_file("configs/quickstart.py")
-    members = sweep.expand(base, [{"model.code_size": c, "model.depth": args.depth, "seed": s}
-                                  for c in (args.code, max(args.code // 2, 1)) for s in (0, 1, 2)])
-    datasets = {sweep.data_key(m.config): data_lib.load(m.config.data) for m in members}
-    (group,) = groups.group_members(members, datasets)
+    (group,), datasets = sweep_groups(base, [{"model.code_size": c, "model.depth": args.depth, "seed": s}
+                                             for c in (args.code, max(args.code // 2, 1)) for s in (0, 1, 2)])
     seeds, hp, sizes, _, x_train = groups._group_inputs(group, datasets[group.data])
     plan = group.plan
     with models.matmul_precision(plan.spec):
@@ -53,7 +52,8 @@ def main(argv=None) -> int:
             "group_chunk": compiled_cost(sharding.over_members(functools.partial(train.train_chunk, plan=plan),
                                                                (0, 0, None), None), state, hp_M, data),
         }
-    print(json.dumps({"code_size": args.code, "depth": args.depth, "members": len(members), "parts": parts}, indent=1))
+    print(json.dumps({"code_size": args.code, "depth": args.depth, "members": len(group.members), "parts": parts},
+                     indent=1))
     return 0
 
 

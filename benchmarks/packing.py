@@ -24,15 +24,20 @@ def macs(spec: models.ModelSpec) -> int:
                if "kernel" in jax.tree_util.keystr(path))
 
 
+def sweep_groups(base, grid: list[dict]) -> tuple[list[groups.Group], dict]:
+    """The shape groups a sweep command would train for `base` x `grid`, and their datasets by data key."""
+    members = sweep.expand(base, grid)
+    datasets = {key: data_lib.load(data_config) for key, data_config in
+                {sweep.data_key(m.config): m.config.data for m in members}.items()}
+    return sweep.group_members(members, datasets), datasets
+
+
 def packing_table(config_path: str, ratios: list[float]) -> list[dict]:
     """One row per pack ratio: programs and padded/own training work of the sweep `config_path` defines."""
     base, grid, _ = sweep.load_config_file(config_path)
     rows = []
     for ratio in ratios:
-        members = sweep.expand(base, [{**o, "train.pack_ratio": ratio} for o in grid])
-        datasets = {sweep.data_key(m.config): m.config.data for m in members}
-        datasets = {key: data_lib.load(data_config) for key, data_config in datasets.items()}
-        grouped = sweep.group_members(members, datasets)
+        grouped, datasets = sweep_groups(base, [{**o, "train.pack_ratio": ratio} for o in grid])
         padded = own = 0
         for g in grouped:
             for m in g.members:

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from ae_jax import data as data_lib, groups, models, sweep, train
-from benchmarks.packing import macs
+from benchmarks.packing import macs, sweep_groups
 
 
 def group_split(group: groups.Group, dataset: data_lib.Dataset) -> dict:
@@ -48,10 +48,9 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default="configs/quickstart.py")
     args = parser.parse_args(argv)
     base, grid, _ = sweep.load_config_file(args.config)
-    members = sweep.expand(base, grid)
-    datasets = {sweep.data_key(m.config): data_lib.load(m.config.data) for m in members}
+    grouped, datasets = sweep_groups(base, grid)
     rows = []
-    for group in groups.group_members(members, datasets):
+    for group in grouped:
         rows.append(group_split(group, datasets[group.data]))
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     total = {k: sum(r[k] for r in rows) for k in ("compile_s", "init_s", "first_fit_s", "steady_fit_s", "own_gflop")}
