@@ -281,6 +281,7 @@ def markdown(name: str, members: list[store.Member], ds: data_lib.Dataset, den: 
     c = members[0].config
     uc = c.usecases
     train_rows = [[label, len(ms), "/".join(sorted({str(m.metrics["steps"]) for m in ms})),
+                   f"{sum(bool(m.metrics.get('converged')) for m in ms)}/{len(ms)}",
                    spread([m.metrics["final_recon"] for m in ms], ".3g"), spread(den["clean_test_mse"][label], ".2e")]
                   for label, ms in by_label(members).items()]
     seen = set(den["train_levels"])
@@ -300,7 +301,7 @@ def markdown(name: str, members: list[store.Member], ds: data_lib.Dataset, den: 
         f"analysis wall time {elapsed}."
         + (f" Not analysed (status not ok): {', '.join(f'{m.name} ({m.status})' for m in not_ok)}." if not_ok else ""),
         "",
-        common.md_table(["net", "seeds", "steps", "final train loss (sum over pixels)", "clean test MSE per pixel"],
+        common.md_table(["net", "seeds", "steps", "converged", "final train loss (sum over pixels)", "clean test MSE per pixel"],
                         train_rows), "",
         "## Denoising on held-out noise", "",
         f"Denoise gain sum ||f(x+e) - x||² / sum ||e||² over the {len(ds.x_test)} test images x {uc.noise_draws} "
