@@ -1,4 +1,4 @@
-"""Calibration suite (issue 13): maps whose regime is known get exactly that label on three datasets.
+"""Calibration suite: maps whose regime is known get exactly that label on three datasets.
 
 The thresholds of ae_jax/regime.py were chosen on these maps (docs/regime.md has the table, made by
 `python tests/test_calibration.py`). Datasets: sklearn digits (64-d, 3 constant pixels); a synthetic
@@ -170,7 +170,7 @@ def test_closed_form_maps(closed):
 
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
 def test_low_rank_plus_noise_signal_projection_is_structured_identity_is_identity(dataset):
-    """Issue 13: the projection onto the signal subspace removes the noise, copies every direction of an
+    """The projection onto the signal subspace removes the noise, copies every direction of an
     effective span of 6, and must stay `structured`; the identity beside it copies the noise too."""
     x_tr, x_te = low_rank_plus_noise(*DATASETS[dataset]()[:2])
     mu, _, u, r = dg.pca(x_tr)

@@ -39,7 +39,7 @@ def metrics(workdir):
 
 def assert_close(a, b):
     """Equal up to float32 rounding: a member retrained without its group mates is not bit-identical
-    (issue 18, item 3); everything else in this file compares bit for bit."""
+    (docs/reliability.md); everything else in this file compares bit for bit."""
     assert sorted(a) == sorted(b)
     for name in a:
         for k, v in a[name].items():
