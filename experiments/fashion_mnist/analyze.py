@@ -170,7 +170,7 @@ def linear(records: list[dict], x_train: np.ndarray | None = None) -> tuple[list
         ratio = stat(ms, "pca_ratio")
         worst = max(worst, ratio[2])
         row = [code, len(ms)] + training(ms) + [span(stat(ms, "test_mse"), 4), common.fmt(ms[0]["pca_mse"], 4),
-                                                span(ratio, 4)]
+                                                fixed(ratio)]
         if x_train is not None:
             optimum = closed_forms.pca_mse(x_train, x_train, code)
             for m in ms:
@@ -190,6 +190,11 @@ def linear(records: list[dict], x_train: np.ndarray | None = None) -> tuple[list
             + f"; {conv}/{n} members pass the convergence test on their train-loss curve")
     return [common.md_table(head, rows)], dict(ok=ok, worst=worst, worst_gap=worst_gap if x_train is not None
                                                else None, converged=conv, text=text)
+
+
+def fixed(t: tuple[float, float, float]) -> str:
+    """A seed mean (min-max) of ratios near 1, to 4 decimals (4 significant digits would print 1.0001 as 1)."""
+    return f"{t[0]:.4f}" if t[1] == t[2] else f"{t[0]:.4f} ({t[1]:.4f}-{t[2]:.4f})"
 
 
 def pct(t: tuple[float, float, float]) -> str:
