@@ -7,7 +7,8 @@ WORKDIR/analysis.md, with one section per result whose members the workdir holds
   linear        the linear AE's test MSE against the closed-form PCA-k test MSE, and its train MSE
                 against PCA-k's on the training images (the least any rank-k linear map reaches);
   regularisers  code-3136 AEs, plain against each regulariser;
-  vae           active units, KL and test ELBO against latent size;
+  vae           active units (Burda et al.'s threshold, and experiments/vae's `informative` count from
+                the saved members), KL and test ELBO against latent size;
   tsne          experiments/use_cases' t-SNE protocol on the members with a `usecases` block
                 (figures/tsne.png), with AE against raw and PCA paired by seed.
 Every number is a seed mean with the min-max over seeds, beside the steps, the final train loss and how
@@ -25,6 +26,7 @@ from ae_jax import closed_forms, data as data_lib, store
 from experiments import common
 from experiments.fashion_mnist import config
 from experiments.use_cases import analyze as use_cases, figures as use_case_figures
+from experiments.vae import analyze as vae_analysis
 
 NEARLY_EVERY = 0.85  # experiments/overcomplete's bar: jac_rank / r of the identity-like 4x code
 SMALL_CODE = 16  # the claim's "far better than at a small code": the overcomplete part's smallest code
@@ -238,11 +240,20 @@ def regularisers(records: list[dict]) -> tuple[list[str], dict]:
     return lines, dict(pulled_off=verdicts)
 
 
-def vae(records: list[dict]) -> tuple[list[str], dict]:
+def vae(records: list[dict], workdir: Path | None = None) -> tuple[list[str], dict]:
+    """Active units, KL and ELBO per (beta, latent); with the workdir's saved members, also experiments/vae's
+    `informative` count (units carrying at least 10% of the largest unit's KL: no absolute threshold)."""
+    if workdir is not None:
+        members = {m.index: m for m in store.load(workdir)}
+        for r in records:
+            m = members[r["member"]]
+            r["metrics"]["informative"] = vae_analysis.informative(vae_analysis.unit_stats(m, m.dataset.x_test)["kl"])
     cells = grouped(records, lambda c: (c["vae.beta"], c["model.code_size"]))
-    head = ["beta", "latent", "seeds"] + TRAIN_HEAD + ["active units", "KL (nats)", "test ELBO", "test MSE"]
-    rows = [[beta, code, len(ms)] + training(ms) + [span(stat(ms, "active_units"), 3), span(stat(ms, "kl"), 3),
-                                                  span(stat(ms, "test_elbo"), 4), span(stat(ms, "test_mse"), 3)]
+    counts = ["active_units"] + (["informative"] if workdir is not None else [])
+    head = (["beta", "latent", "seeds"] + TRAIN_HEAD + [k.replace("_", " ") for k in counts]
+            + ["KL (nats)", "test ELBO", "test MSE"])
+    rows = [[beta, code, len(ms)] + training(ms) + [span(stat(ms, k), 3) for k in counts]
+            + [span(stat(ms, "kl"), 3), span(stat(ms, "test_elbo"), 4), span(stat(ms, "test_mse"), 3)]
             for (beta, code), ms in cells.items()]
     units = {k: stat(ms, "active_units") for k, ms in cells.items()}
     return [common.md_table(head, rows)], dict(units=units)
@@ -325,7 +336,7 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
         table, out["regularisers"] = regularisers(ref + by_kind["regularised"])
         lines += ["## Regularisers at the same code, steps and batch", ""] + table + [""]
     if by_kind["vae"]:
-        table, out["vae"] = vae(by_kind["vae"])
+        table, out["vae"] = vae(by_kind["vae"], workdir)
         lines += ["## VAE: active units against latent size", ""] + table + [""]
     if by_kind["tsne"]:
         table, out["tsne"] = tsne(workdir, writer)
