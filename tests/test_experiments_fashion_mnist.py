@@ -27,7 +27,8 @@ def cfg():
 
 
 def test_parts_are_what_the_readme_says(cfg):
-    for part, n in (("overcomplete", 24), ("regularisers", 15), ("tsne", 6), ("vae", 12), ("linear", 9), ("converged", 9)):
+    for part, n in (("overcomplete", 24), ("regularisers", 15), ("tsne", 6), ("vae", 12), ("linear", 9), ("converged", 9),
+                    ("vae_long", 12)):
         config, overrides, _ = sweep.load_config_file(f"{CONFIG}:{part}")
         assert len(overrides) == n, part
         for o in overrides:
@@ -67,6 +68,17 @@ def test_linear_verdict_follows_the_worst_seed(run):
     assert ver["ok"] and "1.0" in lines[0]
     far = close[:2] + [record({"model.code_size": 16}, test_mse=0.013)]  # one seed 30% above PCA-16
     assert not run.linear(far)[1]["ok"]
+
+
+def test_linear_train_gap_is_against_the_pca_k_train_optimum(run):
+    import numpy as np
+    x = np.random.default_rng(0).normal(size=(200, 20)) * np.linspace(2.0, 0.1, 20)
+    optimum = float(np.sort(np.linalg.eigvalsh(np.cov(x.T, bias=True)))[:-4].sum() / 20)  # PCA-4's train MSE
+    ms = [record({"model.code_size": 4}, train_mse=optimum * (1.0 + g), converged=c)
+          for g, c in ((0.01, True), (0.02, True), (0.03, False))]
+    lines, ver = run.linear(ms, x)
+    assert abs(ver["worst_gap"] - 0.03) < 1e-9 and ver["converged"] == 2
+    assert "2.00% (1.00-3.00%)" in lines[0] and "2/3 members pass" in ver["text"]
 
 
 def test_overcomplete_verdict_needs_every_seed_identity_like_at_4x(run):

@@ -4,9 +4,11 @@ Reads a finished sweep of `experiments/fashion_mnist/config.py` (any of its part
 WORKDIR/analysis.md, with one section per result whose members the workdir holds:
   overcomplete  ReLU AEs without regulariser, per depth and code: regime, jac_rank / r,
                 span_ood_fidelity, test MSE against PCA-k (figures/fashion_mnist_overcomplete.png);
-  linear        the linear AE's test MSE against the closed-form PCA-k test MSE;
+  linear        the linear AE's test MSE against the closed-form PCA-k test MSE, and its train MSE
+                against PCA-k's on the training images (the least any rank-k linear map reaches);
   regularisers  code-3136 AEs, plain against each regulariser;
-  vae           active units, KL and test ELBO against latent size;
+  vae           active units (Burda et al.'s threshold, and experiments/vae's `informative` count from
+                the saved members), KL and test ELBO against latent size;
   tsne          experiments/use_cases' t-SNE protocol on the members with a `usecases` block
                 (figures/tsne.png), with AE against raw and PCA paired by seed.
 Every number is a seed mean with the min-max over seeds, beside the steps, the final train loss and how
@@ -20,10 +22,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ae_jax import data as data_lib, store
+from ae_jax import closed_forms, data as data_lib, store
 from experiments import common
 from experiments.fashion_mnist import config
 from experiments.use_cases import analyze as use_cases, figures as use_case_figures
+from experiments.vae import analyze as vae_analysis
 
 NEARLY_EVERY = 0.85  # experiments/overcomplete's bar: jac_rank / r of the identity-like 4x code
 SMALL_CODE = 16  # the claim's "far better than at a small code": the overcomplete part's smallest code
@@ -155,21 +158,59 @@ def plot_overcomplete(cells: dict) -> Figure:
     return fig
 
 
-def linear(records: list[dict]) -> tuple[list[str], dict]:
+def linear(records: list[dict], x_train: np.ndarray | None = None) -> tuple[list[str], dict]:
+    """Test MSE against PCA-k's, and (given the training images) train MSE against PCA-k's on them: the
+    least train MSE any rank-k linear map reaches (Eckart-Young), so its gap is the optimisation left."""
     cells = grouped(records, lambda c: c["model.code_size"])
     head = ["code k", "seeds"] + TRAIN_HEAD + ["test MSE", "PCA-k test MSE", "ratio (min-max)"]
-    rows, worst = [], 0.0
+    if x_train is not None:
+        head += ["train MSE", "PCA-k train MSE (optimum)", "train gap (min-max)"]
+    rows, worst, worst_gap = [], 0.0, 0.0
     for code, ms in cells.items():
         for m in ms:
             m["pca_ratio"] = m["test_mse"] / m["pca_mse"]
         ratio = stat(ms, "pca_ratio")
         worst = max(worst, ratio[2])
-        rows.append([code, len(ms)] + training(ms) + [span(stat(ms, "test_mse"), 4), common.fmt(ms[0]["pca_mse"], 4),
-                                                      span(ratio, 4)])
+        row = [code, len(ms)] + training(ms) + [span(stat(ms, "test_mse"), 4), common.fmt(ms[0]["pca_mse"], 4),
+                                                fixed(ratio)]
+        if x_train is not None:
+            optimum = closed_forms.pca_mse(x_train, x_train, code)
+            for m in ms:
+                m["train_gap"] = m["train_mse"] / optimum - 1.0
+            gap = stat(ms, "train_gap")
+            worst_gap = max(worst_gap, gap[2])
+            row += [span(stat(ms, "train_mse"), 4), common.fmt(optimum, 4),
+                    pct(gap)]
+        rows.append(row)
     ok = worst <= PCA_MATCH
+    conv = sum(bool(m["converged"]) for ms in cells.values() for m in ms)
+    n = sum(len(ms) for ms in cells.values())
     text = (f"worst seed's test MSE / PCA-k = {worst:.4f}: the linear AE = PCA-k control is "
-            f"**{'reproduced' if ok else 'not reproduced'}** (tolerance {PCA_MATCH:g})")
-    return [common.md_table(head, rows)], dict(ok=ok, text=text)
+            f"**{'reproduced' if ok else 'not reproduced'}** (tolerance {PCA_MATCH:g})"
+            + (f"; worst seed's train MSE {100 * worst_gap:.2f}% above the PCA-k train optimum"
+               if x_train is not None else "")
+            + f"; {conv}/{n} members pass the convergence test on their train-loss curve")
+    return [common.md_table(head, rows)], dict(ok=ok, worst=worst, worst_gap=worst_gap if x_train is not None
+                                               else None, converged=conv, text=text)
+
+
+def fixed(t: tuple[float, float, float]) -> str:
+    """A seed mean (min-max) of ratios near 1, to 4 decimals (4 significant digits would print 1.0001 as 1)."""
+    return f"{t[0]:.4f}" if t[1] == t[2] else f"{t[0]:.4f} ({t[1]:.4f}-{t[2]:.4f})"
+
+
+def pct(t: tuple[float, float, float]) -> str:
+    """A seed mean (min-max) of fractions, as percentages to 0.01."""
+    return f"{100 * t[0]:.2f}%" if t[1] == t[2] else f"{100 * t[0]:.2f}% ({100 * t[1]:.2f}-{100 * t[2]:.2f}%)"
+
+
+def train_images(records: list[dict]) -> np.ndarray | None:
+    """The (N, D) training images the records' members trained on, or None if their data configs differ."""
+    datas = {tuple(sorted((k, repr(v)) for k, v in r["config"].items() if k.startswith("data."))) for r in records}
+    if len(datas) != 1:
+        return None
+    x = np.asarray(data_lib.load(store.config_from_flat(records[0]["config"]).data).x_train)
+    return x.reshape(len(x), -1)
 
 
 def regularisers(records: list[dict]) -> tuple[list[str], dict]:
@@ -199,11 +240,20 @@ def regularisers(records: list[dict]) -> tuple[list[str], dict]:
     return lines, dict(pulled_off=verdicts)
 
 
-def vae(records: list[dict]) -> tuple[list[str], dict]:
+def vae(records: list[dict], workdir: Path | None = None) -> tuple[list[str], dict]:
+    """Active units, KL and ELBO per (beta, latent); with the workdir's saved members, also experiments/vae's
+    `informative` count (units carrying at least 10% of the largest unit's KL: no absolute threshold)."""
+    if workdir is not None:
+        members = {m.index: m for m in store.load(workdir)}
+        for r in records:
+            m = members[r["member"]]
+            r["metrics"]["informative"] = vae_analysis.informative(vae_analysis.unit_stats(m, m.dataset.x_test)["kl"])
     cells = grouped(records, lambda c: (c["vae.beta"], c["model.code_size"]))
-    head = ["beta", "latent", "seeds"] + TRAIN_HEAD + ["active units", "KL (nats)", "test ELBO", "test MSE"]
-    rows = [[beta, code, len(ms)] + training(ms) + [span(stat(ms, "active_units"), 3), span(stat(ms, "kl"), 3),
-                                                  span(stat(ms, "test_elbo"), 4), span(stat(ms, "test_mse"), 3)]
+    counts = ["active_units"] + (["informative"] if workdir is not None else [])
+    head = (["beta", "latent", "seeds"] + TRAIN_HEAD + [k.replace("_", " ") for k in counts]
+            + ["KL (nats)", "test ELBO", "test MSE"])
+    rows = [[beta, code, len(ms)] + training(ms) + [span(stat(ms, k), 3) for k in counts]
+            + [span(stat(ms, "kl"), 3), span(stat(ms, "test_elbo"), 4), span(stat(ms, "test_mse"), 3)]
             for (beta, code), ms in cells.items()]
     units = {k: stat(ms, "active_units") for k, ms in cells.items()}
     return [common.md_table(head, rows)], dict(units=units)
@@ -277,7 +327,7 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
         if "text" in out["overcomplete"]:
             lines += [f"Verdict: {out['overcomplete']['text']}.", ""]
     if by_kind["linear"]:
-        table, out["linear"] = linear(by_kind["linear"])
+        table, out["linear"] = linear(by_kind["linear"], train_images(by_kind["linear"]))
         lines += ["## Linear AE against PCA-k", ""] + table + ["", f"Verdict: {out['linear']['text']}.", ""]
     if by_kind["regularised"]:
         reg_steps = {r["config"]["train.steps"] for r in by_kind["regularised"]}
@@ -286,7 +336,7 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
         table, out["regularisers"] = regularisers(ref + by_kind["regularised"])
         lines += ["## Regularisers at the same code, steps and batch", ""] + table + [""]
     if by_kind["vae"]:
-        table, out["vae"] = vae(by_kind["vae"])
+        table, out["vae"] = vae(by_kind["vae"], workdir)
         lines += ["## VAE: active units against latent size", ""] + table + [""]
     if by_kind["tsne"]:
         table, out["tsne"] = tsne(workdir, writer)
