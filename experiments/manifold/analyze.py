@@ -222,6 +222,8 @@ def plot(rows: list[dict]) -> dict[str, Figure]:
         axes = np.atleast_1d(fig.subplots(1, len(kinds)))
         for ax, kind in zip(axes, kinds):
             for i, d in enumerate(dims):
+                if not any((r["kind"], r["d"]) == (kind, d) for r in rows):
+                    continue  # a workdir of some cells only (an --only run) need not have every d of every kind
                 for dae, style in ((0.0, "-o"), (max(r["dae"] for r in rows), "--s")):
                     pts = sorted((r["code"], r[metric]) for r in rows if (r["kind"], r["d"], r["dae"]) == (kind, d, dae))
                     if pts:

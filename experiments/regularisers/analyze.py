@@ -8,6 +8,8 @@ C (C + s^2 I)^-1, the closed-form linear denoiser, beside the Gaussian DAE at ea
 verdicts, one on the Jacobian rank and one on the noise gain. Figures: WORKDIR/figures/regulariser_paths.png
 (each regulariser's path as its strength grows, against PCA-k and the Wiener family) and
 jacobian_spectra.png (the mean singular values of the whole map's Jacobian on the span, seed 0).
+`analyze WORKDIR LONGER_WORKDIR` (the same settings, or some of them, trained longer) adds the training-budget
+control and every setting at the longest budget it was run for, read against its reference.
 """
 
 import collections
@@ -238,6 +240,32 @@ def budget_rows(table: dict, long_table: dict) -> list[list[str]]:
     return rows
 
 
+SETTLED_HEAD = ["regulariser", "strength", "steps", "converged", "final loss", "regime", "jac_rank", "kept_dims",
+                "noise_gain", "perturb_gain", "test_mse", "rank vs reference", "noise_gain vs reference"]
+
+
+def settled_rows(table: dict, long_table: dict, data: str) -> list[list[str]]:
+    """Every setting of a data set at the longest budget it was run for (the longer sweep's cell where that
+    sweep has it, this sweep's otherwise), each read against its reference (the plain AE; KL: its weight-0
+    sigmoid AE) at that reference's longest budget: `falls` when every seed's jac_rank lies more than
+    RANK_DROP below every reference seed's; noise_gain `lower` / `higher` when every seed lies below / above
+    every reference seed, `overlaps` otherwise."""
+    merged = {k: long_table.get(k, v) for k, v in table.items()}
+    rows = []
+    for name in ORDER:
+        for strength in strengths_of(merged, data, name):
+            v = merged[(data, name, strength)]
+            is_ref = name == "plain" or (name == "kl" and strength == 0.0)
+            ref = reference(merged, data, name)
+            rank = "—" if is_ref else "falls" if below(v, ref, "jac_rank", RANK_DROP) else "**no**"
+            noise = "—" if is_ref else "lower" if below(v, ref, "noise_gain") else (
+                "**higher**" if below(ref, v, "noise_gain") else "overlaps")
+            rows.append([SHORT[name], f"{strength:g}", f"{v['steps']:.0f}", f"{v['converged']}/{v['n']}",
+                         spread(v, "final_total"), regime_text(v), spread(v, "jac_rank"), spread(v, "kept_dims"),
+                         spread(v, "noise_gain"), spread(v, "perturb_gain"), spread(v, "test_mse"), rank, noise])
+    return rows
+
+
 def probe_rows(table: dict) -> list[list[str]]:
     """probe_acc beside its references (the same probe on the untrained initial codes, and on the raw
     inputs) for the cells that recorded them."""
@@ -337,7 +365,8 @@ def wiener_gains(ds: data_lib.Dataset, s: float) -> np.ndarray:
 def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[str],
             long_records: list[dict] | None = None) -> None:
     """Fills WORKDIR/analysis.md, WORKDIR/figures/regulariser_paths.png and jacobian_spectra.png;
-    `long_records` (the `:long` sweep) adds the training-budget control."""
+    `long_records` (a longer sweep: `:long`, or the series at more steps) adds the training-budget control and
+    every setting at its longest budget."""
     table = cells(records)
     if not any(k[1] == "plain" for k in table):
         raise common.ConfigError(f"{workdir}/results.jsonl: no plain autoencoder to compare against")
@@ -440,6 +469,14 @@ def analyse(workdir: Path, records: list[dict], name: str, writer, lines: list[s
                   common.md_table(["data", "regulariser", "strength", "steps", "converged", "final loss", "regime",
                                    "jac_rank", "noise_gain", "perturb_gain", "test_mse", "moved"],
                                   budget_rows(table, long_table)), ""]
+        for data in sorted({k[0] for k in table}):
+            lines += [f"## Every setting at its longest budget ({data})", "",
+                      "Each setting's cell from the longer sweep where it has one, from this sweep otherwise, "
+                      "read against its reference at the reference's longest budget (the plain AE; KL: its "
+                      f"weight-0 sigmoid AE). `rank vs reference`: falls = every seed more than {RANK_DROP:g} "
+                      "below every reference seed; `noise_gain vs reference`: lower / higher = every seed "
+                      "below / above every reference seed.", "",
+                      common.md_table(SETTLED_HEAD, settled_rows(table, long_table, data)), ""]
     probes = probe_rows(cells(long_records)) if long_records else probe_rows(table)
     if probes:
         lines += ["## Probe accuracy beside its references", "",
